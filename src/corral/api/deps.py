@@ -1,0 +1,33 @@
+"""Request-scoped access to the services composed by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from corral.core.config import Settings
+from corral.services.admission import Admission
+from corral.services.chat import ChatService
+from corral.services.completions import CompletionService
+from corral.services.embeddings import EmbeddingService
+from corral.services.registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    registry: ModelRegistry
+    admission: Admission
+    chat: ChatService
+    completions: CompletionService
+    embeddings: EmbeddingService
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

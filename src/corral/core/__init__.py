@@ -1,0 +1,1 @@
+"""Settings, errors and ids: imported by every layer, importing none of them."""

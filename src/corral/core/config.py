@@ -1,0 +1,84 @@
+"""One settings tree for all of corral, read from ``CORRAL_*`` environment variables.
+
+Nested groups use ``__`` as the delimiter: ``CORRAL_ENGINE__N_PARALLEL=4``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("corral", appauthor=False))
+
+
+def _default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class EngineSettings(BaseModel):
+    """The embedded llama.cpp engine."""
+
+    n_ctx: int = Field(
+        8192, ge=256, description="Total KV-cache size in tokens, shared by all slots."
+    )
+    n_parallel: int = Field(
+        8, ge=1, le=256, description="Concurrent sequences (slots) decoded in one batch."
+    )
+    n_threads: int = Field(
+        default_factory=_default_threads, ge=1, description="CPU threads for decoding."
+    )
+    n_batch: int = Field(2048, ge=32, description="Logical batch size for prompt processing.")
+    n_ubatch: int = Field(512, ge=32, description="Physical batch size for prompt processing.")
+    embeddings: bool = Field(True, description="Serve /v1/embeddings from the loaded model.")
+    chat_template: str | None = Field(
+        None,
+        description="Operator's override of the GGUF's chat template (never taken from a request).",
+    )
+    max_workers: int = Field(
+        64, ge=1, description="Threads that wait on the engine (one per in-flight request)."
+    )
+
+
+class LimitSettings(BaseModel):
+    """Bounds checked before any engine work starts."""
+
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_n: int = Field(8, ge=1, le=128, description="Largest `n` (choices per request).")
+    max_messages: int = Field(2048, ge=1, description="Most messages in one chat request.")
+    max_stop: int = Field(4, ge=1, description="Most stop sequences.")
+    max_tools: int = Field(128, ge=1, description="Most tools in one request.")
+    max_embedding_inputs: int = Field(2048, ge=1, description="Most inputs per embeddings call.")
+    max_prompts: int = Field(64, ge=1, description="Most prompts per completions call.")
+    max_in_flight: int = Field(
+        64, ge=1, description="Requests admitted at once; more get 503 with retry-after."
+    )
+
+
+class Settings(BaseSettings):
+    """corral's settings. Every field has a default; the docs table is generated from this."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CORRAL_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Everything corral writes goes here (a per-user data folder by default).",
+    )
+    model: str = Field(
+        EMBEDDED_MODEL_ID,
+        description="Model to serve: the embedded model's id or a path to a GGUF file.",
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -1,0 +1,1 @@
+"""Engines: the things that actually run models, behind one interface."""

@@ -1,0 +1,255 @@
+"""The embedded llama.cpp engine, on xllamacpp (llama.cpp's own server loop in-process).
+
+Each request runs on a worker thread because xllamacpp's handlers block until the
+request ends; stream chunks cross to the event loop with ``call_soon_threadsafe`` and
+the chunk callback returns True once the consumer is gone, which stops the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from corral.core.config import EngineSettings
+from corral.core.errors import (
+    ContextLengthExceededError,
+    CorralError,
+    EngineError,
+    EngineUnavailableError,
+    InvalidRequestError,
+)
+from corral.engines.base import Body, EngineInfo
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class _End:
+    result: Any = None
+    exc: BaseException | None = None
+
+
+def engine_error(payload: Any) -> CorralError:
+    """Map llama.cpp's error object to a typed corral error."""
+    err = payload.get("error", payload) if isinstance(payload, dict) else {}
+    message = str(err.get("message", "engine error"))
+    kind = err.get("type")
+    status = err.get("code")
+    if kind == "exceed_context_size_error":
+        return ContextLengthExceededError(message, param="messages")
+    if status == 400 or kind == "invalid_request_error":
+        return InvalidRequestError(message)
+    if status == 503 or kind == "unavailable_error":
+        return EngineUnavailableError(message)
+    return EngineError(message)
+
+
+def weights_sha256(path: Path, cache_dir: Path) -> str:
+    """sha256 of the weights, cached by path, size and mtime (hashing 5 GB takes a while)."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cache = cache_dir / f"sha256-{key.hexdigest()[:32]}"
+    if cache.exists():
+        return cache.read_text().strip()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+class LlamaCppEngine:
+    """One GGUF model served by llama.cpp with continuous batching over ``n_parallel`` slots."""
+
+    def __init__(self, model_path: Path, settings: EngineSettings, cache_dir: Path) -> None:
+        self._path = model_path
+        self._settings = settings
+        self._cache_dir = cache_dir
+        self._pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="llamacpp")
+        self._server: Any = None
+        self._info: EngineInfo | None = None
+        # llama.cpp's own HTTP listener is always on; a random key keeps it closed to
+        # everyone but corral (which uses it for tokenization only).
+        self._listener_key = secrets.token_urlsafe(32)
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        if self._info is None:
+            raise EngineUnavailableError("engine not started")
+        return self._info
+
+    @property
+    def listening_address(self) -> str:
+        return str(self._server.listening_address)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.run_in_executor(self._pool, self._load)
+        sha = await loop.run_in_executor(self._pool, weights_sha256, self._path, self._cache_dir)
+        build = f"xllamacpp-{version('xllamacpp')}|{sha}"
+        fingerprint = "fp_" + hashlib.sha256(build.encode()).hexdigest()[:12]
+        self._info = EngineInfo(
+            context_window=self._settings.n_ctx,
+            fingerprint=fingerprint,
+            embeddings=self._settings.embeddings,
+            slots=self._settings.n_parallel,
+            max_embedding_tokens=self._settings.n_ubatch,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.listening_address,
+            headers={"Authorization": f"Bearer {self._listener_key}"},
+            timeout=30.0,
+        )
+        log.info("engine ready: %s (%s)", self._path.name, fingerprint)
+
+    def _load(self) -> Any:
+        import xllamacpp as xlc
+
+        s = self._settings
+        p = xlc.CommonParams()
+        p.model.path = str(self._path)
+        p.n_ctx = s.n_ctx
+        p.n_parallel = s.n_parallel
+        # One KV pool shared by all slots: any single request may use the whole
+        # context window, and idle slots don't strand memory.
+        p.kv_unified = True
+        p.n_batch = s.n_batch
+        p.n_ubatch = s.n_ubatch
+        p.cpuparams.n_threads = s.n_threads
+        p.cpuparams_batch.n_threads = s.n_threads
+        p.use_jinja = True
+        p.api_keys = [self._listener_key]
+        p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
+        if s.chat_template is not None:
+            p.chat_template = s.chat_template
+        if s.embeddings:
+            p.embedding = True
+            p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+        return xlc.Server(p)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, _drop, server)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _handler(self, name: str) -> Handler:
+        if self._server is None:
+            raise EngineUnavailableError("engine not started")
+        return getattr(self._server, name)  # type: ignore[no-any-return]
+
+    async def _call(self, name: str, body: Body) -> Body:
+        handler = self._handler(name)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, handler, body)
+        except ValueError as exc:  # llama.cpp refused the request (e.g. a bad JSON schema)
+            raise InvalidRequestError(str(exc)) from exc
+        if not isinstance(result, dict) or "error" in result:
+            raise engine_error(result)
+        return result
+
+    async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
+        handler = self._handler(name)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        gone = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening
+                gone.set()
+
+        def on_chunk(chunk: Body) -> bool:
+            if gone.is_set():
+                return True  # stops the generation in llama.cpp
+            put(chunk)
+            return False
+
+        def run() -> None:
+            try:
+                put(_End(result=handler(body, on_chunk)))
+            except BaseException as exc:  # surfaced on the event loop
+                put(_End(exc=exc))
+
+        loop.run_in_executor(self._pool, run)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _End):
+                    if isinstance(item.exc, ValueError):
+                        raise InvalidRequestError(str(item.exc)) from item.exc
+                    if item.exc is not None:
+                        raise EngineError(f"engine failed: {item.exc}") from item.exc
+                    if isinstance(item.result, dict) and "error" in item.result:
+                        raise engine_error(item.result)
+                    return
+                if "error" in item:
+                    raise engine_error(item)
+                yield item
+        finally:
+            gone.set()
+
+    async def chat(self, body: Body) -> Body:
+        return await self._call("handle_chat_completions", body)
+
+    def chat_stream(self, body: Body) -> AsyncIterator[Body]:
+        return self._stream("handle_chat_completions", {**body, "stream": True})
+
+    async def complete(self, body: Body) -> Body:
+        return await self._call("handle_completions", body)
+
+    def complete_stream(self, body: Body) -> AsyncIterator[Body]:
+        return self._stream("handle_completions", {**body, "stream": True})
+
+    async def embed(self, body: Body) -> Body:
+        return await self._call("handle_embeddings", body)
+
+    async def _listener_post(self, path: str, payload: Body) -> Body:
+        if self._http is None:
+            raise EngineUnavailableError("engine not started")
+        response = await self._http.post(path, content=json.dumps(payload))
+        data: Body = response.json()
+        if response.status_code != 200:
+            raise engine_error(data)
+        return data
+
+    async def count_chat_tokens(self, body: Body) -> int:
+        keys = ("messages", "tools", "tool_choice")
+        templated = await self._listener_post(
+            "/apply-template", {k: body[k] for k in keys if k in body}
+        )
+        return await self.count_tokens(str(templated["prompt"]))
+
+    async def slots_busy(self) -> int:
+        if self._http is None:
+            return 0
+        response = await self._http.get("/slots")
+        return sum(1 for slot in response.json() if slot.get("is_processing"))
+
+    async def count_tokens(self, text: str) -> int:
+        data = await self._listener_post("/tokenize", {"content": text, "add_special": False})
+        return len(data["tokens"])
+
+
+def _drop(server: Any) -> None:
+    del server

@@ -1,0 +1,1 @@
+"""Wire models in OpenAI's shapes: the only place they are defined."""

@@ -1,0 +1,1 @@
+"""Services: request orchestration above the engines. No HTTP here."""

@@ -1,0 +1,196 @@
+"""Chat completions: validation, tool planning, fan-out over choices, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from corral.core.config import LimitSettings
+from corral.core.errors import InvalidRequestError
+from corral.core.ids import new_id
+from corral.engines.base import Body
+from corral.protocol.chat import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    NamedToolChoice,
+)
+from corral.services.admission import Admission
+from corral.services.registry import ModelRegistry, ServedModel
+from corral.services.requests import (
+    check_context,
+    check_count,
+    merge_usage,
+    refuse_unknown_fields,
+    sampling_body,
+    seeded,
+)
+from corral.services.streaming import Chunk, ChunkStamp, merge_indexed
+from corral.services.tools import ToolPlan, parse_output, plan_tools
+
+TEMPLATE_OVERHEAD_PER_MESSAGE = 16
+TEMPLATE_OVERHEAD = 64
+
+
+def _validate(req: ChatCompletionRequest, limits: LimitSettings) -> None:
+    refuse_unknown_fields(req)
+    check_count("n", req.n, limits.max_n)
+    check_count("messages", len(req.messages), limits.max_messages)
+    check_count("tools", len(req.tools or []), limits.max_tools)
+    if req.top_logprobs and not req.logprobs:
+        raise InvalidRequestError(
+            "`top_logprobs` needs `logprobs` set to true.", param="top_logprobs"
+        )
+    if req.tool_choice is not None and req.tool_choice != "none" and not req.tools:
+        raise InvalidRequestError(
+            "`tool_choice` is only allowed when `tools` are specified.", param="tool_choice"
+        )
+    if isinstance(req.tool_choice, NamedToolChoice):
+        names = {t.function.name for t in req.tools or []}
+        if req.tool_choice.function.name not in names:
+            raise InvalidRequestError(
+                f"Tool choice `{req.tool_choice.function.name}` is not one of the tools.",
+                param="tool_choice",
+            )
+    fmt = req.response_format
+    if (
+        fmt is not None
+        and fmt.type == "json_schema"
+        and (fmt.json_schema is None or fmt.json_schema.json_schema is None)
+    ):
+        raise InvalidRequestError(
+            "`response_format.json_schema.schema` is required for type json_schema.",
+            param="response_format.json_schema",
+        )
+
+
+def _prompt_bound(messages: list[dict[str, Any]]) -> int:
+    size = sum(len(str(m["content"]).encode()) for m in messages)
+    return size + TEMPLATE_OVERHEAD_PER_MESSAGE * len(messages) + TEMPLATE_OVERHEAD
+
+
+def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettings) -> Body:
+    body: Body = {"messages": plan.messages, **sampling_body(req, limits.max_stop)}
+    if req.output_limit is not None:
+        body["max_tokens"] = req.output_limit
+    if req.logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = req.top_logprobs or 0
+    if plan.response_format is not None:
+        body["response_format"] = plan.response_format
+    elif req.response_format is not None and req.response_format.type != "text":
+        body["response_format"] = req.response_format.model_dump(by_alias=True, exclude_none=True)
+    return body
+
+
+class ChatService:
+    def __init__(self, registry: ModelRegistry, limits: LimitSettings, admission: Admission):
+        self._registry = registry
+        self._limits = limits
+        self._admission = admission
+
+    async def create(self, req: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[Chunk]:
+        """Everything that can be refused is refused before this returns."""
+        _validate(req, self._limits)
+        served = self._registry.get(req.model)
+        plan = plan_tools(req)
+        body = _engine_body(req, plan, self._limits)
+        info = served.engine.info
+        max_out = req.output_limit or 0
+        await check_context(
+            info.context_window,
+            max_out,
+            _prompt_bound(plan.messages) + len(json.dumps(body.get("response_format", ""))),
+            lambda: served.engine.count_chat_tokens(body),
+        )
+        bodies = [seeded(body, req.seed, i) for i in range(req.n)]
+        if not req.stream:
+            with self._admission.slot():
+                return await self._complete(req, served, plan, bodies)
+        self._admission.enter()
+        return self._stream(req, served, plan, bodies)
+
+    async def _complete(
+        self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
+    ) -> ChatCompletion:
+        results = await asyncio.gather(*(served.engine.chat(b) for b in bodies))
+        choices = []
+        for index, result in enumerate(results):
+            raw = result["choices"][0]
+            message, finish = _message(raw["message"].get("content") or "", raw, plan)
+            choices.append(
+                ChatChoice(
+                    index=index,
+                    message=message,
+                    finish_reason=finish,
+                    logprobs=raw.get("logprobs") if req.logprobs else None,
+                )
+            )
+        return ChatCompletion(
+            id=new_id("chatcmpl"),
+            created=int(results[0].get("created", 0)),
+            model=served.spec.id,
+            system_fingerprint=served.engine.info.fingerprint,
+            choices=choices,
+            usage=merge_usage([r["usage"] for r in results]),
+        )
+
+    async def _stream(
+        self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
+    ) -> AsyncIterator[Chunk]:
+        stamp = ChunkStamp(
+            new_id("chatcmpl"),
+            "chat.completion.chunk",
+            served.spec.id,
+            served.engine.info.fingerprint,
+        )
+        streams = [
+            served.engine.chat_stream({**b, "stream_options": {"include_usage": True}})
+            for b in bodies
+        ]
+        usages: list[dict[str, Any]] = [{} for _ in bodies]
+        buffered: list[list[str]] = [[] for _ in bodies]
+        try:
+            async for index, chunk in merge_indexed(streams):
+                if "usage" in chunk:
+                    usages[index] = chunk.pop("usage")
+                    if not chunk.get("choices"):
+                        continue
+                if plan.mode == "off":
+                    yield stamp.apply(chunk, index)
+                    continue
+                # Constrained tool output is JSON: hold it and send the parsed result.
+                for choice in chunk.get("choices", ()):
+                    buffered[index].append(choice.get("delta", {}).get("content") or "")
+                    if choice.get("finish_reason"):
+                        yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
+            if req.stream_options is not None and req.stream_options.include_usage:
+                yield stamp.chunk([], usage=merge_usage(usages).model_dump())
+        finally:
+            self._admission.leave()
+
+
+def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]:
+    finish = raw.get("finish_reason")
+    if plan.mode == "off":
+        return ChatMessageOut(content=text), finish
+    parsed = parse_output(text)
+    if parsed.tool_calls:
+        return ChatMessageOut(tool_calls=parsed.tool_calls), "tool_calls"
+    return ChatMessageOut(content=parsed.content), finish
+
+
+def tool_chunk(stamp: ChunkStamp, index: int, text: str, raw: Body) -> Chunk:
+    """One chunk carrying a whole held-back choice: its content or its tool calls."""
+    message, finish = _message(text, raw, ToolPlan("auto", [], None))
+    delta: dict[str, Any] = {"role": "assistant"}
+    if message.tool_calls:
+        delta["tool_calls"] = [
+            {"index": i, **call.model_dump()} for i, call in enumerate(message.tool_calls)
+        ]
+    else:
+        delta["content"] = message.content
+    return stamp.chunk([{"index": index, "delta": delta, "finish_reason": finish}])

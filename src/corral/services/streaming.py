@@ -1,0 +1,83 @@
+"""Merging per-choice engine streams into one client stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Chunk = dict[str, Any]
+_DONE = object()
+
+
+async def merge_indexed(streams: list[AsyncIterator[Chunk]]) -> AsyncIterator[tuple[int, Chunk]]:
+    """Yield (choice index, chunk) from several streams as chunks arrive.
+
+    One stream is iterated directly (the common case costs nothing); several are
+    pumped by tasks that are cancelled, stopping their generations, if the consumer
+    goes away.
+    """
+    if len(streams) == 1:
+        async for chunk in streams[0]:
+            yield 0, chunk
+        return
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[Chunk]) -> None:
+        try:
+            async for chunk in stream:
+                await queue.put((index, chunk))
+        except Exception as exc:
+            await queue.put(exc)
+        finally:
+            await queue.put(_DONE)
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is _DONE:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+@dataclass
+class ChunkStamp:
+    """Rewrites engine chunks to name corral's id, model and fingerprint."""
+
+    id: str
+    object: str
+    model: str
+    fingerprint: str
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def apply(self, chunk: Chunk, index: int) -> Chunk:
+        chunk.pop("timings", None)
+        chunk["id"] = self.id
+        chunk["object"] = self.object
+        chunk["created"] = self.created
+        chunk["model"] = self.model
+        chunk["system_fingerprint"] = self.fingerprint
+        for choice in chunk.get("choices", ()):
+            choice["index"] = index
+        return chunk
+
+    def chunk(self, choices: list[Chunk], **extra: Any) -> Chunk:
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+            "choices": choices,
+            **extra,
+        }

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corral.core.config import Settings
+
+
+def test_env_and_nested(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CORRAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CORRAL_ENGINE__N_PARALLEL", "3")
+    monkeypatch.setenv("CORRAL_PORT", "9001")
+    s = Settings()
+    assert s.data_dir == tmp_path and s.engine.n_parallel == 3 and s.port == 9001
+
+
+def test_every_field_is_described() -> None:
+    for group in (
+        Settings,
+        Settings.model_fields["engine"].annotation,
+        Settings.model_fields["limits"].annotation,
+    ):
+        for name, field in group.model_fields.items():  # type: ignore[union-attr]
+            if name not in ("engine", "limits"):
+                assert field.description, name
+
+
+def test_default_data_dir_is_outside_the_source_tree() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    assert repo not in Settings().data_dir.resolve().parents

@@ -1,0 +1,60 @@
+"""The engine's own listener stays closed; hostile chat templates cannot run code."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from corral.core.config import EngineSettings
+from corral.engines.llamacpp import LlamaCppEngine
+from corral.services.catalog import embedded_model_path
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = [
+    "{{ self.__init__.__globals__.__builtins__.__import__('os').system('touch MARKER') }}",
+    "{{ cycler.__init__.__globals__.os.popen('touch MARKER').read() }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{% if c.__name__ == 'Popen' %}"
+    "{{ c(['touch', 'MARKER']) }}{% endif %}{% endfor %}",
+    "{{ lipsum.__globals__['os'].system('touch MARKER') }}",
+]
+
+
+async def test_engine_listener_refuses_without_its_key(tmp_path: Path) -> None:
+    engine = LlamaCppEngine(embedded_model_path(), EngineSettings(n_parallel=1), tmp_path)
+    await engine.start()
+    try:
+        async with httpx.AsyncClient(base_url=engine.listening_address) as http:
+            for path in ("/v1/models", "/slots", "/props"):
+                assert (await http.get(path)).status_code == 401
+            r = await http.post("/v1/chat/completions", json={"messages": []})
+            assert r.status_code == 401
+            r = await http.post(
+                "/completion",
+                json={"prompt": "x"},
+                headers={"Authorization": "Bearer guessed"},
+            )
+            assert r.status_code == 401
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize("template", HOSTILE)
+async def test_hostile_template_runs_no_code(tmp_path: Path, template: str) -> None:
+    marker = tmp_path / "pwned"
+    settings = EngineSettings(n_parallel=1, chat_template=template.replace("MARKER", str(marker)))
+    try:
+        engine = LlamaCppEngine(embedded_model_path(), settings, tmp_path)
+        await engine.start()
+    except Exception:
+        assert not marker.exists()
+        return  # refusing to load the template is a safe outcome too
+    try:
+        with contextlib.suppress(Exception):  # an error is fine; running code is not
+            await engine.chat({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert not marker.exists()
+    finally:
+        await engine.close()

@@ -1,0 +1,113 @@
+"""A fake engine for fast tests of the layers above the engine (never the only test)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from corral.engines.base import Body, EngineInfo
+from corral.services.catalog import ModelSpec
+from corral.services.registry import ModelRegistry
+
+
+class FakeEngine:
+    """Answers with the last message's words; counts a token per word."""
+
+    def __init__(self, context_window: int = 256, reply: str | None = None) -> None:
+        self._info = EngineInfo(
+            context_window=context_window,
+            fingerprint="fp_fake",
+            embeddings=True,
+            slots=4,
+            max_embedding_tokens=64,
+        )
+        self.reply = reply
+        self.bodies: list[Body] = []
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _text(self, body: Body) -> str:
+        self.bodies.append(body)
+        if self.reply is not None:
+            return self.reply
+        if "messages" in body:
+            return str(body["messages"][-1]["content"])
+        return str(body["prompt"])
+
+    def _usage(self, body: Body, text: str) -> dict[str, Any]:
+        prompt = len(str(body.get("messages", body.get("prompt"))).split())
+        completion = len(text.split())
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    async def chat(self, body: Body) -> Body:
+        text = self._text(body)
+        return {
+            "created": int(time.time()),
+            "choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}],
+            "usage": self._usage(body, text),
+        }
+
+    async def chat_stream(self, body: Body) -> AsyncIterator[Body]:
+        text = self._text(body)
+        yield {"choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+        for word in text.split(" "):
+            yield {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield {"choices": [], "usage": self._usage(body, text)}
+
+    async def complete(self, body: Body) -> Body:
+        text = self._text(body)
+        return {
+            "created": int(time.time()),
+            "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+            "usage": self._usage(body, text),
+        }
+
+    async def complete_stream(self, body: Body) -> AsyncIterator[Body]:
+        text = self._text(body)
+        yield {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
+        yield {"choices": [], "usage": self._usage(body, text)}
+
+    async def embed(self, body: Body) -> Body:
+        inputs = body["input"]
+        return {
+            "data": [
+                {"index": i, "embedding": [float(len(str(x))), 0.5, -1.0]}
+                for i, x in enumerate(inputs)
+            ],
+            "usage": {"prompt_tokens": len(inputs)},
+        }
+
+    async def count_chat_tokens(self, body: Body) -> int:
+        return sum(len(str(m["content"]).split()) for m in body["messages"])
+
+    async def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def slots_busy(self) -> int:
+        return 0
+
+
+def fake_registry(engine: FakeEngine | None = None, model_id: str = "fake-model") -> ModelRegistry:
+    registry = ModelRegistry()
+    spec = ModelSpec(
+        id=model_id,
+        path=__import__("pathlib").Path("/nonexistent.gguf"),
+        owned_by="test",
+        description="fake",
+    )
+    registry.add(spec, engine or FakeEngine())
+    return registry
