@@ -181,7 +181,11 @@ def test_json_object_output(client: openai.OpenAI) -> None:
 
 def test_logprobs(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
-        model=MODEL, messages=ask("Hi"), max_tokens=5, logprobs=True, top_logprobs=3,
+        model=MODEL,
+        messages=ask("Hi"),
+        max_tokens=5,
+        logprobs=True,
+        top_logprobs=3,
         extra_body={"ignore_eos": True},
     )
     lp = r.choices[0].logprobs
