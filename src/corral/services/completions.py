@@ -22,6 +22,7 @@ from corral.services.requests import (
     seeded,
 )
 from corral.services.streaming import Chunk, ChunkStamp, merge_indexed
+from corral.services.telemetry import RequestTimer, Telemetry
 
 Prompt = str | list[int]
 
@@ -77,10 +78,17 @@ def legacy_logprobs(raw: Any, offset: int) -> dict[str, Any] | None:
 
 
 class CompletionService:
-    def __init__(self, registry: ModelRegistry, limits: LimitSettings, admission: Admission):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: LimitSettings,
+        admission: Admission,
+        telemetry: Telemetry,
+    ):
         self._registry = registry
         self._limits = limits
         self._admission = admission
+        self._telemetry = telemetry
 
     async def create(self, req: CompletionRequest) -> Completion | AsyncIterator[Chunk]:
         prompts = _prompts(req)
@@ -102,11 +110,14 @@ class CompletionService:
         echoes = [
             p if req.echo and isinstance(p, str) else "" for p in prompts for _ in range(req.n)
         ]
+        timer = self._telemetry.timer(served.spec.id, "completions")
         if not req.stream:
             with self._admission.slot():
-                return await self._complete(req, served, bodies, echoes)
+                result = await self._complete(req, served, bodies, echoes)
+            timer.finish(result.usage.model_dump())
+            return result
         self._admission.enter()
-        return self._stream(req, served, bodies, echoes)
+        return self._stream(req, served, bodies, echoes, timer)
 
     async def _check_prompt(
         self, served: ServedModel, prompt: Prompt, max_out: int, window: int
@@ -160,12 +171,18 @@ class CompletionService:
         return usage
 
     async def _stream(
-        self, req: CompletionRequest, served: ServedModel, bodies: list[Body], echoes: list[str]
+        self,
+        req: CompletionRequest,
+        served: ServedModel,
+        bodies: list[Body],
+        echoes: list[str],
+        timer: RequestTimer,
     ) -> AsyncIterator[Chunk]:
         stamp = ChunkStamp(
             new_id("cmpl"), "text_completion", served.spec.id, served.engine.info.fingerprint
         )
         usages: list[dict[str, Any]] = [{} for _ in bodies]
+        status = "error"
         try:
             for index, echo in enumerate(echoes):
                 if echo:
@@ -179,12 +196,17 @@ class CompletionService:
             async for index, chunk in merge_indexed(streams):
                 if "usage" in chunk:
                     usages[index] = chunk.pop("usage")
+                    timer.engine_timings(chunk.get("timings"))
                     if not chunk.get("choices"):
                         continue
                 for choice in chunk.get("choices", ()):
+                    if choice.get("text"):
+                        timer.token()
                     choice["logprobs"] = legacy_logprobs(choice.get("logprobs"), 0)
                 yield stamp.apply(chunk, index)
             if req.stream_options is not None and req.stream_options.include_usage:
                 yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
+            status = "ok"
         finally:
             self._admission.leave()
+            timer.finish(self._usage(req, usages).model_dump() if usages[0] else None, status)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from corral.api.deps import ServicesDep
@@ -10,15 +11,13 @@ router = APIRouter()
 
 @router.get("/metrics")
 async def metrics(services: ServicesDep) -> Response:
-    """Prometheus text format: engine slots and admission state, read at scrape time."""
-    lines = [
-        "# HELP corral_requests_in_flight Requests admitted and not yet finished.",
-        "# TYPE corral_requests_in_flight gauge",
-        f"corral_requests_in_flight {services.admission.in_flight}",
-        "# HELP corral_engine_slots_busy Sequences each engine is decoding.",
-        "# TYPE corral_engine_slots_busy gauge",
-    ]
+    """Prometheus text format. Engine state is read at scrape time, not polled."""
+    t = services.telemetry
+    busy_total = 0
     for served in services.registry.all():
         busy = await served.engine.slots_busy()
-        lines.append(f'corral_engine_slots_busy{{model="{served.spec.id}"}} {busy}')
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        busy_total += busy
+        t.slots_busy.labels(served.spec.id).set(busy)
+    t.in_flight.set(services.admission.in_flight)
+    t.queue_depth.set(max(0, services.admission.in_flight - busy_total))
+    return Response(generate_latest(t.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,185 @@
+"""`make bench`: corral vs the engine direct vs llama-cpp-python, in one run.
+
+Each system is started alone on the same GGUF, thread count and context, driven by the
+same seeded prompts with a fixed output length, then stopped. Results go to
+docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks.json; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import report
+import systems
+
+from corral.bench.loadgen import LevelResult, Target, one_request, percentile, run_level
+from corral.bench.prompts import long_prompts, short_prompts
+from corral.core.config import Settings
+from corral.services.catalog import resolve_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Plan:
+    levels: tuple[int, ...] = (1, 2, 4, 8, 16)
+    max_tokens: int = 64
+    long_max_tokens: int = 16
+    long_levels: tuple[int, ...] = (1, 4)
+
+    def requests(self, concurrency: int) -> int:
+        return max(6, 2 * concurrency)
+
+
+def level_summary(level: LevelResult) -> dict[str, Any]:
+    ms = 1000.0
+    return {
+        "concurrency": level.concurrency,
+        "requests": len(level.results),
+        "errors": level.errors,
+        "ttft_p50_ms": percentile(level.ttfts, 50) * ms,
+        "ttft_p99_ms": percentile(level.ttfts, 99) * ms,
+        "itl_p50_ms": percentile(level.itls, 50) * ms,
+        "itl_p99_ms": percentile(level.itls, 99) * ms,
+        "tokens_per_s": level.tokens_per_s,
+        "requests_per_s": level.requests_per_s,
+        "output_tokens": level.output_tokens,
+        "tokens_per_request": sorted({r.tokens for r in level.results if r.error is None}),
+        "errors_sample": [r.error for r in level.results if r.error][:3],
+    }
+
+
+async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
+    """TTFT of a first request with a fresh ~1,000-token system prompt, then of a second
+    request that shares it with a different question."""
+    system = long_prompts(1, seed=seed)[0]
+    ttfts = []
+    async with httpx.AsyncClient(timeout=600) as http:
+        for question in ("Name one color.", "Name one animal."):
+            result = await one_request(http, target, f"{system}\n\n{question}", max_tokens=4)
+            if result.error or result.ttft is None:
+                raise RuntimeError(f"prefix-cache request failed: {result.error}")
+            ttfts.append(result.ttft * 1000)
+    return {"first_ms": ttfts[0], "second_ms": ttfts[1], "ratio": ttfts[1] / ttfts[0]}
+
+
+async def drive(target: Target, plan: Plan, progress: str) -> dict[str, Any]:
+    short = short_prompts(64, seed=1)
+    out: dict[str, Any] = {"short": [], "long": []}
+    for c in plan.levels:
+        print(f"  {progress} short prompts, concurrency {c} …", flush=True)
+        level = await run_level(target, short, c, plan.requests(c), plan.max_tokens)
+        out["short"].append(level_summary(level))
+    longs = long_prompts(8, seed=2)
+    for c in plan.long_levels:
+        print(f"  {progress} ~1,000-token prompts, concurrency {c} …", flush=True)
+        level = await run_level(target, longs, c, max(2, c), plan.long_max_tokens)
+        out["long"].append(level_summary(level))
+    print(f"  {progress} prefix cache …", flush=True)
+    out["prefix_cache"] = await prefix_cache(target, seed=int(time.time()))
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    peer = "absent"
+    if systems.PEER_PYTHON.exists():
+        import subprocess
+
+        peer = subprocess.run(
+            [str(systems.PEER_PYTHON), "-c", "import llama_cpp; print(llama_cpp.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "corral": version("corral"),
+        "xllamacpp": version("xllamacpp"),
+        "llama_cpp_python": peer,
+    }
+
+
+async def bench(plan: Plan) -> dict[str, Any]:
+    settings = Settings()
+    spec = resolve_model(settings.model)
+    threads, n_ctx = settings.engine.n_threads, settings.engine.n_ctx
+    logs = Path(tempfile.mkdtemp(prefix="corral-bench-"))
+    env = {**os.environ, "CORRAL_DATA_DIR": str(logs / "data")}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "config": {
+            "model": spec.id,
+            "gguf": spec.path.name,
+            "threads": threads,
+            "n_ctx": n_ctx,
+            "n_parallel": settings.engine.n_parallel,
+            "max_tokens": plan.max_tokens,
+            "long_max_tokens": plan.long_max_tokens,
+        },
+        "systems": {},
+    }
+    starters = [
+        ("corral", lambda: systems.start_corral(env, logs / "corral.log")),
+        ("engine direct", lambda: systems.start_engine_direct(env, logs / "engine.log")),
+        (
+            "llama-cpp-python",
+            lambda: systems.start_llama_cpp_python(spec.path, threads, n_ctx, logs / "peer.log"),
+        ),
+    ]
+    for index, (name, start) in enumerate(starters, 1):
+        print(f"[{index}/{len(starters)}] starting {name}", flush=True)
+        running = start()
+        if running is None:
+            print(
+                f"  skipped: {name} is not built. Build it once with `make bench-peer` "
+                "(compiles llama-cpp-python, ~10 minutes).",
+                flush=True,
+            )
+            results["systems"][name] = None
+            continue
+        try:
+            data = await drive(running.target, plan, f"[{index}/{len(starters)}] {name}:")
+            data["ready_s"] = running.ready_s
+            data["rss_mb"] = systems.rss_mb(running.proc.pid)
+            results["systems"][name] = data
+        finally:
+            running.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer levels, for a smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    plan = Plan(levels=(1, 8), long_levels=(1,)) if args.quick else Plan()
+    results = asyncio.run(bench(plan))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    report.chart(results, args.out / "benchmarks.png")
+    (args.out / "benchmarks.md").write_text(report.markdown(results))
+    print((args.out / "benchmarks.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The systems under test, each started alone on the same GGUF and thread count."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from corral.bench.loadgen import Target
+
+HERE = Path(__file__).resolve().parent
+PEER_PYTHON = Path.home() / ".cache" / "corral" / "llama-cpp-python" / "bin" / "python"
+# Fixed output length for every system: EOS made impossible (<|endoftext|>, <|im_end|>).
+NO_EOS = {"logit_bias": {"0": -100, "2": -100}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Running:
+    name: str
+    target: Target
+    proc: subprocess.Popen[bytes]
+    ready_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float, headers: dict[str, str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(url)
+
+
+def start_corral(env: dict[str, str], log: Path) -> Running:
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/ready", proc, 120, {})
+    target = Target(url + "/v1", "smollm2-135m-instruct", extra={"ignore_eos": True, **NO_EOS})
+    return Running("corral", target, proc, time.perf_counter() - t0)
+
+
+def start_engine_direct(env: dict[str, str], log: Path) -> Running:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "engine_direct.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+    )
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    headers = {"Authorization": f"Bearer {info['key']}"}
+    _wait(info["url"] + "/health", proc, 120, headers)
+    target = Target(
+        info["url"] + "/v1",
+        "smollm2-135m-instruct",
+        info["key"],
+        extra={"ignore_eos": True, **NO_EOS},
+    )
+    return Running("engine direct", target, proc, time.perf_counter() - t0)
+
+
+def start_llama_cpp_python(gguf: Path, threads: int, n_ctx: int, log: Path) -> Running | None:
+    if not PEER_PYTHON.exists():
+        return None
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            str(PEER_PYTHON),
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--n_threads",
+            str(threads),
+            "--n_ctx",
+            str(n_ctx),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        env={**os.environ},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/v1/models", proc, 120, {})
+    target = Target(url + "/v1", "smollm2-135m-instruct", extra=dict(NO_EOS))
+    return Running("llama-cpp-python", target, proc, time.perf_counter() - t0)

