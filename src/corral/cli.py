@@ -87,7 +87,7 @@ def bench(
     typer.echo("conc  req  err  ttft_p50  ttft_p99  itl_p50  itl_p99   tok/s   req/s")
     for level in (int(c) for c in concurrency.split(",")):
         requests = max(6, 2 * level)
-        r = asyncio.run(run_level(target, prompts, level, requests, max_tokens))
+        r = asyncio.run(run_level(target, prompts, level, requests, max_tokens, ignore_eos))
         ms = 1000
         typer.echo(
             f"{level:>4} {requests:>4} {r.errors:>4} {percentile(r.ttfts, 50) * ms:>9.1f} "

@@ -73,8 +73,10 @@ def _consume(chunk: dict[str, Any], result: RequestResult, clock: list[float]) -
 
 
 async def one_request(
-    http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int
+    http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int, exact: bool = False
 ) -> RequestResult:
+    """One streamed request. With ``exact``, fewer tokens than ``max_tokens`` is an error
+    (the benchmark fixes the output length, so a short answer means a dropped stream)."""
     result = RequestResult()
     clock = [time.perf_counter(), 0.0]
     try:
@@ -98,6 +100,8 @@ async def one_request(
         result.error = f"{type(exc).__name__}: {exc}"
     if not result.tokens:
         result.tokens = result.pieces
+    if exact and result.error is None and result.tokens != max_tokens:
+        result.error = f"short output: {result.tokens} of {max_tokens} tokens"
     return result
 
 
@@ -145,7 +149,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 async def run_level(
-    target: Target, prompts: Sequence[str], concurrency: int, requests: int, max_tokens: int
+    target: Target,
+    prompts: Sequence[str],
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    exact: bool = True,
 ) -> LevelResult:
     """`concurrency` workers send `requests` requests in all, each after the last ends."""
     queue = [prompts[i % len(prompts)] for i in range(requests)]
@@ -155,7 +164,8 @@ async def run_level(
 
         async def worker() -> None:
             while queue:
-                results.append(await one_request(http, target, queue.pop(0), max_tokens))
+                prompt = queue.pop(0)
+                results.append(await one_request(http, target, prompt, max_tokens, exact))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

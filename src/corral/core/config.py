@@ -37,6 +37,11 @@ class EngineSettings(BaseModel):
     )
     n_batch: int = Field(2048, ge=32, description="Logical batch size for prompt processing.")
     n_ubatch: int = Field(512, ge=32, description="Physical batch size for prompt processing.")
+    cache_ram_mib: int = Field(
+        0,
+        ge=0,
+        description="RAM for llama.cpp's cross-slot prompt cache (MiB); bounds resident memory.",
+    )
     embeddings: bool = Field(True, description="Serve /v1/embeddings from the loaded model.")
     chat_template: str | None = Field(
         None,

@@ -137,6 +137,7 @@ class LlamaCppEngine:
         p.kv_unified = True
         p.n_batch = s.n_batch
         p.n_ubatch = s.n_ubatch
+        p.cache_ram_mib = s.cache_ram_mib
         p.cpuparams.n_threads = s.n_threads
         p.cpuparams_batch.n_threads = s.n_threads
         p.use_jinja = True
