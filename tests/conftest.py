@@ -16,6 +16,7 @@ import pytest
 from corral.core.config import Settings
 
 MODEL = "smollm2-135m-instruct"
+MODEL_SNAPSHOT = "smollm2-135m-instruct-2024-11-01"  # what the alias MODEL resolves to
 
 
 def free_port() -> int:

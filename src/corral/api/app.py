@@ -5,36 +5,56 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from corral import __version__
 from corral.api.deps import Services
 from corral.api.errors import install_error_handlers
-from corral.api.routes import chat, completions, embeddings, health, metrics, models
+from corral.api.lifecycle import LifecycleHeaders
+from corral.api.routes import chat, completions, embeddings, health, metrics, models, pages
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.services.admission import Admission
-from corral.services.catalog import resolve_model
+from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
-from corral.services.registry import ModelRegistry
+from corral.services.registry import ModelCollector, ModelRegistry
 from corral.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 
 def default_registry(settings: Settings) -> ModelRegistry:
-    spec = resolve_model(settings.model)
-    registry = ModelRegistry()
-    engine = LlamaCppEngine(spec.path, settings.engine, settings.data_dir / "cache")
-    registry.add(spec, engine)
-    return registry
+    """The catalog's models, loaded on demand; ``settings.model`` is loaded at start."""
+    catalog = load_catalog(settings.catalog)
+    preload = settings.model
+    if catalog.resolve(preload) is None:  # not a catalog name: a GGUF path
+        snap = local_snapshot(Path(preload))
+        catalog, preload = catalog.with_snapshots([snap]), snap.id
+    cache_dir = settings.data_dir / "cache"
+
+    def engine_for(spec: ModelSpec) -> LlamaCppEngine:
+        n_ctx = min(settings.engine.n_ctx, spec.context_window or settings.engine.n_ctx)
+        engine_settings = settings.engine.model_copy(update={"n_ctx": n_ctx})
+        return LlamaCppEngine(spec.path, engine_settings, cache_dir)
+
+    return ModelRegistry(
+        catalog,
+        engine_for,
+        engine_settings=settings.engine,
+        store_dir=settings.data_dir / "models",
+        memory_budget_mib=settings.loading.memory_budget_mib,
+        load_timeout_s=settings.loading.load_timeout_s,
+        preload=(preload,),
+    )
 
 
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     telemetry = Telemetry()
+    telemetry.registry.register(ModelCollector(registry))
     admission = Admission(settings.limits.max_in_flight, telemetry.rejected)
     return Services(
         settings=settings,
@@ -65,6 +85,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, metrics, models, chat, completions, embeddings):
+    for module in (health, metrics, models, chat, completions, embeddings, pages):
         app.include_router(module.router)
+    app.add_middleware(LifecycleHeaders)
     return app

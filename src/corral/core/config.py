@@ -67,6 +67,20 @@ class LimitSettings(BaseModel):
     )
 
 
+class LoadingSettings(BaseModel):
+    """Loading catalog models on demand."""
+
+    memory_budget_mib: int = Field(
+        0,
+        ge=0,
+        description="Memory for loaded models (MiB); least recently used idle models are "
+        "unloaded to fit. 0: 80% of physical memory.",
+    )
+    load_timeout_s: float = Field(
+        120.0, gt=0, description="Longest a request waits for its model to load."
+    )
+
+
 class Settings(BaseSettings):
     """corral's settings. Every field has a default; the docs table is generated from this."""
 
@@ -82,8 +96,16 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         EMBEDDED_MODEL_ID,
-        description="Model to serve: the embedded model's id or a path to a GGUF file.",
+        description="Model loaded at start: a catalog name (alias or snapshot) or a path to "
+        "a GGUF file.",
+    )
+    catalog: Path | None = Field(
+        None,
+        description="Operator's catalog YAML, added to and overriding the shipped catalog.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     engine: EngineSettings = Field(default_factory=EngineSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    loading: LoadingSettings = Field(
+        default_factory=LoadingSettings, description="Loading models on demand."
+    )

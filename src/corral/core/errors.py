@@ -81,3 +81,17 @@ class EngineError(CorralError):
     status = 500
     type = "server_error"
     code = "engine_error"
+
+
+class ModelShutdownError(NotFoundError):
+    """A snapshot past its shutdown date; the message names its replacement."""
+
+    code = "model_shutdown"
+
+
+class ModelNotAvailableError(CorralError):
+    """The model is in the catalog but cannot be loaded here (not pulled, too big)."""
+
+    status = 503
+    type = "server_error"
+    code = "model_not_available"

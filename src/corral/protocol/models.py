@@ -1,10 +1,33 @@
-"""Model objects for /v1/models."""
+"""Model objects for /v1/models and /v1/deprecations."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel
+
+
+class Pricing(BaseModel):
+    """USD per 1M tokens."""
+
+    input: float
+    cached_input: float
+    output: float
+    unit: Literal["USD per 1M tokens"] = "USD per 1M tokens"
+
+
+class Stages(BaseModel):
+    preview: dt.date | None = None
+    active: dt.date | None = None
+    deprecated: dt.date | None = None
+    shutdown: dt.date | None = None
+
+
+class AliasMove(BaseModel):
+    since: dt.date
+    snapshot: str | None
+    scheduled: bool = False
 
 
 class ModelCard(BaseModel):
@@ -16,8 +39,36 @@ class ModelCard(BaseModel):
     context_window: int
     capabilities: list[str]
     description: str = ""
+    name: str | None = None
+    snapshot_of: str | None = None  # the family alias, on a snapshot
+    aliases: list[str] = []  # aliases that point here today, on a snapshot
+    alias_for: str | None = None  # the snapshot it points to today, on an alias
+    alias_history: list[AliasMove] | None = None  # dated moves, on an alias
+    state: Literal["preview", "active", "deprecated", "shutdown"] | None = None
+    stages: Stages | None = None
+    replacement: str | None = None
+    pricing: Pricing | None = None
+    languages: list[str] | None = None
+    max_context_window: int | None = None  # what the model was trained for
+    loaded: bool | None = None
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class Deprecation(BaseModel):
+    id: str
+    object: Literal["model.deprecation"] = "model.deprecation"
+    name: str
+    state: Literal["preview", "active", "deprecated", "shutdown"] | None
+    deprecated: dt.date | None
+    shutdown: dt.date | None
+    replacement: str | None
+    replacement_snapshot: str | None
+
+
+class DeprecationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Deprecation]

@@ -1,4 +1,4 @@
-"""Readiness: every engine answers a real (one-token) request."""
+"""Readiness: every loaded engine answers a real (one-token) request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ READY_TIMEOUT_S = 10.0
 
 
 async def readiness(registry: ModelRegistry) -> tuple[bool, dict[str, Any]]:
+    """Ready when every model in memory answers; models loading or unloaded are listed
+    (``engines``) but do not make the server unready: requests for them wait for a load."""
     models: dict[str, str] = {}
     for served in registry.all():
         try:
@@ -22,4 +24,7 @@ async def readiness(registry: ModelRegistry) -> tuple[bool, dict[str, Any]]:
         except (CorralError, TimeoutError) as exc:
             models[served.spec.id] = f"unavailable: {exc}"
     ok = bool(models) and all(state == "ready" for state in models.values())
-    return ok, {"status": "ready" if ok else "unavailable", "models": models}
+    body: dict[str, Any] = {"status": "ready" if ok else "unavailable", "models": models}
+    body["engines"] = registry.models_state()  # unloaded / loading / loaded / failed
+    body["memory"] = registry.memory()
+    return ok, body

@@ -3,29 +3,25 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from corral.api.deps import ServicesDep
-from corral.protocol.models import ModelCard, ModelList
-from corral.services.registry import ServedModel
+from corral.protocol.models import DeprecationList, ModelCard, ModelList
+from corral.services.models import ModelsService
 
 router = APIRouter()
 
 
-def _card(served: ServedModel) -> ModelCard:
-    spec = served.spec
-    return ModelCard(
-        id=spec.id,
-        created=spec.created,
-        owned_by=spec.owned_by,
-        context_window=served.engine.info.context_window,
-        capabilities=list(spec.capabilities),
-        description=spec.description,
-    )
-
-
-@router.get("/v1/models", response_model=ModelList)
+@router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
 async def list_models(services: ServicesDep) -> ModelList:
-    return ModelList(data=[_card(s) for s in services.registry.all()])
+    return ModelsService(services.registry).list()
 
 
-@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+@router.get(
+    "/v1/models/{model_id:path}", response_model=ModelCard, response_model_exclude_none=True
+)
 async def get_model(model_id: str, services: ServicesDep) -> ModelCard:
-    return _card(services.registry.get(model_id))
+    return ModelsService(services.registry).retrieve(model_id)
+
+
+@router.get("/v1/deprecations", response_model=DeprecationList)
+async def list_deprecations(services: ServicesDep) -> DeprecationList:
+    """Deprecated and scheduled-to-shut-down snapshots, soonest shutdown first."""
+    return ModelsService(services.registry).deprecations()
