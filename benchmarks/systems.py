@@ -65,6 +65,14 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float, headers: dict
 
 
 def start_corral(env: dict[str, str], log: Path) -> Running:
+    """The full stack as a user runs it: auth on (a project key) and usage recording on."""
+    key = subprocess.run(
+        [sys.executable, "-m", "corral", "keys", "create", "--project", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -75,7 +83,7 @@ def start_corral(env: dict[str, str], log: Path) -> Running:
     )
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/ready", proc, 120, {})
-    target = Target(url + "/v1", "smollm2-135m-instruct", extra={"ignore_eos": True, **NO_EOS})
+    target = Target(url + "/v1", "smollm2-135m-instruct", key, extra={"ignore_eos": True, **NO_EOS})
     return Running("corral", target, proc, time.perf_counter() - t0)
 
 

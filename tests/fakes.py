@@ -111,3 +111,12 @@ def fake_registry(engine: FakeEngine | None = None, model_id: str = "fake-model"
     )
     registry.add(spec, engine or FakeEngine())
     return registry
+
+
+def migrated(settings: Any) -> Any:
+    """Settings whose database is migrated (ASGITransport runs no lifespan)."""
+    from corral.storage.db import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    return settings

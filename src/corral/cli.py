@@ -8,9 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from corral.cli_accounts import db_app, keys_app, usage
 from corral.core.config import Settings
 
 app = typer.Typer(help="corral: an OpenAI-compatible model API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.command("usage")(usage)
 
 
 @app.callback()

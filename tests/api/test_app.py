@@ -11,12 +11,12 @@ import pytest
 
 from corral.api.app import create_app
 from corral.core.config import LimitSettings, Settings
-from tests.fakes import FakeEngine, fake_registry
+from tests.fakes import FakeEngine, fake_registry, migrated
 
 
 @pytest.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(data_dir=tmp_path, limits=LimitSettings(max_body_bytes=4096))
+    settings = migrated(Settings(data_dir=tmp_path, limits=LimitSettings(max_body_bytes=4096)))
     app = create_app(settings, fake_registry(FakeEngine(context_window=64)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -114,7 +114,7 @@ async def test_unknown_route(http: httpx.AsyncClient) -> None:
 
 
 async def test_overload_answers_503_at_once(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, limits=LimitSettings(max_in_flight=1))
+    settings = migrated(Settings(data_dir=tmp_path, limits=LimitSettings(max_in_flight=1)))
     app = create_app(settings, fake_registry(FakeEngine(context_window=64)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

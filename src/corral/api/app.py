@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,19 +13,35 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from corral import __version__
+from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
 from corral.api.errors import install_error_handlers
 from corral.api.lifecycle import LifecycleHeaders
-from corral.api.routes import chat, completions, embeddings, health, metrics, models, pages
+from corral.api.routes import (
+    chat,
+    completions,
+    embeddings,
+    health,
+    metrics,
+    models,
+    organization,
+    pages,
+)
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
+from corral.services.accounting import Accounting
 from corral.services.admission import Admission
 from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.idempotency import Idempotency
+from corral.services.keys import KeyService, load_secret
+from corral.services.limits import RateLimiter
 from corral.services.registry import ModelCollector, ModelRegistry
 from corral.services.telemetry import Telemetry
+from corral.services.usage import UsageService
+from corral.storage.db import Database, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +71,24 @@ def default_registry(settings: Settings) -> ModelRegistry:
     )
 
 
+SWEEP_INTERVAL_S = 60.0
+
+
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     telemetry = Telemetry()
     telemetry.registry.register(ModelCollector(registry))
     admission = Admission(settings.limits.max_in_flight, telemetry.rejected)
+    db = Database(settings.db_url)
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    keys = KeyService(db, load_secret(secret, settings.data_dir), admin_key)
+    accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     return Services(
+        db=db,
+        keys=keys,
+        accounting=accounting,
+        usage=UsageService(db),
+        idempotency=Idempotency(db, settings.accounts.idempotency_ttl_s),
         settings=settings,
         registry=registry,
         admission=admission,
@@ -75,17 +107,54 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade, settings.db_url)
+        await check_exposure(settings, services.keys)
         await registry.start()
+        sweeper = asyncio.create_task(sweep_forever(services.accounting))
         log.info("corral %s serving %s", __version__, [s.spec.id for s in registry.all()])
         try:
             yield
         finally:
+            sweeper.cancel()
             await registry.close()
+            await services.db.close()
 
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, metrics, models, chat, completions, embeddings, pages):
+    for module in (health, metrics, models, chat, completions, embeddings, organization, pages):
         app.include_router(module.router)
     app.add_middleware(LifecycleHeaders)
+    app.add_middleware(AuthMiddleware, keys=services.keys)
     return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def check_exposure(settings: Settings, keys: KeyService) -> None:
+    """Open (no keys) is fine on loopback; anywhere else it needs an explicit yes."""
+    if await keys.auth_enabled():
+        log.info("authentication is on")
+        return
+    if not is_loopback(settings.host) and not settings.allow_open:
+        raise RuntimeError(
+            f"refusing to serve {settings.host} without authentication: create a key "
+            "(`corral keys create`), set CORRAL_ADMIN_KEY, or set CORRAL_ALLOW_OPEN=true"
+        )
+    log.warning("no API keys configured: serving OPEN (no authentication) on %s", settings.host)
+
+
+async def sweep_forever(accounting: Accounting) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        with contextlib.suppress(Exception):  # a failed sweep is retried next interval
+            released = await accounting.sweep()
+            if released:
+                log.info("released %d stale budget reservations", released)

@@ -34,7 +34,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_model(request: Request, model: type[M], limit: int) -> M:
-    raw = await read_body(request, limit)
+    return parse_model(await read_body(request, limit), model)
+
+
+def parse_model(raw: bytes, model: type[M]) -> M:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

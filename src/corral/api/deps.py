@@ -8,12 +8,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from corral.core.config import Settings
+from corral.services.accounting import Accounting
 from corral.services.admission import Admission
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.idempotency import Idempotency
+from corral.services.keys import KeyService
 from corral.services.registry import ModelRegistry
 from corral.services.telemetry import Telemetry
+from corral.services.usage import UsageService
+from corral.storage.db import Database
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ class Services:
     chat: ChatService
     completions: CompletionService
     embeddings: EmbeddingService
+    db: Database
+    keys: KeyService
+    accounting: Accounting
+    usage: UsageService
+    idempotency: Idempotency
 
 
 def get_services(request: Request) -> Services:

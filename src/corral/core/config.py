@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
@@ -67,6 +67,17 @@ class LimitSettings(BaseModel):
     )
 
 
+class AccountSettings(BaseModel):
+    """Budgets and usage bookkeeping."""
+
+    reservation_ttl_s: int = Field(
+        900, ge=10, description="A budget reservation not settled by then is released."
+    )
+    idempotency_ttl_s: int = Field(
+        86400, ge=60, description="How long an Idempotency-Key's response is replayed."
+    )
+
+
 class LoadingSettings(BaseModel):
     """Loading catalog models on demand."""
 
@@ -104,8 +115,28 @@ class Settings(BaseSettings):
         description="Operator's catalog YAML, added to and overriding the shipped catalog.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL (e.g. postgresql://host/db); default SQLite in the data dir.",
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="Admin API key; its presence turns authentication on."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="HMAC secret for stored key hashes; default a generated file in the data "
+        "dir. Set the same value on every replica that shares a database.",
+    )
+    allow_open: bool = Field(
+        False, description="Allow serving without auth on a non-loopback address."
+    )
     engine: EngineSettings = Field(default_factory=EngineSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     loading: LoadingSettings = Field(
         default_factory=LoadingSettings, description="Loading models on demand."
     )
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'corral.db'}"

@@ -83,6 +83,36 @@ class EngineError(CorralError):
     code = "engine_error"
 
 
+class AuthenticationError(CorralError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(CorralError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
+
+
+class RateLimitError(CorralError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class InsufficientQuotaError(CorralError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class ConflictError(CorralError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class ModelShutdownError(NotFoundError):
     """A snapshot past its shutdown date; the message names its replacement."""
 

@@ -187,8 +187,8 @@ class ChatService:
                     buffered[index].append(choice.get("delta", {}).get("content") or "")
                     if choice.get("finish_reason"):
                         yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
-            if req.stream_options is not None and req.stream_options.include_usage:
-                yield stamp.chunk([], usage=merge_usage(usages).model_dump())
+            # Always sent: the API layer meters it and drops it unless the client asked.
+            yield stamp.chunk([], usage=merge_usage(usages).model_dump())
             status = "ok"
         finally:
             self._admission.leave()

@@ -204,8 +204,8 @@ class CompletionService:
                         timer.token()
                     choice["logprobs"] = legacy_logprobs(choice.get("logprobs"), 0)
                 yield stamp.apply(chunk, index)
-            if req.stream_options is not None and req.stream_options.include_usage:
-                yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
+            # Always sent: the API layer meters it and drops it unless the client asked.
+            yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
             status = "ok"
         finally:
             self._admission.leave()

@@ -26,6 +26,7 @@ class Telemetry:
         self.rejected = Counter("corral_rejected", "Requests refused.", ("reason",), registry=r)
         self.prompt_tokens = Counter("corral_prompt_tokens", "Prompt tokens.", m, registry=r)
         self.output_tokens = Counter("corral_output_tokens", "Output tokens.", m, registry=r)
+        self.cost = Counter("corral_cost_usd", "Cost charged, USD.", m, registry=r)
         self.ttft = Histogram(
             "corral_ttft_seconds", "Time to first token.", m, buckets=LATENCY_BUCKETS, registry=r
         )

@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corral.api.body import read_model
+from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
-from corral.api.sse import sse_response
+from corral.api.metering import metered
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 
 router = APIRouter()
@@ -13,8 +13,19 @@ router = APIRouter()
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def create_chat_completion(request: Request, services: ServicesDep) -> Response:
-    req = await read_model(request, ChatCompletionRequest, services.settings.limits.max_body_bytes)
-    result = await services.chat.create(req)
-    if isinstance(result, ChatCompletion):
-        return Response(result.model_dump_json(), media_type="application/json")
-    return await sse_response(result)
+    raw = await read_body(request, services.settings.limits.max_body_bytes)
+    req = parse_model(raw, ChatCompletionRequest)
+    window = services.registry.get(req.model).engine.info.context_window
+    return await metered(
+        request,
+        services,
+        raw=raw,
+        model=req.model,
+        stream=req.stream,
+        endpoint="chat",
+        # The body's bytes bound the prompt's tokens (a token is at least one byte).
+        prompt_bound=len(raw) + 256,
+        max_output=(req.output_limit or window) * req.n,
+        want_usage=bool(req.stream_options and req.stream_options.include_usage),
+        run=lambda: services.chat.create(req),
+    )

@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from corral.api.body import read_model
+from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
+from corral.api.metering import metered
 from corral.protocol.embeddings import EmbeddingList, EmbeddingRequest
 
 router = APIRouter()
@@ -12,6 +13,17 @@ router = APIRouter()
 
 @router.post("/v1/embeddings", response_model=EmbeddingList)
 async def create_embeddings(request: Request, services: ServicesDep) -> Response:
-    req = await read_model(request, EmbeddingRequest, services.settings.limits.max_body_bytes)
-    result = await services.embeddings.create(req)
-    return Response(result.model_dump_json(), media_type="application/json")
+    raw = await read_body(request, services.settings.limits.max_body_bytes)
+    req = parse_model(raw, EmbeddingRequest)
+    return await metered(
+        request,
+        services,
+        raw=raw,
+        model=req.model,
+        stream=False,
+        endpoint="embeddings",
+        prompt_bound=len(raw) + 256,
+        max_output=0,
+        want_usage=False,
+        run=lambda: services.embeddings.create(req),
+    )

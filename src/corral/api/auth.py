@@ -1,0 +1,40 @@
+"""Authentication for every route but /health and /ready, as ASGI middleware.
+
+Middleware rather than a per-route dependency so that nothing can be added to the app
+without auth: unknown paths, docs and the OpenAPI schema are covered too.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from corral.api.errors import error_response
+from corral.core.errors import CorralError
+from corral.services.keys import ANONYMOUS, KeyService
+
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, keys: KeyService) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        principal = ANONYMOUS
+        if await self.keys.auth_enabled():
+            header = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    header = value.decode("latin-1")
+                    break
+            try:
+                principal = await self.keys.authenticate(header)
+            except CorralError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)

@@ -1,0 +1,161 @@
+"""Admin endpoints: projects, API keys, usage and costs (admin keys only)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from corral.api.body import read_model
+from corral.api.deps import ServicesDep
+from corral.api.metering import principal_of
+from corral.core.errors import PermissionDeniedError
+from corral.services.usage import Window
+from corral.storage.tables import NANO, ApiKey, Project
+
+router = APIRouter(prefix="/v1/organization")
+
+
+def require_admin(request: Request) -> None:
+    if not principal_of(request).is_admin:
+        raise PermissionDeniedError("This endpoint needs an admin key.")
+
+
+Admin = Annotated[None, Depends(require_admin)]
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    budget_usd: float | None = Field(None, ge=0)
+    budget_period: str = "month"
+
+
+class KeyCreate(BaseModel):
+    name: str = Field("", max_length=256)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    models: list[str] | None = None
+    expires_at: int | None = Field(None, description="Unix time.")
+
+
+def _project(p: Project) -> dict[str, Any]:
+    return {
+        "object": "organization.project",
+        "id": p.id,
+        "name": p.name,
+        "created_at": int(p.created_at.timestamp()),
+        "rpm": p.rpm,
+        "tpm": p.tpm,
+        "max_concurrent": p.max_concurrent,
+        "budget_usd": None if p.budget_nano is None else p.budget_nano / NANO,
+        "budget_period": p.budget_period,
+        "status": "active",
+    }
+
+
+def _key(k: ApiKey) -> dict[str, Any]:
+    return {
+        "object": "organization.project.api_key",
+        "id": k.id,
+        "name": k.name,
+        "redacted_value": k.prefix + "…",
+        "created_at": int(k.created_at.timestamp()),
+        "revoked": k.revoked_at is not None,
+        "models": k.allowed_models,
+    }
+
+
+def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": False,
+    }
+
+
+@router.get("/projects")
+async def list_projects(_: Admin, services: ServicesDep) -> dict[str, Any]:
+    return _page([_project(p) for p in await services.keys.list_projects()])
+
+
+@router.post("/projects")
+async def create_project(_: Admin, request: Request, services: ServicesDep) -> dict[str, Any]:
+    body = await read_model(request, ProjectCreate, services.settings.limits.max_body_bytes)
+    return _project(await services.keys.create_project(**body.model_dump()))
+
+
+@router.get("/projects/{project_id}/api_keys")
+async def list_keys(_: Admin, project_id: str, services: ServicesDep) -> dict[str, Any]:
+    return _page([_key(k) for k in await services.keys.list_keys(project_id)])
+
+
+@router.post("/projects/{project_id}/api_keys")
+async def create_key(
+    _: Admin, project_id: str, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    body = await read_model(request, KeyCreate, services.settings.limits.max_body_bytes)
+    expires = datetime.fromtimestamp(body.expires_at, UTC) if body.expires_at else None
+    created = await services.keys.create_key(
+        project_id,
+        name=body.name,
+        rpm=body.rpm,
+        tpm=body.tpm,
+        max_concurrent=body.max_concurrent,
+        models=body.models,
+        expires_at=expires,
+    )
+    return {
+        "object": "organization.project.api_key",
+        "id": created.id,
+        "value": created.key,  # the only time the key is shown
+        "redacted_value": created.prefix + "…",
+    }
+
+
+@router.delete("/projects/{project_id}/api_keys/{key_id}")
+async def revoke_key(_: Admin, project_id: str, key_id: str, services: ServicesDep) -> dict:  # type: ignore[type-arg]
+    await services.keys.revoke(key_id)
+    return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
+
+
+def _window(start_time: int, end_time: int | None, bucket_width: str, limit: int | None) -> Window:
+    return Window.parse(start_time, end_time, bucket_width, limit)
+
+
+@router.get("/usage/completions")
+async def usage_completions(
+    _: Admin,
+    services: ServicesDep,
+    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: int | None = Query(None, ge=1),
+    group_by: Annotated[list[str] | None, Query()] = None,
+    project_ids: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    window = _window(start_time, end_time, bucket_width, limit)
+    return await services.usage.completions(window, group_by, project_ids)
+
+
+@router.get("/costs")
+async def costs(
+    _: Admin,
+    services: ServicesDep,
+    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: int | None = Query(None, ge=1),
+    group_by: Annotated[list[str] | None, Query()] = None,
+    project_ids: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    window = _window(start_time, end_time, bucket_width, limit)
+    return await services.usage.costs(window, group_by, project_ids)

@@ -1,0 +1,226 @@
+"""Budgets and usage: reserve before a request, settle after, in one transaction each.
+
+A request reserves its maximum cost (prompt upper bound at the input price, every output
+token it may generate at the output price) in the same transaction that checks the
+project's budget, so concurrent requests can never together pass a budget by more than
+one reservation. Settling releases the reservation, charges the real cost and writes
+the usage row (keyed by request id: a retry never counts twice), all at once; a crash
+loses no settled row, and a stale reservation is swept back after its TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from corral.core.errors import InsufficientQuotaError, PermissionDeniedError
+from corral.core.ids import new_id
+from corral.services.catalog import ModelSpec
+from corral.services.keys import Principal
+from corral.services.limits import LimitState, RateLimiter
+from corral.storage.db import Database
+from corral.storage.tables import NANO, Reservation, Spend, Usage
+
+log = logging.getLogger(__name__)
+
+
+def cost_nano(spec: ModelSpec, prompt: int, cached: int, completion: int) -> int:
+    """Price in nano-dollars; catalog prices are USD per 1M tokens."""
+    per_token = NANO / 1_000_000
+    uncached = max(0, prompt - cached)
+    return round(
+        per_token
+        * (
+            uncached * spec.price_input_per_m
+            + cached * spec.price_cached_input_per_m
+            + completion * spec.price_output_per_m
+        )
+    )
+
+
+def period_of(kind: str, moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d" if kind == "day" else "%Y-%m")
+
+
+@dataclass
+class Ticket:
+    """One admitted request: what it reserved and which limits it counted against."""
+
+    request_id: str
+    principal: Principal
+    spec: ModelSpec
+    endpoint: str
+    prompt_estimate: int
+    limits: LimitState
+    concurrency: list[str]
+    reserved_nano: int = 0
+    period: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    settled: bool = False
+
+    def headers(self) -> dict[str, str]:
+        return {"x-request-id": self.request_id, **self.limits.headers()}
+
+
+class Accounting:
+    def __init__(self, db: Database, limiter: RateLimiter, reservation_ttl_s: int) -> None:
+        self._db = db
+        self._limiter = limiter
+        self._ttl = timedelta(seconds=reservation_ttl_s)
+
+    async def admit(
+        self,
+        who: Principal,
+        spec: ModelSpec,
+        endpoint: str,
+        prompt_bound: int,
+        max_output: int,
+    ) -> Ticket:
+        if who.allowed_models is not None and spec.id not in who.allowed_models:
+            raise PermissionDeniedError(
+                f"This API key may not use the model `{spec.id}`.", param="model"
+            )
+        held = self._limiter.enter(who)
+        try:
+            # TPM counts an estimate now (~4 bytes a token) and is reconciled after.
+            estimate = max(1, prompt_bound // 4)
+            limits = await self._limiter.admit(who, estimate)
+            ticket = Ticket(new_id("req"), who, spec, endpoint, estimate, limits, held)
+            if who.budget_nano is not None and who.project_id is not None:
+                await self._reserve(ticket, cost_nano(spec, prompt_bound, 0, max_output))
+        except BaseException:
+            self._limiter.leave(held)
+            raise
+        return ticket
+
+    def _insert(self, table: Any) -> Any:
+        return (sqlite if self._db.is_sqlite else postgresql).insert(table)
+
+    async def _reserve(self, ticket: Ticket, amount: int) -> None:
+        who = ticket.principal
+        assert who.project_id is not None and who.budget_nano is not None
+        moment = datetime.now(UTC)
+        period = period_of(who.budget_period, moment)
+        async with self._db.begin() as s:
+            await s.execute(
+                self._insert(Spend)
+                .values(project_id=who.project_id, period=period, spent_nano=0, reserved_nano=0)
+                .on_conflict_do_nothing()
+            )
+            # The check and the reservation are one conditional UPDATE: atomic under
+            # concurrency on PostgreSQL (row lock) and SQLite (database write lock).
+            result = await s.execute(
+                update(Spend)
+                .where(
+                    Spend.project_id == who.project_id,
+                    Spend.period == period,
+                    Spend.spent_nano + Spend.reserved_nano + amount <= who.budget_nano,
+                )
+                .values(reserved_nano=Spend.reserved_nano + amount)
+            )
+            if not result.rowcount:
+                raise InsufficientQuotaError(
+                    "You exceeded your current quota: this project's budget for "
+                    f"{period} is spent (or this request's maximum cost would pass it).",
+                    headers={"x-should-retry": "false"},
+                )
+            s.add(
+                Reservation(
+                    request_id=ticket.request_id,
+                    project_id=who.project_id,
+                    period=period,
+                    amount_nano=amount,
+                    expires_at=moment + self._ttl,
+                )
+            )
+        ticket.reserved_nano, ticket.period = amount, period
+
+    async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> int:
+        """Charge the real cost and write the usage row; returns the cost in nano-dollars
+        (0 when the ticket was already settled)."""
+        if ticket.settled:
+            return 0
+        ticket.settled = True
+        self._limiter.leave(ticket.concurrency)
+        usage = usage or {}
+        prompt = int(usage.get("prompt_tokens", 0))
+        completion = int(usage.get("completion_tokens", 0))
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
+        reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0))
+        cost = cost_nano(ticket.spec, prompt, cached, completion)
+        who = ticket.principal
+        row = Usage(
+            request_id=ticket.request_id,
+            created_at=datetime.now(UTC),
+            org_id=who.org_id,
+            project_id=who.project_id,
+            key_id=who.key_id,
+            model=ticket.spec.id,
+            endpoint=ticket.endpoint,
+            prompt_tokens=prompt,
+            cached_tokens=cached,
+            completion_tokens=completion,
+            reasoning_tokens=reasoning,
+            cost_nano=cost,
+            latency_ms=round((time.perf_counter() - ticket.started) * 1000),
+            status=status,
+        )
+        try:
+            async with self._db.begin() as s:
+                await self._release(s, ticket, charge=cost)
+                s.add(row)
+        except IntegrityError:
+            log.warning("usage for %s already recorded", ticket.request_id)
+            cost = 0
+        await self._limiter.reconcile(ticket.limits, prompt + completion - ticket.prompt_estimate)
+        return cost
+
+    async def _release(self, s: Any, ticket: Ticket, charge: int) -> None:
+        who = ticket.principal
+        reserved = 0
+        if ticket.reserved_nano:
+            gone = await s.execute(
+                delete(Reservation).where(Reservation.request_id == ticket.request_id)
+            )
+            reserved = ticket.reserved_nano if gone.rowcount else 0  # swept already
+        if who.project_id is None:
+            return
+        period = ticket.period or period_of(who.budget_period, datetime.now(UTC))
+        await s.execute(
+            self._insert(Spend)
+            .values(project_id=who.project_id, period=period, spent_nano=0, reserved_nano=0)
+            .on_conflict_do_nothing()
+        )
+        await s.execute(
+            update(Spend)
+            .where(Spend.project_id == who.project_id, Spend.period == period)
+            .values(
+                spent_nano=Spend.spent_nano + charge,
+                reserved_nano=Spend.reserved_nano - reserved,
+            )
+        )
+
+    async def sweep(self) -> int:
+        """Release reservations whose request never settled (a crash, a lost task)."""
+        moment = datetime.now(UTC)
+        released = 0
+        async with self._db.begin() as s:
+            stale = list(
+                await s.scalars(select(Reservation).where(Reservation.expires_at < moment))
+            )
+            for r in stale:
+                await s.execute(delete(Reservation).where(Reservation.request_id == r.request_id))
+                await s.execute(
+                    update(Spend)
+                    .where(Spend.project_id == r.project_id, Spend.period == r.period)
+                    .values(reserved_nano=Spend.reserved_nano - r.amount_nano)
+                )
+                released += 1
+        return released

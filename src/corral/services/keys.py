@@ -1,0 +1,270 @@
+"""Organizations, projects and API keys; authentication of bearer tokens.
+
+Keys are 256-bit secrets shown once. Only an HMAC-SHA-256 of a key (under a server
+secret) is stored, so a leaked database yields no usable key; lookups go by that hash
+(an index hit, no string built from user input), and the hashes are compared again in
+constant time. The key's format is checked before any lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from corral.core.ids import new_id
+from corral.storage.db import Database
+from corral.storage.tables import ApiKey, Organization, Project
+
+KEY_PREFIX = "sk-corral-"
+KEY_RE = re.compile(r"^sk-corral-[A-Za-z0-9_-]{43}$")
+MAX_TOKEN_LENGTH = 256
+DEFAULT_ORG = "org-default"
+AUTH_STATE_TTL_S = 2.0
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def load_secret(configured: str | None, data_dir: Path) -> bytes:
+    """The HMAC secret: configured, or generated once into the data dir (mode 0600)."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and the limits that apply to them."""
+
+    key_id: str | None
+    project_id: str | None
+    org_id: str | None
+    is_admin: bool
+    allowed_models: tuple[str, ...] | None = None
+    key_rpm: int | None = None
+    key_tpm: int | None = None
+    key_concurrent: int | None = None
+    project_rpm: int | None = None
+    project_tpm: int | None = None
+    project_concurrent: int | None = None
+    budget_nano: int | None = None
+    budget_period: str = "month"
+
+
+ANONYMOUS = Principal(None, None, None, is_admin=True)  # open local mode
+
+
+def _invalid() -> AuthenticationError:
+    return AuthenticationError(
+        "Incorrect API key provided. You can create keys with `corral keys create`."
+    )
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: str
+    key: str  # shown once
+    prefix: str
+    project_id: str | None
+
+
+class KeyService:
+    def __init__(self, db: Database, secret: bytes, admin_key: str | None) -> None:
+        self._db = db
+        self._secret = secret
+        self._admin_hash = hash_key(secret, admin_key) if admin_key else None
+        self._auth_state: tuple[float, bool] = (0.0, False)
+
+    async def auth_enabled(self) -> bool:
+        """On when an admin key is configured or any key exists (checked every 2 s, so a
+        key created by another process turns auth on there too)."""
+        if self._admin_hash is not None:
+            return True
+        checked, enabled = self._auth_state
+        if enabled or time.monotonic() - checked < AUTH_STATE_TTL_S:
+            return enabled
+        async with self._db.session() as s:
+            count = await s.scalar(select(func.count()).select_from(ApiKey))
+        enabled = bool(count)
+        self._auth_state = (time.monotonic(), enabled)
+        return enabled
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        token = _bearer(authorization)
+        digest = hash_key(self._secret, token)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return Principal(None, None, DEFAULT_ORG, is_admin=True)
+        if not KEY_RE.fullmatch(token):
+            raise _invalid()
+        async with self._db.session() as s:
+            row = (
+                await s.execute(
+                    select(ApiKey, Project)
+                    .outerjoin(Project, ApiKey.project_id == Project.id)
+                    .where(ApiKey.secret_hash == digest)
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row[0].secret_hash, digest):
+            raise _invalid()
+        key, project = row
+        if key.revoked_at is not None:
+            raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
+        if key.expires_at is not None and _aware(key.expires_at) <= now():
+            raise AuthenticationError("This API key has expired.", code="invalid_api_key")
+        return _principal(key, project)
+
+    async def ensure_org(self) -> str:
+        async with self._db.begin() as s:
+            if await s.get(Organization, DEFAULT_ORG) is None:
+                s.add(Organization(id=DEFAULT_ORG, name="Default organization", created_at=now()))
+        return DEFAULT_ORG
+
+    async def create_project(
+        self,
+        name: str,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_concurrent: int | None = None,
+        budget_usd: float | None = None,
+        budget_period: str = "month",
+    ) -> Project:
+        org = await self.ensure_org()
+        if budget_period not in ("month", "day"):
+            raise InvalidRequestError("budget_period is month or day", param="budget_period")
+        project = Project(
+            id=new_id("proj"),
+            org_id=org,
+            name=name,
+            created_at=now(),
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrent=max_concurrent,
+            budget_nano=None if budget_usd is None else round(budget_usd * 1e9),
+            budget_period=budget_period,
+        )
+        async with self._db.begin() as s:
+            existing = await s.scalar(select(Project).where(Project.name == name))
+            if existing is not None:
+                raise InvalidRequestError(f"Project `{name}` already exists.", param="name")
+            s.add(project)
+        return project
+
+    async def project_by_name(self, name: str) -> Project | None:
+        async with self._db.session() as s:
+            return await s.scalar(select(Project).where(Project.name == name))
+
+    async def list_projects(self) -> list[Project]:
+        async with self._db.session() as s:
+            return list(await s.scalars(select(Project).order_by(Project.created_at)))
+
+    async def create_key(
+        self,
+        project_id: str | None,
+        *,
+        name: str = "",
+        admin: bool = False,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_concurrent: int | None = None,
+        models: list[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> CreatedKey:
+        if project_id is None and not admin:
+            raise InvalidRequestError("A key needs a project (or --admin).", param="project")
+        secret = generate_key()
+        row = ApiKey(
+            id=new_id("key"),
+            project_id=project_id,
+            name=name,
+            prefix=secret[: len(KEY_PREFIX) + 4],
+            secret_hash=hash_key(self._secret, secret),
+            is_admin=admin,
+            allowed_models=models,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrent=max_concurrent,
+            created_at=now(),
+            expires_at=expires_at,
+        )
+        async with self._db.begin() as s:
+            if project_id is not None and await s.get(Project, project_id) is None:
+                raise NotFoundError(f"No project `{project_id}`.", param="project_id")
+            s.add(row)
+        self._auth_state = (time.monotonic(), True)
+        return CreatedKey(row.id, secret, row.prefix, project_id)
+
+    async def list_keys(self, project_id: str | None = None) -> list[ApiKey]:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if project_id is not None:
+            query = query.where(ApiKey.project_id == project_id)
+        async with self._db.session() as s:
+            return list(await s.scalars(query))
+
+    async def revoke(self, key_id: str) -> None:
+        async with self._db.begin() as s:
+            result = await s.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=now())
+            )
+        if not result.rowcount:
+            raise NotFoundError(f"No API key `{key_id}`.", param="key_id")
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
+            code="missing_api_key",
+        )
+    if len(authorization) > MAX_TOKEN_LENGTH + 7:
+        raise _invalid()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _invalid()
+    return token.strip()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _principal(key: ApiKey, project: Project | None) -> Principal:
+    return Principal(
+        key_id=key.id,
+        project_id=key.project_id,
+        org_id=project.org_id if project else DEFAULT_ORG,
+        is_admin=key.is_admin,
+        allowed_models=tuple(key.allowed_models) if key.allowed_models else None,
+        key_rpm=key.rpm,
+        key_tpm=key.tpm,
+        key_concurrent=key.max_concurrent,
+        project_rpm=project.rpm if project else None,
+        project_tpm=project.tpm if project else None,
+        project_concurrent=project.max_concurrent if project else None,
+        budget_nano=project.budget_nano if project else None,
+        budget_period=project.budget_period if project else "month",
+    )

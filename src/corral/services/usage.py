@@ -1,0 +1,132 @@
+"""Usage and cost reports in OpenAI's organization usage/costs shapes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from corral.core.errors import InvalidRequestError
+from corral.storage.db import Database
+from corral.storage.tables import NANO, Usage
+
+BUCKETS = {"1m": 60, "1h": 3600, "1d": 86400}
+MAX_BUCKETS = {"1m": 1440, "1h": 168, "1d": 31}
+USAGE_GROUPS = {"project_id": "project_id", "api_key_id": "key_id", "model": "model"}
+COST_GROUPS = {"project_id": "project_id", "line_item": "model"}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int
+    end: int
+    width: int
+
+    @classmethod
+    def parse(cls, start: int, end: int | None, bucket: str, limit: int | None) -> Window:
+        if bucket not in BUCKETS:
+            raise InvalidRequestError("bucket_width is 1m, 1h or 1d.", param="bucket_width")
+        width = BUCKETS[bucket]
+        count = min(limit or MAX_BUCKETS[bucket], MAX_BUCKETS[bucket])
+        start -= start % width
+        stop = end if end is not None else start + width * count
+        stop = min(stop, start + width * count)
+        if stop <= start:
+            raise InvalidRequestError("end_time must be after start_time.", param="end_time")
+        return cls(start, stop, width)
+
+
+def _groups(group_by: list[str] | None, allowed: dict[str, str]) -> list[str]:
+    for name in group_by or []:
+        if name not in allowed:
+            raise InvalidRequestError(
+                f"group_by accepts {', '.join(allowed)}; got `{name}`.", param="group_by"
+            )
+    return group_by or []
+
+
+class UsageService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _rows(self, window: Window, project_ids: list[str] | None) -> list[Usage]:
+        query = select(Usage).where(
+            Usage.created_at >= datetime.fromtimestamp(window.start, UTC),
+            Usage.created_at < datetime.fromtimestamp(window.end, UTC),
+        )
+        if project_ids:
+            query = query.where(Usage.project_id.in_(project_ids))
+        async with self._db.session() as s:
+            return list(await s.scalars(query))
+
+    def _bucketed(
+        self, window: Window, rows: list[Usage], groups: list[str], mapping: dict[str, str]
+    ) -> dict[int, dict[tuple[Any, ...], list[Usage]]]:
+        out: dict[int, dict[tuple[Any, ...], list[Usage]]] = {
+            t: defaultdict(list) for t in range(window.start, window.end, window.width)
+        }
+        for row in rows:
+            moment = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            at = int(moment.timestamp())
+            key = tuple(getattr(row, mapping[g]) for g in groups)
+            out[at - (at - window.start) % window.width][key].append(row)
+        return out
+
+    async def completions(
+        self, window: Window, group_by: list[str] | None, project_ids: list[str] | None
+    ) -> dict[str, Any]:
+        groups = _groups(group_by, USAGE_GROUPS)
+        rows = [r for r in await self._rows(window, project_ids) if r.endpoint != "embeddings"]
+        data = []
+        for start, grouped in self._bucketed(window, rows, groups, USAGE_GROUPS).items():
+            results = []
+            for key, items in grouped.items():
+                result: dict[str, Any] = {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": sum(r.prompt_tokens for r in items),
+                    "input_cached_tokens": sum(r.cached_tokens for r in items),
+                    "output_tokens": sum(r.completion_tokens for r in items),
+                    "input_audio_tokens": 0,
+                    "output_audio_tokens": 0,
+                    "num_model_requests": len(items),
+                    "project_id": None,
+                    "user_id": None,
+                    "api_key_id": None,
+                    "model": None,
+                    "batch": None,
+                }
+                result.update(dict(zip(groups, key, strict=True)))
+                results.append(result)
+            data.append(_bucket(start, window.width, results))
+        return _page(data)
+
+    async def costs(
+        self, window: Window, group_by: list[str] | None, project_ids: list[str] | None
+    ) -> dict[str, Any]:
+        groups = _groups(group_by, COST_GROUPS)
+        rows = await self._rows(window, project_ids)
+        data = []
+        for start, grouped in self._bucketed(window, rows, groups, COST_GROUPS).items():
+            results = []
+            for key, items in grouped.items():
+                result: dict[str, Any] = {
+                    "object": "organization.costs.result",
+                    "amount": {"value": sum(r.cost_nano for r in items) / NANO, "currency": "usd"},
+                    "line_item": None,
+                    "project_id": None,
+                }
+                result.update(dict(zip(groups, key, strict=True)))
+                results.append(result)
+            data.append(_bucket(start, window.width, results))
+        return _page(data)
+
+
+def _bucket(start: int, width: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "bucket", "start_time": start, "end_time": start + width, "results": results}
+
+
+def _page(data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "page", "data": data, "has_more": False, "next_page": None}

@@ -1,0 +1,164 @@
+"""Keys, limits, revocation and usage through a live server and the openai client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.slow
+
+ADMIN = "e2e-admin-key-0123456789abcdef0123"
+
+
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        env={**os.environ, "CORRAL_DATA_DIR": str(data_dir), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    data = tmp_path_factory.mktemp("secured")
+    key = cli(data, "keys", "create", "--project", "e2e", "--rpm", "1000")
+    server = LiveServer(data, env={"CORRAL_ADMIN_KEY": ADMIN})
+    try:
+        server.wait_ready()
+        yield server, key
+    finally:
+        server.stop()
+
+
+def client(server: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+
+
+def chat(c: openai.OpenAI) -> openai.types.chat.ChatCompletion:
+    return c.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+
+
+def test_key_required_and_accepted(secured: tuple[LiveServer, str]) -> None:
+    server, key = secured
+    with pytest.raises(openai.AuthenticationError):
+        chat(client(server, "sk-corral-" + "x" * 43))
+    with pytest.raises(openai.AuthenticationError):
+        chat(client(server, "not even a key"))
+    raw = client(server, key).chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+    assert raw.parse().choices[0].message is not None
+    assert raw.headers["x-ratelimit-limit-requests"] == "1000"
+    assert int(raw.headers["x-ratelimit-remaining-requests"]) < 1000
+    assert raw.headers["x-request-id"].startswith("req")
+    assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_rate_limit_429_with_retry_after(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    key = cli(server.log.parent, "keys", "create", "--project", "limited", "--rpm", "2")
+    c = client(server, key)
+    chat(c)
+    chat(c)
+    with pytest.raises(openai.RateLimitError) as err:
+        chat(c)
+    assert 1 <= int(err.value.response.headers["retry-after"]) <= 60
+    assert err.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+
+
+def test_revocation_takes_effect_on_the_next_request(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    project = httpx.post(
+        server.url + "/v1/organization/projects", json={"name": "rev"}, headers=admin
+    ).json()
+    made = httpx.post(
+        server.url + f"/v1/organization/projects/{project['id']}/api_keys",
+        json={},
+        headers=admin,
+    ).json()
+    c = client(server, made["value"])
+    chat(c)
+    gone = httpx.delete(
+        server.url + f"/v1/organization/projects/{project['id']}/api_keys/{made['id']}",
+        headers=admin,
+    )
+    assert gone.status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        chat(c)
+
+
+def test_usage_reports_match_requests(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    key = cli(server.log.parent, "keys", "create", "--project", "metered")
+    c = client(server, key)
+    total_prompt = total_completion = 0
+    for _ in range(3):
+        r = chat(c)
+        assert r.usage is not None
+        total_prompt += r.usage.prompt_tokens
+        total_completion += r.usage.completion_tokens
+    stream = c.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True
+    )
+    assert not any(chunk.usage for chunk in stream)  # not asked for: not sent
+    start = int(time.time()) - 3600
+    projects = httpx.get(server.url + "/v1/organization/projects", headers=admin).json()["data"]
+    project_id = next(p["id"] for p in projects if p["name"] == "metered")
+    usage = httpx.get(
+        server.url + "/v1/organization/usage/completions",
+        params={"start_time": start, "group_by": "model", "project_ids": project_id},
+        headers=admin,
+    ).json()
+    results = [r for b in usage["data"] for r in b["results"]]
+    assert sum(r["num_model_requests"] for r in results) == 4
+    assert sum(r["input_tokens"] for r in results) >= total_prompt
+    assert sum(r["output_tokens"] for r in results) == total_completion + 4
+    costs = httpx.get(
+        server.url + "/v1/organization/costs",
+        params={"start_time": start, "project_ids": project_id},
+        headers=admin,
+    ).json()
+    assert costs["object"] == "page"
+    assert cli(server.log.parent, "usage", "--days", "1").count(MODEL) >= 1
+
+
+def test_idempotent_retry_bills_once(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    key = cli(server.log.parent, "keys", "create", "--project", "idem")
+    c = client(server, key)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    headers = {"Idempotency-Key": "retry-0001"}
+    first = c.chat.completions.with_raw_response.create(**body, extra_headers=headers)  # type: ignore[arg-type]
+    again = c.chat.completions.with_raw_response.create(**body, extra_headers=headers)  # type: ignore[arg-type]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.parse().id == first.parse().id
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    changed = {**body, "max_tokens": 9}
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(**changed, extra_headers=headers)  # type: ignore[arg-type]
+    projects = httpx.get(server.url + "/v1/organization/projects", headers=admin).json()["data"]
+    project_id = next(p["id"] for p in projects if p["name"] == "idem")
+    usage = httpx.get(
+        server.url + "/v1/organization/usage/completions",
+        params={"start_time": int(time.time()) - 3600, "project_ids": project_id},
+        headers=admin,
+    ).json()
+    assert sum(r["num_model_requests"] for b in usage["data"] for r in b["results"]) == 1
