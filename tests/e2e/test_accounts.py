@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from corral.services.catalog import embedded_model_path
 from tests.conftest import MODEL, LiveServer
 
 pytestmark = pytest.mark.slow
@@ -31,11 +32,38 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return out.stdout.strip()
 
 
+PRICED = "priced-2024-01-01"
+
+
+def priced_catalog(folder: Path) -> Path:
+    """An operator catalog adding a (very) expensive model on the embedded GGUF."""
+    path = folder / "priced.yaml"
+    path.write_text(
+        f"""version: 1
+families:
+  - id: priced
+    name: Priced
+    owner: corral-tests
+    description: The embedded model at a price that makes budgets bite.
+    context_window: 2048
+    capabilities: [chat]
+    pricing: {{input: 1000.0, cached_input: 500.0, output: 2000.0}}
+    snapshots:
+      - id: {PRICED}
+        stages: {{active: 2024-01-01}}
+        memory_mib: 300
+        source: {{path: {embedded_model_path()}}}
+"""
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
     data = tmp_path_factory.mktemp("secured")
     key = cli(data, "keys", "create", "--project", "e2e", "--rpm", "1000")
-    server = LiveServer(data, env={"CORRAL_ADMIN_KEY": ADMIN})
+    env = {"CORRAL_ADMIN_KEY": ADMIN, "CORRAL_CATALOG": str(priced_catalog(data))}
+    server = LiveServer(data, env=env)
     try:
         server.wait_ready()
         yield server, key
@@ -162,3 +190,36 @@ def test_idempotent_retry_bills_once(secured: tuple[LiveServer, str]) -> None:
         headers=admin,
     ).json()
     assert sum(r["num_model_requests"] for b in usage["data"] for r in b["results"]) == 1
+
+
+def test_budget_is_enforced_and_costs_add_up(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    budget = 0.4  # USD; one request reserves ~$0.36 (body bound at $1000/M + 3 outputs)
+    project = httpx.post(
+        server.url + "/v1/organization/projects",
+        json={"name": "budgeted", "budget_usd": budget},
+        headers=admin,
+    ).json()
+    made = httpx.post(
+        server.url + f"/v1/organization/projects/{project['id']}/api_keys", json={}, headers=admin
+    ).json()
+    c = client(server, made["value"])
+    served = 0
+    with pytest.raises(openai.RateLimitError) as err:
+        for _ in range(20):
+            r = c.chat.completions.create(
+                model=PRICED, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+            )
+            assert r.model == PRICED
+            served += 1
+    assert served >= 1
+    assert err.value.body["code"] == "insufficient_quota"  # type: ignore[index]
+    assert err.value.response.headers["x-should-retry"] == "false"
+    costs = httpx.get(
+        server.url + "/v1/organization/costs",
+        params={"start_time": int(time.time()) - 3600, "project_ids": project["id"]},
+        headers=admin,
+    ).json()
+    spent = sum(r["amount"]["value"] for b in costs["data"] for r in b["results"])
+    assert 0 < spent <= budget
