@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from corral.cli_accounts import db_app, keys_app, usage
 from corral.core.config import Settings
+from corral.core.logs import configure as configure_logging
 
 app = typer.Typer(help="corral: an OpenAI-compatible model API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -50,14 +50,13 @@ def serve(
     settings = base.model_copy(
         update=_overrides(host=host, port=port, model=model, data_dir=data_dir) | {"engine": engine}
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers go through corral's handler (JSON, request ids)
         timeout_graceful_shutdown=5,
     )
 

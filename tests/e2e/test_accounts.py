@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -223,3 +224,18 @@ def test_budget_is_enforced_and_costs_add_up(secured: tuple[LiveServer, str]) ->
     ).json()
     spent = sum(r["amount"]["value"] for b in costs["data"] for r in b["results"])
     assert 0 < spent <= budget
+
+
+def test_logs_are_json_with_request_ids_and_no_secrets(secured: tuple[LiveServer, str]) -> None:
+    server, key = secured
+    c = client(server, key)
+    chat(c)
+    with pytest.raises(openai.AuthenticationError):
+        chat(client(server, "sk-corral-" + "S" * 43))
+    time.sleep(0.3)  # let the log lines reach the file
+    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
+    assert lines, "no JSON log lines"
+    assert any(x["request_id"].startswith("req") for x in lines)
+    text = server.log.read_text()
+    for secret in (key, key.removeprefix("sk-corral-"), ADMIN, "S" * 43):
+        assert secret not in text

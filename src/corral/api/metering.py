@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from corral.api.deps import Services
 from corral.api.sse import sse_response
+from corral.core import logs
 from corral.core.errors import InsufficientQuotaError, RateLimitError
 from corral.services.accounting import Ticket
 from corral.services.idempotency import request_hash
@@ -117,6 +118,7 @@ async def _metered(
     except (RateLimitError, InsufficientQuotaError) as exc:
         services.telemetry.rejected.labels(exc.code or "rate_limit").inc()
         raise
+    logs.request_id.set(ticket.request_id)
     try:
         result = await run()
     except BaseException:

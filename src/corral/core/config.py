@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
         description="Operator's catalog YAML, added to and overriding the shipped catalog.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Log lines as JSON objects (with request ids) or plain text."
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL (e.g. postgresql://host/db); default SQLite in the data dir.",
