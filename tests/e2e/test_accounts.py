@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -239,3 +240,43 @@ def test_logs_are_json_with_request_ids_and_no_secrets(secured: tuple[LiveServer
     text = server.log.read_text()
     for secret in (key, key.removeprefix("sk-corral-"), ADMIN, "S" * 43):
         assert secret not in text
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def test_usage_page_in_chromium(secured: tuple[LiveServer, str], tmp_path: Path) -> None:
+    server, key = secured
+    for _ in range(2):
+        client(server, key).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+        )
+    assert httpx.get(server.url + "/usage").status_code == 401
+    user = httpx.get(server.url + "/usage", headers={"Authorization": f"Bearer {key}"})
+    assert user.status_code == 403  # project keys don't see the organization's usage
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(extra_http_headers={"Authorization": f"Bearer {ADMIN}"})
+            page.goto(server.url + "/usage")
+            assert page.title().startswith("Usage")
+            assert page.locator("#usage-chart svg").count() == 2
+            assert page.locator("#usage-chart rect.bar").count() >= 2
+            rows = page.locator("#usage-table tbody tr")
+            models = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
+            assert MODEL in models or any(m.startswith("smollm2") for m in models)
+            page.screenshot(path=str(tmp_path / "usage.png"))
+        finally:
+            browser.close()
+    assert (tmp_path / "usage.png").stat().st_size > 1000

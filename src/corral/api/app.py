@@ -26,6 +26,7 @@ from corral.api.routes import (
     models,
     organization,
     pages,
+    usage_page,
 )
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
@@ -122,7 +123,17 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, metrics, models, chat, completions, embeddings, organization, pages):
+    for module in (
+        health,
+        metrics,
+        models,
+        chat,
+        completions,
+        embeddings,
+        organization,
+        pages,
+        usage_page,
+    ):
         app.include_router(module.router)
     app.add_middleware(LifecycleHeaders)
     app.add_middleware(AuthMiddleware, keys=services.keys)

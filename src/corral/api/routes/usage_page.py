@@ -1,0 +1,98 @@
+"""/usage: usage and cost per day, drawn (admin keys only, like the usage API)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+from fastapi import APIRouter, Query
+from starlette.responses import HTMLResponse
+
+from corral.api.deps import ServicesDep
+from corral.api.routes.organization import Admin
+from corral.api.routes.pages import _render
+from corral.services.usage import Window
+
+router = APIRouter()
+
+WIDTH, HEIGHT, PAD = 720, 220, 40
+
+
+@dataclass(frozen=True)
+class Row:
+    day: str
+    model: str
+    requests: int
+    input: int
+    output: int
+    cost: float
+
+
+def bar_chart(days: list[str], values: list[float], label: str) -> str:
+    """An inline SVG bar chart: no JavaScript, no library, renders anywhere."""
+    top = max(values, default=0.0) or 1.0
+    step = (WIDTH - 2 * PAD) / max(1, len(days))
+    bars = []
+    for i, (day, value) in enumerate(zip(days, values, strict=True)):
+        h = (HEIGHT - 2 * PAD) * value / top
+        x, y = PAD + i * step + step * 0.15, HEIGHT - PAD - h
+        bars.append(
+            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
+            f'height="{h:.1f}" fill="#4a78c2"><title>{escape(day)}: {value:.6g}</title></rect>'
+            f'<text x="{x + step * 0.35:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+            f'text-anchor="middle">{escape(day[5:])}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'role="img" aria-label="{escape(label)}">'
+        f'<text x="{PAD}" y="20" font-size="13">{escape(label)} (max {top:.6g})</text>'
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
+        f'stroke="#888"/>{"".join(bars)}</svg>'
+    )
+
+
+@router.get("/usage", response_class=HTMLResponse, include_in_schema=False)
+async def usage_page(
+    _: Admin, services: ServicesDep, days: int = Query(7, ge=1, le=31)
+) -> HTMLResponse:
+    window = Window.parse(int(time.time()) - (days - 1) * 86400, None, "1d", days)
+    tokens = await services.usage.completions(window, ["model"], None)
+    costs = await services.usage.costs(window, ["line_item"], None)
+    cost_of = {
+        (b["start_time"], r["line_item"]): r["amount"]["value"]
+        for b in costs["data"]
+        for r in b["results"]
+    }
+    rows, labels, per_day_cost, per_day_tokens = [], [], [], []
+    for bucket in tokens["data"]:
+        day = datetime.fromtimestamp(bucket["start_time"], UTC).strftime("%Y-%m-%d")
+        labels.append(day)
+        day_cost = sum(v for (start, _), v in cost_of.items() if start == bucket["start_time"])
+        per_day_cost.append(day_cost)
+        per_day_tokens.append(
+            sum(r["input_tokens"] + r["output_tokens"] for r in bucket["results"]) / 1000
+        )
+        for r in bucket["results"]:
+            rows.append(
+                Row(
+                    day,
+                    r["model"],
+                    r["num_model_requests"],
+                    r["input_tokens"],
+                    r["output_tokens"],
+                    cost_of.get((bucket["start_time"], r["model"]), 0.0),
+                )
+            )
+    chart = bar_chart(labels, per_day_cost, "Cost per day, USD") + bar_chart(
+        labels, per_day_tokens, "Tokens per day, thousands"
+    )
+    return _render(
+        "usage.html",
+        title="Usage",
+        today=services.registry.today(),
+        days=days,
+        rows=rows,
+        chart=chart,
+    )
