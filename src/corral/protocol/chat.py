@@ -146,6 +146,8 @@ class ChatCompletionRequest(OpenAIModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
+    # Reasoning models only: a thinking budget (low/medium/high); others answer 400.
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
     # Extension (vLLM and llama.cpp have it too): keep generating past end-of-sequence,
     # so benchmarks can fix the output length.
     ignore_eos: bool = False
@@ -170,6 +172,8 @@ class ChatCompletionRequest(OpenAIModel):
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    # A reasoning model's thinking, apart from the answer (absent for other models).
+    reasoning_content: str | None = Field(None, exclude_if=lambda v: v is None)
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
 

@@ -18,7 +18,15 @@ from corral.protocol.chat import (
     ChatMessageOut,
     NamedToolChoice,
 )
+from corral.protocol.common import Usage
 from corral.services.admission import Admission
+from corral.services.reasoning import (
+    StreamSplitter,
+    check_effort,
+    is_reasoning,
+    split_reasoning,
+    thinking_budget,
+)
 from corral.services.registry import ModelRegistry, ServedModel
 from corral.services.requests import (
     check_context,
@@ -104,8 +112,11 @@ class ChatService:
         """Everything that can be refused is refused before this returns."""
         _validate(req, self._limits)
         served = self._registry.get(req.model)
+        check_effort(served.spec, req.reasoning_effort)
         plan = plan_tools(req)
         body = _engine_body(req, plan, self._limits)
+        if is_reasoning(served.spec):
+            body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
         info = served.engine.info
         max_out = req.output_limit or 0
         await check_context(
@@ -129,9 +140,20 @@ class ChatService:
     ) -> ChatCompletion:
         results = await asyncio.gather(*(served.engine.chat(b) for b in bodies))
         choices = []
+        reasoning_tokens = 0
         for index, result in enumerate(results):
             raw = result["choices"][0]
-            message, finish = _message(raw["message"].get("content") or "", raw, plan)
+            text = raw["message"].get("content") or ""
+            thinking: str | None = None
+            if is_reasoning(served.spec):
+                thinking = raw["message"].get("reasoning_content")
+                if thinking is None:
+                    thinking, text = split_reasoning(text)
+                if thinking:
+                    reasoning_tokens += await served.engine.count_tokens(thinking)
+            message, finish = _message(text, raw, plan)
+            if thinking is not None:
+                message.reasoning_content = thinking
             choices.append(
                 ChatChoice(
                     index=index,
@@ -146,7 +168,7 @@ class ChatService:
             model=served.spec.id,
             system_fingerprint=served.engine.info.fingerprint,
             choices=choices,
-            usage=merge_usage([r["usage"] for r in results]),
+            usage=with_reasoning(merge_usage([r["usage"] for r in results]), reasoning_tokens),
         )
 
     async def _stream(
@@ -169,6 +191,8 @@ class ChatService:
         ]
         usages: list[dict[str, Any]] = [{} for _ in bodies]
         buffered: list[list[str]] = [[] for _ in bodies]
+        splitters = [StreamSplitter() for _ in bodies] if is_reasoning(served.spec) else None
+        reasoning_tokens = 0
         status = "error"
         try:
             async for index, chunk in merge_indexed(streams):
@@ -177,6 +201,8 @@ class ChatService:
                     timer.engine_timings(chunk.get("timings"))
                     if not chunk.get("choices"):
                         continue
+                if splitters is not None:
+                    reasoning_tokens += split_chunk(chunk, splitters[index])
                 if plan.mode == "off":
                     if chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content"):
                         timer.token()
@@ -188,7 +214,8 @@ class ChatService:
                     if choice.get("finish_reason"):
                         yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
             # Always sent: the API layer meters it and drops it unless the client asked.
-            yield stamp.chunk([], usage=merge_usage(usages).model_dump())
+            usage = with_reasoning(merge_usage(usages), reasoning_tokens)
+            yield stamp.chunk([], usage=usage.model_dump())
             status = "ok"
         finally:
             self._admission.leave()
@@ -216,3 +243,35 @@ def tool_chunk(stamp: ChunkStamp, index: int, text: str, raw: Body) -> Chunk:
     else:
         delta["content"] = message.content
     return stamp.chunk([{"index": index, "delta": delta, "finish_reason": finish}])
+
+
+def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:
+    usage.completion_tokens_details.reasoning_tokens = reasoning_tokens
+    return usage
+
+
+def split_chunk(chunk: Chunk, splitter: StreamSplitter) -> int:
+    """Move thinking in a content delta to ``reasoning_content``; returns reasoning tokens
+    in this chunk (llama.cpp streams one token per chunk)."""
+    tokens = 0
+    for choice in chunk.get("choices", ()):
+        delta = choice.get("delta") or {}
+        if delta.get("reasoning_content"):
+            tokens += 1  # already split by llama.cpp
+            continue
+        text = delta.get("content")
+        parts = splitter.feed(text) if text else []
+        if choice.get("finish_reason"):
+            parts += splitter.flush()
+        if not text and not parts:
+            continue
+        delta.pop("content", None)
+        thinking = "".join(t for kind, t in parts if kind == "reasoning")
+        answer = "".join(t for kind, t in parts if kind == "content")
+        if thinking:
+            delta["reasoning_content"] = thinking
+            tokens += 1
+        if answer:
+            delta["content"] = answer
+        choice["delta"] = delta
+    return tokens

@@ -1,0 +1,114 @@
+"""Reasoning models through the API (fake engine): reasoning apart, counted, budgeted;
+`reasoning_effort` refused for other models."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from corral.api.app import create_app
+from corral.core.config import Settings
+from corral.services.catalog import ModelSpec, load_catalog
+from corral.services.registry import ModelRegistry
+from tests.fakes import FakeEngine
+
+CATALOG = """\
+families:
+  - id: thinker
+    name: Thinker
+    owner: test
+    description: A reasoning model.
+    context_window: 4096
+    capabilities: [chat, completions, reasoning]
+    pricing: {input: 1, output: 2}
+    snapshots:
+      - id: thinker-2025-01-20
+        stages: {active: 2025-01-20}
+        source: {path: m.gguf}
+  - id: plain
+    name: Plain
+    owner: test
+    description: Not a reasoning model.
+    context_window: 4096
+    capabilities: [chat, completions]
+    pricing: {input: 1, output: 2}
+    snapshots:
+      - id: plain-2025-01-20
+        stages: {active: 2025-01-20}
+        source: {path: m.gguf}
+"""
+REPLY = "<think>\nsix times seven is forty two\n</think>\n\nThe answer is 42."
+engines: list[FakeEngine] = []
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    (tmp_path / "c.yaml").write_text(CATALOG)
+    catalog = load_catalog(tmp_path / "c.yaml", shipped=False, today=lambda: date(2026, 1, 1))
+
+    def factory(spec: ModelSpec) -> FakeEngine:
+        engines.append(FakeEngine(context_window=4096, reply=REPLY))
+        return engines[-1]
+
+    engines.clear()
+    app = create_app(Settings(data_dir=tmp_path / "data"), ModelRegistry(catalog, factory))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
+def chat(model: str, **extra: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "6*7?"}], **extra}
+
+
+async def test_reasoning_apart_and_counted(http: httpx.AsyncClient) -> None:
+    r = await http.post(
+        "/v1/chat/completions",
+        json=chat("thinker", reasoning_effort="low", max_completion_tokens=200),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    message = body["choices"][0]["message"]
+    assert message["content"] == "The answer is 42."
+    assert message["reasoning_content"] == "six times seven is forty two"
+    assert body["usage"]["completion_tokens_details"]["reasoning_tokens"] == 6
+    sent = engines[-1].bodies[-1]
+    assert sent["thinking_budget_tokens"] == 150  # low (1024) capped at 3/4 of 200
+    assert sent["max_tokens"] == 200 and "reasoning_effort" not in sent
+
+
+async def test_reasoning_streamed_as_delta(http: httpx.AsyncClient) -> None:
+    r = await http.post(
+        "/v1/chat/completions",
+        json=chat("thinker", stream=True, stream_options={"include_usage": True}),
+    )
+    chunks = [
+        orjson.loads(e.removeprefix("data: "))
+        for e in r.text.split("\n\n")
+        if e.startswith("data: {")
+    ]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    thinking = "".join(d.get("reasoning_content", "") for d in deltas)
+    answer = "".join(d.get("content") or "" for d in deltas)
+    assert thinking.split() == "six times seven is forty two".split()
+    assert answer.strip() == "The answer is 42."
+    assert chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+    assert engines[-1].bodies[-1]["thinking_budget_tokens"] == 4096  # medium by default
+
+
+async def test_non_reasoning_model_refuses_effort(http: httpx.AsyncClient) -> None:
+    r = await http.post("/v1/chat/completions", json=chat("plain", reasoning_effort="high"))
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == "reasoning_effort" and error["code"] == "unsupported_parameter"
+    r = await http.post("/v1/chat/completions", json=chat("plain"))
+    assert "reasoning_content" not in r.json()["choices"][0]["message"]
+    r = await http.post("/v1/chat/completions", json=chat("thinker", reasoning_effort="max"))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "reasoning_effort"
