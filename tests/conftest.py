@@ -33,8 +33,10 @@ def settings(tmp_path: Path) -> Settings:
 class LiveServer:
     """`corral serve` in a child process, as a user runs it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,103 @@
+"""A pool of upstream replicas: least-outstanding routing, health checks, ejection.
+
+Replica URLs come only from the operator's configuration (the catalog), never from a
+request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from corral.core.errors import EngineUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Replica:
+    url: str  # base URL ending in /v1
+    api_key: str | None = None
+    outstanding: int = 0
+    healthy: bool = True
+    failures: int = 0
+    ejected_until: float = 0.0
+    served: int = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def available(self, now: float) -> bool:
+        return self.healthy and now >= self.ejected_until
+
+
+@dataclass
+class PoolSettings:
+    eject_after: int = 2  # consecutive failures
+    eject_for_s: float = 5.0
+    health_interval_s: float = 1.0
+    max_concurrent: int = 64  # per replica
+    affinity: bool = False  # route by a hash of the system prompt when possible
+
+
+@dataclass
+class Pool:
+    replicas: list[Replica]
+    settings: PoolSettings = field(default_factory=PoolSettings)
+
+    def pick(self, affinity_key: str | None = None, exclude: set[str] | None = None) -> Replica:
+        """The least-loaded available replica (or the affine one, if it has room)."""
+        now = time.monotonic()
+        cap = self.settings.max_concurrent
+        candidates = [
+            r
+            for r in self.replicas
+            if r.available(now) and r.outstanding < cap and r.url not in (exclude or set())
+        ]
+        if not candidates:
+            raise EngineUnavailableError(
+                "No upstream replica is available right now.",
+                code="upstream_unavailable",
+                headers={"retry-after": "1"},
+            )
+        if self.settings.affinity and affinity_key:
+            digest = int(hashlib.sha256(affinity_key.encode()).hexdigest(), 16)
+            preferred = self.replicas[digest % len(self.replicas)]
+            if preferred in candidates:
+                return preferred
+        return min(candidates, key=lambda r: (r.outstanding, r.served))
+
+    def failed(self, replica: Replica) -> None:
+        replica.failures += 1
+        if replica.failures >= self.settings.eject_after:
+            replica.ejected_until = time.monotonic() + self.settings.eject_for_s
+            log.warning("upstream %s ejected after %d failures", replica.url, replica.failures)
+
+    def succeeded(self, replica: Replica) -> None:
+        replica.failures = 0
+
+    async def check(self, http: httpx.AsyncClient) -> None:
+        """One round of active health checks: eject the dead, re-admit the recovered."""
+        for replica in self.replicas:
+            try:
+                r = await http.get(replica.url + "/models", headers=replica.headers, timeout=2.0)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok and not replica.healthy:
+                log.info("upstream %s is back", replica.url)
+            if ok:
+                replica.failures = 0
+                replica.ejected_until = 0.0
+            replica.healthy = ok
+
+    async def health_loop(self, http: httpx.AsyncClient) -> None:
+        while True:
+            await self.check(http)
+            await asyncio.sleep(self.settings.health_interval_s)

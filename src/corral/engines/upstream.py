@@ -1,0 +1,271 @@
+"""An engine that is another OpenAI-compatible server (vLLM, llama-server, TGI, SGLang,
+Ollama, another corral), or a pool of them.
+
+Streams pass through chunk by chunk. A request is retried on another replica, with
+backoff, only when it failed before any byte of its response arrived (a connection
+error, or a 502/503/504 status); a stream that already produced output is never
+replayed. Usage is taken from the upstream (asked for with include_usage) or, when the
+upstream gives none, estimated (about 4 bytes a token for the prompt, a chunk a token
+for the output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from corral.core.errors import (
+    ContextLengthExceededError,
+    CorralError,
+    EngineError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    RateLimitError,
+)
+from corral.engines.base import Body, EngineInfo
+from corral.engines.pool import Pool, Replica
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+BACKOFF_S = (0.05, 0.2, 0.5)
+
+
+class RetryableError(Exception):
+    """Failed before the first byte: safe to send to another replica."""
+
+
+def upstream_error(status: int, payload: Any) -> CorralError:
+    err = payload.get("error", {}) if isinstance(payload, dict) else {}
+    if not isinstance(err, dict):
+        err = {"message": str(err)}
+    message = str(err.get("message") or f"upstream answered {status}")
+    code = err.get("code")
+    param = err.get("param")
+    if code == "context_length_exceeded" or err.get("type") == "exceed_context_size_error":
+        return ContextLengthExceededError(message, param=param or "messages")
+    if status == 429:
+        return RateLimitError(message, code="upstream_rate_limited", headers={"retry-after": "1"})
+    if 400 <= status < 500:
+        return InvalidRequestError(
+            message, param=param, code=code if isinstance(code, str) else None
+        )
+    if status in RETRY_STATUSES:
+        return EngineUnavailableError(message, code="upstream_unavailable")
+    return EngineError(message, code="upstream_error")
+
+
+def _affinity_key(body: Body) -> str | None:
+    messages = body.get("messages") or []
+    if messages and messages[0].get("role") == "system":
+        return str(messages[0].get("content"))
+    return None
+
+
+class UpstreamEngine:
+    def __init__(
+        self,
+        pool: Pool,
+        model: str,
+        context_window: int,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self._pool = pool
+        self._model = model
+        self._timeout = timeout_s
+        urls = ",".join(r.url for r in pool.replicas)
+        fingerprint = "fp_up_" + hashlib.sha256(f"{urls}|{model}".encode()).hexdigest()[:10]
+        self._info = EngineInfo(
+            context_window=context_window,
+            fingerprint=fingerprint,
+            embeddings=True,
+            slots=pool.settings.max_concurrent * len(pool.replicas),
+            max_embedding_tokens=context_window,
+        )
+        self._http: httpx.AsyncClient | None = None
+        self._health: asyncio.Task[None] | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout, connect=5.0), limits=limits
+        )
+        await self._pool.check(self._http)
+        self._health = asyncio.create_task(self._pool.health_loop(self._http))
+
+    async def close(self) -> None:
+        if self._health is not None:
+            self._health.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise EngineUnavailableError("upstream engine not started")
+        return self._http
+
+    def _body(self, body: Body) -> Body:
+        return {**body, "model": self._model}
+
+    async def _post(self, path: str, body: Body) -> Body:
+        tried: set[str] = set()
+        for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
+            await asyncio.sleep(backoff)
+            replica = self._pool.pick(_affinity_key(body), exclude=tried)
+            replica.outstanding += 1
+            try:
+                response = await self._client().post(
+                    replica.url + path,
+                    content=orjson.dumps(self._body(body)),
+                    headers={**replica.headers, "content-type": "application/json"},
+                )
+            except httpx.TransportError as exc:
+                self._pool.failed(replica)
+                tried.add(replica.url)
+                if attempt == len(BACKOFF_S):
+                    raise EngineUnavailableError(
+                        "upstream unreachable", code="upstream_unavailable"
+                    ) from exc
+                continue
+            finally:
+                replica.outstanding -= 1
+            if response.status_code in RETRY_STATUSES and attempt < len(BACKOFF_S):
+                self._pool.failed(replica)
+                tried.add(replica.url)
+                continue
+            self._pool.succeeded(replica)
+            replica.served += 1
+            data = _json(response)
+            if response.status_code != 200 or not isinstance(data, dict):
+                raise upstream_error(response.status_code, data)
+            return data
+        raise EngineUnavailableError("upstream unavailable", code="upstream_unavailable")
+
+    async def _stream(self, path: str, body: Body) -> AsyncIterator[Body]:
+        payload = self._body({**body, "stream": True, "stream_options": {"include_usage": True}})
+        tried: set[str] = set()
+        for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
+            await asyncio.sleep(backoff)
+            replica = self._pool.pick(_affinity_key(body), exclude=tried)
+            replica.outstanding += 1
+            started = False
+            try:
+                async with self._client().stream(
+                    "POST",
+                    replica.url + path,
+                    content=orjson.dumps(payload),
+                    headers={**replica.headers, "content-type": "application/json"},
+                ) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < len(BACKOFF_S):
+                        raise RetryableError(str(response.status_code))
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise upstream_error(response.status_code, _json(response))
+                    self._pool.succeeded(replica)
+                    replica.served += 1
+                    async for chunk in _sse(response):
+                        started = True
+                        yield chunk
+                return
+            except (httpx.TransportError, RetryableError) as exc:
+                if started:  # output already went out: never replay
+                    raise EngineError(
+                        f"upstream stream broke: {exc}", code="upstream_error"
+                    ) from exc
+                self._pool.failed(replica)
+                tried.add(replica.url)
+                if attempt == len(BACKOFF_S):
+                    raise EngineUnavailableError(
+                        "upstream unavailable", code="upstream_unavailable"
+                    ) from exc
+            finally:
+                replica.outstanding -= 1
+
+    async def chat(self, body: Body) -> Body:
+        return await self._post("/chat/completions", body)
+
+    def chat_stream(self, body: Body) -> AsyncIterator[Body]:
+        return _with_usage(self._stream("/chat/completions", body), body)
+
+    async def complete(self, body: Body) -> Body:
+        return await self._post("/completions", body)
+
+    def complete_stream(self, body: Body) -> AsyncIterator[Body]:
+        return _with_usage(self._stream("/completions", body), body)
+
+    async def embed(self, body: Body) -> Body:
+        return await self._post("/embeddings", body)
+
+    async def count_chat_tokens(self, body: Body) -> int:
+        # No tokenizer for an arbitrary upstream: a low estimate, so corral only refuses
+        # what surely does not fit and the upstream judges the rest itself.
+        return len(json.dumps(body.get("messages", ""))) // 4
+
+    async def count_tokens(self, text: str) -> int:
+        return len(text.encode()) // 4
+
+    async def slots_busy(self) -> int:
+        return sum(r.outstanding for r in self._pool.replicas)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": {"message": response.text[:500]}}
+
+
+async def _sse(response: httpx.Response) -> AsyncIterator[Body]:
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        chunk = orjson.loads(data)
+        if "error" in chunk:
+            err = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            invalid = err.get("type") == "invalid_request_error"
+            raise upstream_error(400 if invalid else 500, chunk)
+        yield chunk
+
+
+async def _with_usage(stream: AsyncIterator[Body], body: Body) -> AsyncIterator[Body]:
+    """Pass chunks through; if the upstream sent no usage, estimate it at the end."""
+    pieces, usage_seen = 0, False
+    async for chunk in stream:
+        if chunk.get("usage"):
+            usage_seen = True
+        pieces += sum(1 for c in chunk.get("choices") or () if _has_output(c))
+        yield chunk
+    if not usage_seen:
+        prompt = len(json.dumps(body.get("messages", body.get("prompt", "")))) // 4
+        yield {
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": pieces,
+                "total_tokens": prompt + pieces,
+                "estimated": True,
+            },
+        }
+
+
+def _has_output(choice: Body) -> bool:
+    delta = choice.get("delta") or {}
+    return bool(delta.get("content") or delta.get("tool_calls") or choice.get("text"))
+
+
+__all__ = ["Replica", "UpstreamEngine"]

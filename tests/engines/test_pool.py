@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from corral.core.errors import EngineUnavailableError
+from corral.engines.pool import Pool, PoolSettings, Replica
+
+
+def test_least_outstanding_wins() -> None:
+    pool = Pool([Replica("http://a"), Replica("http://b"), Replica("http://c")])
+    pool.replicas[0].outstanding = 3
+    pool.replicas[1].outstanding = 1
+    pool.replicas[2].outstanding = 2
+    assert pool.pick().url == "http://b"
+    assert pool.pick(exclude={"http://b"}).url == "http://c"
+
+
+def test_ejection_and_cap() -> None:
+    pool = Pool(
+        [Replica("http://a"), Replica("http://b")], PoolSettings(eject_after=2, max_concurrent=1)
+    )
+    a, b = pool.replicas
+    pool.failed(a)
+    assert pool.pick(exclude={"http://b"}) is a  # one failure: still in
+    pool.failed(a)
+    assert pool.pick() is b  # ejected
+    b.outstanding = 1  # at its cap
+    with pytest.raises(EngineUnavailableError) as err:
+        pool.pick()
+    assert err.value.status == 503 and err.value.headers["retry-after"] == "1"
+
+
+def test_affinity_sticks_to_one_replica() -> None:
+    pool = Pool([Replica(f"http://r{i}") for i in range(4)], PoolSettings(affinity=True))
+    first = pool.pick("You are a pirate.")
+    pool.replicas[0].outstanding = pool.replicas[1].outstanding = 5
+    assert all(pool.pick("You are a pirate.") is first for _ in range(5))
