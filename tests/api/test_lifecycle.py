@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from corral.api.app import create_app
+from corral.api.app import create_app, default_registry
 from corral.core.config import Settings
+from corral.core.errors import ModelShutdownError
 from corral.services.catalog import ModelSpec, load_catalog
 from corral.services.registry import ModelRegistry
 from tests.fakes import FakeEngine
@@ -190,3 +192,23 @@ async def test_busy_model_is_not_unloaded(setup) -> None:  # type: ignore[no-unt
     finally:
         managed.users -= 1  # type: ignore[attr-defined]
     assert SlowFake.closes == ["tiny-b-1"]
+
+
+async def test_alias_of_only_shut_down_snapshots_names_the_replacement(tmp_path: Path) -> None:
+    catalog = load_catalog(make_catalog(tmp_path, TODAY), shipped=False, today=lambda: TODAY)
+    gone = catalog.snapshots["tiny-a-gone"]
+    # a family holding only a shut-down snapshot
+    lone = replace(gone, id="tiny-z-1", family=gone.family.model_copy(update={"id": "tiny-z"}))
+    registry = ModelRegistry(catalog.with_snapshots([lone]))
+    with pytest.raises(ModelShutdownError) as err:
+        registry.get("tiny-z")
+    assert "tiny-a-new" in err.value.message and err.value.code == "model_shutdown"
+
+
+def test_a_gguf_path_is_served_as_its_own_snapshot(tmp_path: Path) -> None:
+    gguf = tmp_path / "My-Model.Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    registry = default_registry(Settings(data_dir=tmp_path / "data", model=str(gguf)))
+    served = registry.get("my-model.q4")
+    assert served.spec.path == gguf.resolve() and served.spec.owned_by == "local"
+    assert registry.get("llama3.1-8b").spec.id == "llama3.1-8b-2024-07-23"  # catalog too

@@ -213,6 +213,8 @@ class ModelRegistry:
     def resolve(self, name: str) -> Resolution:
         """The snapshot a name means today. Raises not-found or shut-down errors."""
         resolution = self.catalog.resolve(name)
+        if resolution is None and self.catalog.is_alias(name):
+            self._refuse_retired_alias(name)
         if resolution is None:
             raise ModelNotFoundError(
                 f"The model `{name}` does not exist or you do not have access to it.",
@@ -227,6 +229,20 @@ class ModelRegistry:
                 param="model",
             )
         return resolution
+
+    def _refuse_retired_alias(self, name: str) -> None:
+        """An alias whose snapshots have all shut down names the newest one's replacement."""
+        members = self.catalog.families.get(name) or self.catalog.latest.get(name) or []
+        today = self.today()
+        retired = [s for s in members if s.state(today) == "shutdown"]
+        if not retired or len(retired) != len([s for s in members if s.state(today)]):
+            return
+        last = max(retired, key=lambda s: (s.stages.shutdown or date.min, s.id))
+        raise ModelShutdownError(
+            f"The model `{name}` (last `{last.id}`) was shut down on {last.stages.shutdown}. "
+            f"Use `{self.catalog.replacement_of(last)}` instead; see /v1/deprecations.",
+            param="model",
+        )
 
     def get(self, name: str) -> ServedModel:
         """The model a name means, loaded or not; its engine loads on first use."""
