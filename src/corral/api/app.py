@@ -29,6 +29,7 @@ from corral.api.routes import (
     usage_page,
 )
 from corral.core.config import Settings
+from corral.engines.base import Engine
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.services.accounting import Accounting
 from corral.services.admission import Admission
@@ -41,6 +42,7 @@ from corral.services.keys import KeyService, load_secret
 from corral.services.limits import RateLimiter
 from corral.services.registry import ModelCollector, ModelRegistry
 from corral.services.telemetry import Telemetry
+from corral.services.upstreams import upstream_engine
 from corral.services.usage import UsageService
 from corral.storage.db import Database, upgrade
 
@@ -56,7 +58,9 @@ def default_registry(settings: Settings) -> ModelRegistry:
         catalog, preload = catalog.with_snapshots([snap]), snap.id
     cache_dir = settings.data_dir / "cache"
 
-    def engine_for(spec: ModelSpec) -> LlamaCppEngine:
+    def engine_for(spec: ModelSpec) -> Engine:
+        if spec.upstream is not None:
+            return upstream_engine(spec, settings.data_dir / "engines")
         n_ctx = min(settings.engine.n_ctx, spec.context_window or settings.engine.n_ctx)
         engine_settings = settings.engine.model_copy(update={"n_ctx": n_ctx})
         return LlamaCppEngine(spec.path, engine_settings, cache_dir)

@@ -30,6 +30,7 @@ from corral.core.errors import (
 )
 from corral.engines.base import Body, EngineInfo
 from corral.engines.pool import Pool, Replica
+from corral.engines.supervisor import Supervisor
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_S = (0.05, 0.2, 0.5)
@@ -73,8 +74,10 @@ class UpstreamEngine:
         model: str,
         context_window: int,
         timeout_s: float = 600.0,
+        supervisors: list[Supervisor] | None = None,
     ) -> None:
         self._pool = pool
+        self._supervisors = supervisors or []
         self._model = model
         self._timeout = timeout_s
         urls = ",".join(r.url for r in pool.replicas)
@@ -98,6 +101,8 @@ class UpstreamEngine:
         return self._pool
 
     async def start(self) -> None:
+        for supervisor in self._supervisors:  # launched engines first, then health checks
+            await supervisor.start()
         limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout, connect=5.0), limits=limits
@@ -110,6 +115,8 @@ class UpstreamEngine:
             self._health.cancel()
         if self._http is not None:
             await self._http.aclose()
+        for supervisor in self._supervisors:
+            await supervisor.stop()
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:

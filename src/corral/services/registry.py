@@ -318,18 +318,15 @@ class ModelRegistry:
     async def _load(self, managed: ManagedEngine) -> None:
         spec = managed.spec
         if spec.source == "upstream":
-            raise ModelNotAvailableError(
-                f"The model `{spec.id}` is served by an upstream engine, "
-                "which this server does not have configured.",
-                param="model",
-            )
-        if not spec.path.is_file():
+            need = 0  # served elsewhere: costs this process no model memory
+        elif not spec.path.is_file():
             raise ModelNotAvailableError(
                 f"The model `{spec.id}` is not downloaded on this server "
                 f"(an operator can run `corral pull {spec.id}`).",
                 param="model",
             )
-        need = estimate_mib(spec, self._settings)
+        else:
+            need = estimate_mib(spec, self._settings)
         if need > self.budget_mib:
             raise ModelNotAvailableError(
                 f"The model `{spec.id}` needs about {need} MiB; the memory budget is "

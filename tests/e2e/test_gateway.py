@@ -1,0 +1,139 @@
+"""Two corral processes fronting a third: a catalog snapshot served by an upstream pool of
+two replicas, driven with the openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.slow
+
+GATEWAY_MODEL = "gw-model"
+SNAPSHOT = "gw-model-2025-01-01"
+
+
+def gateway_catalog(folder: Path, replicas: list[LiveServer]) -> Path:
+    urls = ", ".join(f'"{r.url}/v1"' for r in replicas)
+    path = folder / "gateway.yaml"
+    path.write_text(
+        f"""version: 1
+families:
+  - id: {GATEWAY_MODEL}
+    name: Gateway model
+    owner: corral-tests
+    description: The embedded model, served by a pool of two corral replicas.
+    context_window: 8192
+    capabilities: [chat, completions]
+    pricing: {{input: 0.1, cached_input: 0.05, output: 0.2}}
+    snapshots:
+      - id: {SNAPSHOT}
+        stages: {{active: 2025-01-01}}
+        source:
+          upstream: {{urls: [{urls}], model: {MODEL}}}
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiveServer, list[LiveServer]]]:
+    base = tmp_path_factory.mktemp("cluster")
+    replicas = [LiveServer(base / f"replica{i}") for i in range(2)]
+    servers = list(replicas)
+    try:
+        for r in replicas:
+            r.wait_ready()
+        env = {
+            "CORRAL_CATALOG": str(gateway_catalog(base, replicas)),
+            "CORRAL_MODEL": GATEWAY_MODEL,
+        }
+        gateway = LiveServer(base / "gateway", env=env)
+        servers.append(gateway)
+        gateway.wait_ready()
+        yield gateway, replicas
+    finally:
+        for s in {*servers, *replicas}:  # a replica may have been replaced by a test
+            s.stop()
+
+
+def served_requests(server: LiveServer) -> float:
+    text = httpx.get(server.url + "/metrics", timeout=5).text
+    return sum(
+        float(v) for v in re.findall(r"^corral_requests_total\{[^}]*\} ([0-9.]+)$", text, re.M)
+    )
+
+
+def test_streaming_passes_through_with_usage_and_snapshot(
+    cluster: tuple[LiveServer, list[LiveServer]],
+) -> None:
+    gateway, _ = cluster
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(
+        model=GATEWAY_MODEL,
+        messages=[{"role": "user", "content": "Count to ten."}],
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
+    )
+    chunks = list(stream)
+    assert {c.model for c in chunks} == {SNAPSHOT}
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == 12 and usage.prompt_tokens > 0
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    plain = client.chat.completions.create(
+        model=GATEWAY_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+    assert plain.model == SNAPSHOT and plain.usage and plain.usage.completion_tokens <= 3
+
+
+async def one(client: openai.AsyncOpenAI) -> tuple[str, bool]:
+    started = False
+    try:
+        stream = await client.chat.completions.create(
+            model=GATEWAY_MODEL,
+            messages=[{"role": "user", "content": "Write a story."}],
+            max_tokens=24,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        async for chunk in stream:
+            if chunk.choices:
+                started = True
+        return "ok", started
+    except openai.APIError:
+        return "failed", started
+
+
+async def test_replica_death_under_16_streams_and_recovery(
+    cluster: tuple[LiveServer, list[LiveServer]], tmp_path: Path
+) -> None:
+    gateway, replicas = cluster
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    doomed = replicas[0]
+    tasks = [asyncio.create_task(one(client)) for _ in range(16)]
+    await asyncio.sleep(0.8)
+    doomed.proc.kill()
+    later = [asyncio.create_task(one(client)) for _ in range(8)]
+    results = await asyncio.gather(*tasks, *later)
+    assert not [r for r in results if r == ("failed", False)], results
+    assert all(r == ("ok", True) for r in results[16:])
+    back = LiveServer(tmp_path / "back", port=doomed.port)
+    replicas[0] = back
+    await asyncio.to_thread(back.wait_ready)
+    deadline = time.monotonic() + 20
+    while served_requests(back) == 0:
+        assert time.monotonic() < deadline, "the pool never sent traffic to the replica again"
+        await asyncio.gather(*(one(client) for _ in range(4)))
