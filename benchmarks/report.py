@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SYSTEMS = ("corral", "engine direct", "llama-cpp-python")
+SYSTEMS = ("corral", "engine direct", "llama-cpp-python", "corral gateway")
 
 
 def _level(data: dict[str, Any] | None, scenario: str, c: int) -> dict[str, Any] | None:
@@ -48,6 +48,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 c8["ttft_p99_ms"] <= bound,
             )
         )
+    gateway = s.get("corral gateway")
+    g1, g8 = _level(gateway, "short", 1), _level(gateway, "short", 8)
+    if g1 and d1:
+        added = g1["ttft_p50_ms"] - d1["ttft_p50_ms"]
+        rows.append(("gateway: TTFT p50 added ≤ 2 ms", f"{added:+.1f} ms", added <= 2))
+        ratio = g1["tokens_per_s"] / d1["tokens_per_s"]
+        rows.append(("gateway, 1 stream: tok/s ≥ 0.98x upstream", f"{ratio:.3f}x", ratio >= 0.98))
+    if g8 and d8:
+        ratio = g8["tokens_per_s"] / d8["tokens_per_s"]
+        rows.append(("gateway, 8 streams: tok/s ≥ 0.98x upstream", f"{ratio:.3f}x", ratio >= 0.98))
     if corral:
         pc = corral["prefix_cache"]
         rows.append(

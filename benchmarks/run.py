@@ -160,6 +160,12 @@ async def bench(plan: Plan) -> dict[str, Any]:
             "llama-cpp-python",
             lambda: systems.start_llama_cpp_python(spec.path, threads, n_ctx, logs / "peer.log"),
         ),
+        (
+            "corral gateway",
+            lambda: systems.start_gateway(
+                env, logs / "gateway.log", running["engine direct"], logs
+            ),
+        ),
     ]
     running: dict[str, systems.Running] = {}
     try:

@@ -137,3 +137,39 @@ def start_llama_cpp_python(gguf: Path, threads: int, n_ctx: int, log: Path) -> R
     _wait(url + "/v1/models", proc, 120, {})
     target = Target(url + "/v1", "smollm2-135m-instruct", extra=dict(NO_EOS))
     return Running("llama-cpp-python", target, proc, time.perf_counter() - t0)
+
+
+def start_gateway(env: dict[str, str], log: Path, upstream: Running, data: Path) -> Running:
+    """corral in gateway mode: a catalog snapshot whose source is the engine-direct
+    listener, full stack (auth, usage) in front of it."""
+    catalog = data / "gateway.yaml"
+    catalog.write_text(
+        f"""version: 1
+families:
+  - id: gateway
+    name: Gateway
+    owner: bench
+    description: The engine direct, behind corral.
+    context_window: 8192
+    capabilities: [chat, completions]
+    pricing: {{input: 0.1, cached_input: 0.05, output: 0.2}}
+    snapshots:
+      - id: gateway-2025-01-01
+        stages: {{active: 2025-01-01}}
+        source:
+          upstream: {{url: "{upstream.target.base_url}", api_key_env: BENCH_UPSTREAM_KEY}}
+"""
+    )
+    genv = {
+        **env,
+        "CORRAL_DATA_DIR": str(data / "gateway-data"),
+        "CORRAL_CATALOG": str(catalog),
+        "CORRAL_MODEL": "gateway",
+        "BENCH_UPSTREAM_KEY": upstream.target.api_key or "",
+    }
+    running = start_corral(genv, log)
+    running.name = "corral gateway"
+    running.target = Target(
+        running.target.base_url, "gateway", running.target.api_key, dict(running.target.extra)
+    )
+    return running
