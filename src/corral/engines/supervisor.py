@@ -44,7 +44,8 @@ class Supervisor:
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = "stopped"
         self.restarts = 0
-        self._argv = shlex.split(command.replace("{port}", str(self.port)))
+        # $VARS are expanded (keys stay in the environment, not in the catalog); no shell.
+        self._argv = shlex.split(os.path.expandvars(command.replace("{port}", str(self.port))))
         self._log_path = log_dir / f"{name}.log"
         self._health = health_path
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
