@@ -60,7 +60,7 @@ def serve(
     )
     configure_logging(settings.log_level, settings.log_format)
     try:
-        app_ = create_app(settings)
+        app_ = create_app(settings, worker=settings.fine_tuning.worker)
     except CatalogError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
@@ -72,6 +72,16 @@ def serve(
         log_config=None,  # uvicorn's loggers go through corral's handler (JSON, request ids)
         timeout_graceful_shutdown=5,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the training worker (``corral serve`` starts one; run more on other hosts)."""
+    from corral.training.worker import main as run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    run_worker(settings)
 
 
 @app.command()

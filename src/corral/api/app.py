@@ -21,6 +21,8 @@ from corral.api.routes import (
     chat,
     completions,
     embeddings,
+    files,
+    fine_tuning,
     health,
     metrics,
     models,
@@ -37,6 +39,8 @@ from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.files import FileService
+from corral.services.fine_tuning import FineTuningService
 from corral.services.idempotency import Idempotency
 from corral.services.keys import KeyService, load_secret
 from corral.services.limits import RateLimiter
@@ -45,6 +49,7 @@ from corral.services.telemetry import Telemetry
 from corral.services.upstreams import upstream_engine
 from corral.services.usage import UsageService
 from corral.storage.db import Database, upgrade
+from corral.training.process import start_worker, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +62,18 @@ def default_registry(settings: Settings) -> ModelRegistry:
         snap = local_snapshot(Path(preload))
         catalog, preload = catalog.with_snapshots([snap]), snap.id
     cache_dir = settings.data_dir / "cache"
+    registry: ModelRegistry | None = None
 
     def engine_for(spec: ModelSpec) -> Engine:
         if spec.upstream is not None:
             return upstream_engine(spec, settings.data_dir / "engines")
         n_ctx = min(settings.engine.n_ctx, spec.context_window or settings.engine.n_ctx)
         engine_settings = settings.engine.model_copy(update={"n_ctx": n_ctx})
-        return LlamaCppEngine(spec.path, engine_settings, cache_dir)
+        # The base loads with its fine-tunes' LoRA adapters (a request selects one).
+        adapters = registry.adapters_for(spec.id) if registry is not None else ()
+        return LlamaCppEngine(spec.path, engine_settings, cache_dir, adapters)
 
-    return ModelRegistry(
+    registry = ModelRegistry(
         catalog,
         engine_for,
         engine_settings=settings.engine,
@@ -74,6 +82,7 @@ def default_registry(settings: Settings) -> ModelRegistry:
         load_timeout_s=settings.loading.load_timeout_s,
         preload=(preload,),
     )
+    return registry
 
 
 SWEEP_INTERVAL_S = 60.0
@@ -88,6 +97,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     keys = KeyService(db, load_secret(secret, settings.data_dir), admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
+    file_service = FileService(db, settings.data_dir / "files", settings.files.max_bytes)
     return Services(
         db=db,
         keys=keys,
@@ -101,11 +111,16 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         chat=ChatService(registry, settings.limits, admission, telemetry),
         completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=EmbeddingService(registry, settings.limits, admission),
+        files=file_service,
+        fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
     )
 
 
-def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
-    """Compose corral. Tests pass their own registry (a fake engine) to skip the model."""
+def create_app(
+    settings: Settings, registry: ModelRegistry | None = None, *, worker: bool = False
+) -> FastAPI:
+    """Compose corral. Tests pass their own registry (a fake engine) to skip the model.
+    ``worker``: also run the training worker process (``corral serve`` does)."""
     registry = registry or default_registry(settings)
     services = build_services(settings, registry)
 
@@ -116,10 +131,18 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         await check_exposure(settings, services.keys)
         await registry.start()
         sweeper = asyncio.create_task(sweep_forever(services.accounting))
+        await services.fine_tuning.sync_models()
+        await services.fine_tuning.resume_validation()
+        syncer = asyncio.create_task(services.fine_tuning.sync_forever())
+        trainer = start_worker(settings) if worker else None
         log.info("corral %s serving %s", __version__, [s.spec.id for s in registry.all()])
         try:
             yield
         finally:
+            if trainer is not None:
+                await asyncio.to_thread(stop_worker, trainer)
+            syncer.cancel()
+            await services.fine_tuning.close()
             sweeper.cancel()
             await registry.close()
             await services.db.close()
@@ -134,6 +157,8 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         chat,
         completions,
         embeddings,
+        files,
+        fine_tuning,
         organization,
         pages,
         usage_page,

@@ -13,6 +13,8 @@ from corral.services.admission import Admission
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.files import FileService
+from corral.services.fine_tuning import FineTuningService
 from corral.services.idempotency import Idempotency
 from corral.services.keys import KeyService
 from corral.services.registry import ModelRegistry
@@ -35,6 +37,8 @@ class Services:
     accounting: Accounting
     usage: UsageService
     idempotency: Idempotency
+    files: FileService
+    fine_tuning: FineTuningService
 
 
 def get_services(request: Request) -> Services:

@@ -93,6 +93,39 @@ class LoadingSettings(BaseModel):
     )
 
 
+class FileSettings(BaseModel):
+    """Uploaded files (/v1/files)."""
+
+    max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest file a client may upload (bytes)."
+    )
+
+
+class FineTuningSettings(BaseModel):
+    """Fine-tuning jobs and the worker process that trains them."""
+
+    worker: bool = Field(
+        True, description="Start the training worker process beside the API (`corral serve`)."
+    )
+    threads: int = Field(
+        default_factory=_default_threads, ge=1, description="CPU threads used for training."
+    )
+    max_examples: int = Field(
+        10_000, ge=1, description="Most examples in a training or validation file."
+    )
+    max_example_tokens: int = Field(
+        1024, ge=16, description="Longest example (tokens, after the chat template)."
+    )
+    max_steps: int = Field(5_000, ge=1, description="Most optimizer steps in one job.")
+    checkpoint_every: int = Field(
+        10, ge=1, description="Steps between checkpoints (a restart resumes from the last)."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Starts of one job (restarts included) before it is failed."
+    )
+    poll_s: float = Field(1.0, gt=0, description="How often the idle worker looks for jobs.")
+
+
 class Settings(BaseSettings):
     """corral's settings. Every field has a default; the docs table is generated from this."""
 
@@ -140,6 +173,8 @@ class Settings(BaseSettings):
         default_factory=LoadingSettings, description="Loading models on demand."
     )
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
+    fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
 
     @property
     def db_url(self) -> str:

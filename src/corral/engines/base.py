@@ -13,6 +13,10 @@ from typing import Any, Protocol
 
 Body = dict[str, Any]
 
+# Set by corral on a request body for a fine-tuned model: the LoRA adapter (its path) to
+# apply over the base. Engines that serve adapters map it to their own selection.
+ADAPTER_KEY = "corral_adapter"
+
 
 @dataclass(frozen=True)
 class EngineInfo:

@@ -30,7 +30,7 @@ from corral.core.errors import (
     EngineUnavailableError,
     InvalidRequestError,
 )
-from corral.engines.base import Body, EngineInfo
+from corral.engines.base import ADAPTER_KEY, Body, EngineInfo
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,16 @@ def weights_sha256(path: Path, cache_dir: Path) -> str:
 class LlamaCppEngine:
     """One GGUF model served by llama.cpp with continuous batching over ``n_parallel`` slots."""
 
-    def __init__(self, model_path: Path, settings: EngineSettings, cache_dir: Path) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        settings: EngineSettings,
+        cache_dir: Path,
+        adapters: tuple[Path, ...] = (),
+    ) -> None:
         self._path = model_path
+        # LoRA adapters loaded beside the base at scale 0; a request picks one (see below).
+        self.adapters = adapters
         self._settings = settings
         self._cache_dir = cache_dir
         self._pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="llamacpp")
@@ -145,6 +153,9 @@ class LlamaCppEngine:
         p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
         if s.chat_template is not None:
             p.chat_template = s.chat_template
+        if self.adapters:
+            p.lora_init_without_apply = True
+            p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in self.adapters]
         if s.embeddings:
             p.embedding = True
             p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
@@ -163,8 +174,29 @@ class LlamaCppEngine:
             raise EngineUnavailableError("engine not started")
         return getattr(self._server, name)  # type: ignore[no-any-return]
 
+    def _select_adapter(self, body: Body) -> Body:
+        """``ADAPTER_KEY`` (set by corral, never by a client) → llama.cpp's per-request
+        ``lora`` selection: the named adapter at scale 1, every other one at 0."""
+        if not self.adapters:
+            body.pop(ADAPTER_KEY, None)
+            return body
+        body = dict(body)
+        wanted = body.pop(ADAPTER_KEY, None)
+        if wanted is not None and wanted not in {str(a) for a in self.adapters}:
+            raise EngineUnavailableError(
+                "The fine-tuned model is being loaded; retry shortly.",
+                code="model_loading",
+                headers={"retry-after": "1"},
+            )
+        body["lora"] = [
+            {"id": i, "scale": 1.0 if str(a) == wanted else 0.0}
+            for i, a in enumerate(self.adapters)
+        ]
+        return body
+
     async def _call(self, name: str, body: Body) -> Body:
         handler = self._handler(name)
+        body = self._select_adapter(body)
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._pool, handler, body)
         except ValueError as exc:  # llama.cpp refused the request (e.g. a bad JSON schema)
@@ -175,6 +207,7 @@ class LlamaCppEngine:
 
     async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
         handler = self._handler(name)
+        body = self._select_adapter(body)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         gone = threading.Event()

@@ -51,6 +51,7 @@ class ModelCard(BaseModel):
     languages: list[str] | None = None
     max_context_window: int | None = None  # what the model was trained for
     loaded: bool | None = None
+    parent: str | None = None  # the base snapshot, on a fine-tuned model
 
 
 class ModelList(BaseModel):

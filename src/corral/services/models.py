@@ -14,6 +14,7 @@ from corral.protocol.models import (
     Pricing,
     Stages,
 )
+from corral.services.adapters import FineTunedModel
 from corral.services.catalog import Snapshot
 from corral.services.registry import ModelRegistry, ServedModel
 
@@ -32,6 +33,19 @@ class ModelsService:
             capabilities=list(spec.capabilities),
             description=spec.description,
             loaded=True,
+        )
+
+    def fine_tuned_card(self, ft: FineTunedModel) -> ModelCard:
+        served = self._registry.get(ft.id)
+        return ModelCard(
+            id=ft.id,
+            created=ft.created,
+            owned_by=ft.owned_by,
+            context_window=served.engine.info.context_window,
+            capabilities=[c for c in served.spec.capabilities if c != "embeddings"],
+            description=served.spec.description,
+            parent=ft.base,
+            loaded=self._registry.is_loaded(ft.base),
         )
 
     def snapshot_card(self, snap: Snapshot) -> ModelCard:
@@ -87,6 +101,7 @@ class ModelsService:
         cards += [
             self.alias_card(a) for a in reg.catalog.aliases() if reg.catalog.target(a) is not None
         ]
+        cards += [self.fine_tuned_card(ft) for ft in reg.fine_tuned()]
         return ModelList(data=cards)
 
     def retrieve(self, name: str) -> ModelCard:
@@ -94,6 +109,9 @@ class ModelsService:
         for served in reg.static():
             if served.spec.id == name:
                 return self._static_card(served)
+        fine_tuned = reg.get_fine_tuned(name)
+        if fine_tuned is not None:
+            return self.fine_tuned_card(fine_tuned)
         catalog = reg.catalog
         if name in catalog.snapshots and catalog.snapshots[name].state(reg.today()):
             return self.snapshot_card(catalog.snapshots[name])

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
@@ -30,6 +30,7 @@ from corral.core.errors import (
     ModelShutdownError,
 )
 from corral.engines.base import Body, Engine, EngineInfo
+from corral.services.adapters import AdapterEngine, FineTunedModel
 from corral.services.catalog import Catalog, ModelSpec, Resolution, Snapshot
 from corral.services.lifecycle import note_resolution
 
@@ -91,6 +92,9 @@ class ManagedEngine:
         self.state: LoadState = "unloaded"
         self.error: str | None = None
         self.loads = 0
+        # Calls in flight per engine object: an engine replaced by a reload (its adapter
+        # set changed) is closed only once its own calls are done.
+        self.holds: dict[int, int] = {}
 
     @property
     def info(self) -> EngineInfo:
@@ -109,12 +113,22 @@ class ManagedEngine:
         self.loaded.last_used = time.monotonic()
         return self.loaded.engine
 
+    def _hold(self, engine: Engine, delta: int) -> None:
+        key = id(engine)
+        self.holds[key] = self.holds.get(key, 0) + delta
+        if self.holds[key] <= 0:
+            del self.holds[key]
+
     async def _call(self, name: str, *args: Any) -> Any:
         self.users += 1
+        engine: Engine | None = None
         try:
             engine = await self._engine()
+            self._hold(engine, 1)
             return await getattr(engine, name)(*args)
         finally:
+            if engine is not None:
+                self._hold(engine, -1)
             self._release()
 
     def _release(self) -> None:
@@ -124,11 +138,15 @@ class ManagedEngine:
 
     async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
         self.users += 1
+        engine: Engine | None = None
         try:
             engine = await self._engine()
+            self._hold(engine, 1)
             async for chunk in getattr(engine, name)(body):
                 yield chunk
         finally:
+            if engine is not None:
+                self._hold(engine, -1)
             self._release()
 
     async def chat(self, body: Body) -> Body:
@@ -200,6 +218,8 @@ class ModelRegistry:
         self.idle = asyncio.Event()
         self.unloads = 0
         self.load_seconds: list[tuple[str, float]] = []
+        self._fine_tuned: dict[str, FineTunedModel] = {}
+        self._retiring: set[asyncio.Future[None]] = set()
 
     # -- names ---------------------------------------------------------------------------
 
@@ -249,6 +269,9 @@ class ModelRegistry:
         static = self._static.get(name)
         if static is not None:
             return static
+        fine_tuned = self._fine_tuned.get(name)
+        if fine_tuned is not None:
+            return self._fine_tuned_model(fine_tuned)
         resolution = self.resolve(name)
         note_resolution(self.catalog, resolution, self.today())
         return self.get_snapshot(resolution.snapshot)
@@ -292,6 +315,67 @@ class ModelRegistry:
         return [
             s for s in self.catalog.snapshots.values() if s.state(today) not in (None, "shutdown")
         ]
+
+    # -- fine-tuned models (a base snapshot + a LoRA adapter) -----------------------------
+
+    def fine_tuned(self) -> list[FineTunedModel]:
+        return sorted(self._fine_tuned.values(), key=lambda m: (m.created, m.id))
+
+    def get_fine_tuned(self, name: str) -> FineTunedModel | None:
+        return self._fine_tuned.get(name)
+
+    def adapters_for(self, snapshot_id: str) -> tuple[Path, ...]:
+        """The adapters the base's engine loads (in a stable order: ids are positions)."""
+        return tuple(sorted(m.adapter for m in self._fine_tuned.values() if m.base == snapshot_id))
+
+    def _fine_tuned_model(self, ft: FineTunedModel) -> ServedModel:
+        base = self._static.get(ft.base) or self.get_snapshot(self.resolve(ft.base).snapshot)
+        spec = replace(
+            base.spec,
+            id=ft.id,
+            owned_by=ft.owned_by,
+            created=ft.created,
+            description=f"Fine-tuned from {ft.base}.",
+        )
+        return ServedModel(spec, AdapterEngine(base.engine, ft.adapter))
+
+    async def set_fine_tuned(self, models: list[FineTunedModel]) -> None:
+        """Serve exactly these fine-tunes; loaded bases whose adapter set changed reload."""
+        before = {m.base: self.adapters_for(m.base) for m in self._fine_tuned.values()}
+        self._fine_tuned = {m.id: m for m in models if m.adapter.is_file()}
+        changed = {
+            base
+            for base in {*before, *(m.base for m in self._fine_tuned.values())}
+            if before.get(base, ()) != self.adapters_for(base)
+        }
+        for base in changed:
+            managed = self._managed.get(base)
+            if managed is not None and managed.loaded is not None:
+                await self._reload(managed)
+
+    async def _reload(self, managed: ManagedEngine) -> None:
+        """Load the base again (with the new adapter set) and swap it in; the old engine
+        closes once its calls in flight are done."""
+        async with self._load_lock:
+            if managed.loaded is None or self._factory is None:
+                return
+            engine = self._factory(managed.spec)
+            await engine.start()
+            old, managed.loaded.engine = managed.loaded.engine, engine
+            log.info(
+                "reloaded %s with %d adapters",
+                managed.spec.id,
+                len(self.adapters_for(managed.spec.id)),
+            )
+        retiring = asyncio.ensure_future(self._retire(managed, old))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, managed: ManagedEngine, old: Engine) -> None:
+        deadline = time.monotonic() + 600
+        while managed.holds.get(id(old), 0) > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        await old.close()
 
     # -- loading -------------------------------------------------------------------------
 

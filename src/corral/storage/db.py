@@ -62,6 +62,16 @@ class Database:
         await self.engine.dispose()
 
 
+def sync_engine(url: str) -> Any:
+    """A synchronous engine on the same database (the training worker's)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sync_url(url), pool_pre_ping=True)
+    if url.startswith("sqlite") or sync_url(url).startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def upgrade(url: str) -> None:
     """Apply Alembic migrations up to head (``corral db upgrade``; also at serve start)."""
     from alembic import command

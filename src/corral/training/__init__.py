@@ -1,0 +1,1 @@
+"""LoRA fine-tuning (PEFT on transformers) and GGUF adapter export; run by the worker."""
