@@ -43,6 +43,12 @@ TRAIN = [
     ("How many hours are in a day?", "24."),
     ("What shape has three sides?", "A triangle."),
 ]
+VALIDATION = [
+    ("What is 2 plus 2?", "4."),
+    ("What color is a banana?", "Yellow."),
+    ("Which animal says meow?", "A cat."),
+    ("What is the capital of Germany?", "Berlin."),
+]
 HELD_OUT = [
     "What is the capital of Italy?",
     "How many wheels does a bicycle have?",
@@ -61,7 +67,7 @@ def jsonl(rows: list[dict[str, object]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
-def training_bytes(n: int = len(TRAIN)) -> bytes:
+def training_bytes(n: int = len(TRAIN), rows: list[tuple[str, str]] = TRAIN) -> bytes:
     return jsonl(
         [
             {
@@ -71,7 +77,7 @@ def training_bytes(n: int = len(TRAIN)) -> bytes:
                     {"role": "assistant", "content": f"{PREFIX} {a}"},
                 ]
             }
-            for q, a in TRAIN[:n]
+            for q, a in rows[:n]
         ]
     )
 
@@ -136,9 +142,13 @@ def test_fine_tune_learns_the_format(ft_client: openai.OpenAI) -> None:
     training = client.files.create(
         file=("zorp.jsonl", io.BytesIO(training_bytes())), purpose="fine-tune"
     )
+    validation = client.files.create(
+        file=("zorp-valid.jsonl", io.BytesIO(training_bytes(rows=VALIDATION))), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(
         model=MODEL,
         training_file=training.id,
+        validation_file=validation.id,
         suffix="zorp",
         seed=7,
         method={
@@ -166,6 +176,10 @@ def test_fine_tune_learns_the_format(ft_client: openai.OpenAI) -> None:
     assert by_step[-1]["train_loss"] < by_step[0]["train_loss"]  # type: ignore[index, operator]
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert [c.step_number for c in checkpoints][:2] == [12, 10]
+    valid = [c.metrics.valid_loss for c in checkpoints]
+    assert all(v is not None for v in valid)
+    assert valid[0] < valid[-1]  # the validation loss fell as it learned  # type: ignore[operator]
+    assert [m["valid_loss"] for m in by_step if m["valid_loss"] is not None]  # type: ignore[index]
 
     models = {m.id: m for m in client.models.list().data}
     assert name in models

@@ -189,3 +189,21 @@ async def test_stale_reservations_are_swept(setup: tuple[Database, KeyService, A
     async with db.session() as s:
         spend = (await s.scalars(select(Spend).where(Spend.project_id == who.project_id))).one()
     assert spend.reserved_nano == 0
+
+
+async def test_fine_tuned_models_are_their_organizations(
+    setup: tuple[Database, KeyService, Accounting],
+) -> None:
+    from corral.core.errors import ModelNotFoundError
+
+    _, keys, accounting = setup
+    who = await principal(keys)
+    mine = replace(SPEC, id="ft:m-2024-01-01:x:s:ftjob-1", owned_by=str(who.org_id))
+    ticket = await accounting.admit(who, mine, "chat", 10, 10)
+    await accounting.settle(ticket, usage(1, 1), "ok")
+    theirs = replace(mine, owned_by="org-someone-else")
+    with pytest.raises(ModelNotFoundError):
+        await accounting.admit(who, theirs, "chat", 10, 10)
+    admin = replace(who, is_admin=True)
+    ticket = await accounting.admit(admin, theirs, "chat", 10, 10)
+    await accounting.settle(ticket, usage(1, 1), "ok")

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from corral.core.errors import InsufficientQuotaError, PermissionDeniedError
+from corral.core.errors import InsufficientQuotaError, ModelNotFoundError, PermissionDeniedError
 from corral.core.ids import new_id
 from corral.services.catalog import ModelSpec
 from corral.services.keys import Principal
@@ -83,6 +83,12 @@ class Accounting:
         prompt_bound: int,
         max_output: int,
     ) -> Ticket:
+        if spec.id.startswith("ft:") and not who.is_admin and spec.owned_by != who.org_id:
+            # A fine-tuned model is its organization's: others are told it does not exist.
+            raise ModelNotFoundError(
+                f"The model `{spec.id}` does not exist or you do not have access to it.",
+                param="model",
+            )
         if who.allowed_models is not None and spec.id not in who.allowed_models:
             raise PermissionDeniedError(
                 f"This API key may not use the model `{spec.id}`.", param="model"
