@@ -122,7 +122,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Model: `{cfg['model']}` ({cfg['gguf']}), {cfg['threads']} threads, n_ctx "
         f"{cfg['n_ctx']}, corral/engine slots {cfg['n_parallel']}",
         f"- Load: closed loop, streaming chat, temperature 0, {cfg['max_tokens']} output tokens "
-        "per request (EOS disabled by `logit_bias`, so every system generates the same number)",
+        "per request (EOS disabled by `logit_bias`, so every system generates the same number); "
+        f"each level run {cfg.get('rounds', 2)}x per system, interleaved",
         "- Reproduce: `make bench` (add `make bench-peer` once to build llama-cpp-python)",
         "",
         "![tokens/s and TTFT against concurrency](benchmarks.png)",

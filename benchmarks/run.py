@@ -150,6 +150,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
             "n_parallel": settings.engine.n_parallel,
             "max_tokens": plan.max_tokens,
             "long_max_tokens": plan.long_max_tokens,
+            "rounds": plan.rounds,
         },
         "systems": {},
     }
@@ -195,9 +196,11 @@ async def bench(plan: Plan) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer levels, for a smoke run")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per level")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     plan = Plan(levels=(1, 8), long_levels=(1,), rounds=1) if args.quick else Plan()
+    plan.rounds = args.rounds if not args.quick else 1
     results = asyncio.run(bench(plan))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
