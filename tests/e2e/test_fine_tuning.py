@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +221,35 @@ def test_fine_tune_learns_the_format(ft_client: openai.OpenAI) -> None:
         client.chat.completions.create(
             model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
         )
+
+
+def corral_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", "fine-tune", *args, "--url", server.url + "/v1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_follows_a_job_and_draws_its_loss_curve(
+    ft_client: openai.OpenAI, server: LiveServer, tmp_path: Path
+) -> None:
+    done = [j for j in ft_client.fine_tuning.jobs.list() if j.status == "succeeded"]
+    assert done, "runs after test_fine_tune_learns_the_format"
+    plot = tmp_path / "loss.png"
+    out = corral_cli(server, "follow", done[0].id, "--plot", str(plot))
+    assert out.returncode == 0, out.stderr
+    assert f"{done[0].id}: succeeded" in out.stdout
+    assert f"model: {done[0].fine_tuned_model}" in out.stdout
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    out = corral_cli(server, "create", str(bad), "--model", MODEL)
+    assert out.returncode == 1
+    assert "line 1: no assistant message" in out.stderr
 
 
 BAD_FILES = [
