@@ -178,6 +178,19 @@ class Worker:
             return s.scalars(select(FineTuningJob.status).where(FineTuningJob.id == job_id)).first()
 
     def run_job(self, job_id: str) -> None:
+        try:
+            import numpy  # noqa: F401
+            import peft  # noqa: F401
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            self._fail(
+                job_id,
+                "training_unavailable",
+                f"This server cannot train: install the `train` extra "
+                f"(pip install 'corral[train]'; `make install` does). {exc}",
+            )
+            return
         from corral.training.lora import Cancelled, ExampleError
 
         with self.session() as s:
