@@ -86,3 +86,24 @@ async def test_fine_tunes_share_and_reload_the_base(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         registry.get(ft.id)
     await registry.close()
+
+
+async def test_models_list_shows_fine_tunes_to_their_organization(tmp_path: Path) -> None:
+    from corral.services.models import ModelsService
+
+    catalog = load_catalog(make_catalog(tmp_path, TODAY), shipped=False, today=lambda: TODAY)
+    registry = ModelRegistry(catalog, lambda spec: FakeEngine(), load_timeout_s=5)
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"GGUF")
+    a = FineTunedModel(f"ft:{BASE}:org-a:s:ftjob-a", BASE, adapter, "org-a", 1)
+    b = FineTunedModel(f"ft:{BASE}:org-b:s:ftjob-b", BASE, adapter, "org-b", 2)
+    await registry.set_fine_tuned([a, b])
+    models = ModelsService(registry)
+    ids = lambda org: {m.id for m in models.list(org).data if m.id.startswith("ft:")}  # noqa: E731
+    assert ids(None) == {a.id, b.id}
+    assert ids("org-a") == {a.id}
+    card = models.retrieve(a.id, "org-a")
+    assert card.parent == BASE and card.owned_by == "org-a"
+    assert "embeddings" not in card.capabilities
+    with pytest.raises(ModelNotFoundError):
+        models.retrieve(a.id, "org-b")

@@ -94,23 +94,26 @@ class ModelsService:
             }
         )
 
-    def list(self) -> ModelList:
+    def list(self, org: str | None = None) -> ModelList:
+        """Every model; fine-tunes only of ``org`` when one is given (None: all)."""
         reg = self._registry
         cards = [self._static_card(s) for s in reg.static()]
         cards += [self.snapshot_card(s) for s in reg.listed()]
         cards += [
             self.alias_card(a) for a in reg.catalog.aliases() if reg.catalog.target(a) is not None
         ]
-        cards += [self.fine_tuned_card(ft) for ft in reg.fine_tuned()]
+        cards += [
+            self.fine_tuned_card(ft) for ft in reg.fine_tuned() if org is None or ft.owned_by == org
+        ]
         return ModelList(data=cards)
 
-    def retrieve(self, name: str) -> ModelCard:
+    def retrieve(self, name: str, org: str | None = None) -> ModelCard:
         reg = self._registry
         for served in reg.static():
             if served.spec.id == name:
                 return self._static_card(served)
         fine_tuned = reg.get_fine_tuned(name)
-        if fine_tuned is not None:
+        if fine_tuned is not None and (org is None or fine_tuned.owned_by == org):
             return self.fine_tuned_card(fine_tuned)
         catalog = reg.catalog
         if name in catalog.snapshots and catalog.snapshots[name].state(reg.today()):

@@ -1,24 +1,31 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from corral.api.deps import ServicesDep
+from corral.api.metering import principal_of
 from corral.protocol.models import DeprecationList, ModelCard, ModelList
 from corral.services.models import ModelsService
 
 router = APIRouter()
 
 
+def viewer_org(request: Request) -> str | None:
+    """Whose fine-tunes the caller sees: its organization's (admin, open mode: all)."""
+    principal = principal_of(request)
+    return None if principal.is_admin else principal.org_id
+
+
 @router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
-async def list_models(services: ServicesDep) -> ModelList:
-    return ModelsService(services.registry).list()
+async def list_models(request: Request, services: ServicesDep) -> ModelList:
+    return ModelsService(services.registry).list(viewer_org(request))
 
 
 @router.get(
     "/v1/models/{model_id:path}", response_model=ModelCard, response_model_exclude_none=True
 )
-async def get_model(model_id: str, services: ServicesDep) -> ModelCard:
-    return ModelsService(services.registry).retrieve(model_id)
+async def get_model(model_id: str, request: Request, services: ServicesDep) -> ModelCard:
+    return ModelsService(services.registry).retrieve(model_id, viewer_org(request))
 
 
 @router.get("/v1/deprecations", response_model=DeprecationList)
