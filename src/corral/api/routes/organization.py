@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -127,35 +128,35 @@ async def revoke_key(_: Admin, project_id: str, key_id: str, services: ServicesD
     return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
 
 
-def _window(start_time: int, end_time: int | None, bucket_width: str, limit: int | None) -> Window:
-    return Window.parse(start_time, end_time, bucket_width, limit)
+@dataclass(frozen=True)
+class ReportQuery:
+    """The query parameters the usage and costs reports share."""
+
+    window: Window
+    group_by: list[str] | None
+    project_ids: list[str] | None
+
+
+def report_query(
+    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: int | None = Query(None, ge=1),
+    group_by: Annotated[list[str] | None, Query()] = None,
+    project_ids: Annotated[list[str] | None, Query()] = None,
+) -> ReportQuery:
+    window = Window.parse(start_time, end_time, bucket_width, limit)
+    return ReportQuery(window, group_by, project_ids)
+
+
+Report = Annotated[ReportQuery, Depends(report_query)]
 
 
 @router.get("/usage/completions")
-async def usage_completions(
-    _: Admin,
-    services: ServicesDep,
-    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
-    end_time: int | None = None,
-    bucket_width: str = "1d",
-    limit: int | None = Query(None, ge=1),
-    group_by: Annotated[list[str] | None, Query()] = None,
-    project_ids: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
-    window = _window(start_time, end_time, bucket_width, limit)
-    return await services.usage.completions(window, group_by, project_ids)
+async def usage_completions(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
+    return await services.usage.completions(q.window, q.group_by, q.project_ids)
 
 
 @router.get("/costs")
-async def costs(
-    _: Admin,
-    services: ServicesDep,
-    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
-    end_time: int | None = None,
-    bucket_width: str = "1d",
-    limit: int | None = Query(None, ge=1),
-    group_by: Annotated[list[str] | None, Query()] = None,
-    project_ids: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
-    window = _window(start_time, end_time, bucket_width, limit)
-    return await services.usage.costs(window, group_by, project_ids)
+async def costs(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
+    return await services.usage.costs(q.window, q.group_by, q.project_ids)
