@@ -16,7 +16,7 @@ import typer
 
 from corral.core.config import Settings
 from corral.services.keys import KeyService, load_secret
-from corral.services.usage import UsageService, Window
+from corral.services.usage import Day, UsageService, Window, daily
 from corral.storage.db import Database, upgrade
 
 T = TypeVar("T")
@@ -118,27 +118,15 @@ def usage(
     """Tokens and cost per day and model."""
     window = Window.parse(int(time.time()) - days * 86400, None, "1d", days + 1)
 
-    async def work(db: Database, _: KeyService) -> tuple[dict[str, Any], dict[str, Any]]:
-        reports = UsageService(db)
-        return (
-            await reports.completions(window, ["model"], None),
-            await reports.costs(window, ["line_item"], None),
-        )
+    async def work(db: Database, _: KeyService) -> list[Day]:
+        return await daily(UsageService(db), window)
 
-    tokens, costs = _run(work)
-    cost_of = {
-        (b["start_time"], r["line_item"]): r["amount"]["value"]
-        for b in costs["data"]
-        for r in b["results"]
-    }
     typer.echo(
         f"{'day':<10}  {'model':<32} {'requests':>8} {'input':>10} {'output':>10} {'USD':>12}"
     )
-    for bucket in tokens["data"]:
-        day = datetime.fromtimestamp(bucket["start_time"], UTC).strftime("%Y-%m-%d")
-        for r in bucket["results"]:
-            usd = cost_of.get((bucket["start_time"], r["model"]), 0.0)
+    for day in _run(work):
+        for r in day.rows:
             typer.echo(
-                f"{day:<10}  {r['model']:<32} {r['num_model_requests']:>8} "
-                f"{r['input_tokens']:>10} {r['output_tokens']:>10} {usd:>12.6f}"
+                f"{day.day:<10}  {r.model:<32} {r.requests:>8} "
+                f"{r.input:>10} {r.output:>10} {r.cost:>12.6f}"
             )

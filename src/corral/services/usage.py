@@ -124,6 +124,58 @@ class UsageService:
         return _page(data)
 
 
+@dataclass(frozen=True)
+class DailyRow:
+    model: str
+    requests: int
+    input: int
+    output: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of usage: per-model rows, and the day's total cost and tokens."""
+
+    day: str
+    cost: float
+    tokens: int
+    rows: list[DailyRow]
+
+
+async def daily(reports: UsageService, window: Window) -> list[Day]:
+    """Tokens and cost per day and model, for `corral usage` and the /usage page."""
+    tokens = await reports.completions(window, ["model"], None)
+    costs = await reports.costs(window, ["line_item"], None)
+    cost_of = {
+        (b["start_time"], r["line_item"]): r["amount"]["value"]
+        for b in costs["data"]
+        for r in b["results"]
+    }
+    days = []
+    for bucket in tokens["data"]:
+        start = bucket["start_time"]
+        rows = [
+            DailyRow(
+                r["model"],
+                r["num_model_requests"],
+                r["input_tokens"],
+                r["output_tokens"],
+                cost_of.get((start, r["model"]), 0.0),
+            )
+            for r in bucket["results"]
+        ]
+        days.append(
+            Day(
+                day=datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
+                cost=sum(v for (at, _), v in cost_of.items() if at == start),
+                tokens=sum(r.input + r.output for r in rows),
+                rows=rows,
+            )
+        )
+    return days
+
+
 def _bucket(start: int, width: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"object": "bucket", "start_time": start, "end_time": start + width, "results": results}
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from html import escape
 
 from fastapi import APIRouter, Query
@@ -13,21 +11,11 @@ from starlette.responses import HTMLResponse
 from corral.api.deps import ServicesDep
 from corral.api.routes.organization import Admin
 from corral.api.routes.pages import _render
-from corral.services.usage import Window
+from corral.services.usage import Window, daily
 
 router = APIRouter()
 
 WIDTH, HEIGHT, PAD = 720, 220, 40
-
-
-@dataclass(frozen=True)
-class Row:
-    day: str
-    model: str
-    requests: int
-    input: int
-    output: int
-    cost: float
 
 
 def bar_chart(days: list[str], values: list[float], label: str) -> str:
@@ -58,35 +46,11 @@ async def usage_page(
     _: Admin, services: ServicesDep, days: int = Query(7, ge=1, le=31)
 ) -> HTMLResponse:
     window = Window.parse(int(time.time()) - (days - 1) * 86400, None, "1d", days)
-    tokens = await services.usage.completions(window, ["model"], None)
-    costs = await services.usage.costs(window, ["line_item"], None)
-    cost_of = {
-        (b["start_time"], r["line_item"]): r["amount"]["value"]
-        for b in costs["data"]
-        for r in b["results"]
-    }
-    rows, labels, per_day_cost, per_day_tokens = [], [], [], []
-    for bucket in tokens["data"]:
-        day = datetime.fromtimestamp(bucket["start_time"], UTC).strftime("%Y-%m-%d")
-        labels.append(day)
-        day_cost = sum(v for (start, _), v in cost_of.items() if start == bucket["start_time"])
-        per_day_cost.append(day_cost)
-        per_day_tokens.append(
-            sum(r["input_tokens"] + r["output_tokens"] for r in bucket["results"]) / 1000
-        )
-        for r in bucket["results"]:
-            rows.append(
-                Row(
-                    day,
-                    r["model"],
-                    r["num_model_requests"],
-                    r["input_tokens"],
-                    r["output_tokens"],
-                    cost_of.get((bucket["start_time"], r["model"]), 0.0),
-                )
-            )
-    chart = bar_chart(labels, per_day_cost, "Cost per day, USD") + bar_chart(
-        labels, per_day_tokens, "Tokens per day, thousands"
+    days_ = await daily(services.usage, window)
+    labels = [d.day for d in days_]
+    rows = [(d.day, r) for d in days_ for r in d.rows]
+    chart = bar_chart(labels, [d.cost for d in days_], "Cost per day, USD") + bar_chart(
+        labels, [d.tokens / 1000 for d in days_], "Tokens per day, thousands"
     )
     return _render(
         "usage.html",
