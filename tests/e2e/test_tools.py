@@ -72,6 +72,7 @@ def test_named_choice_calls_that_tool(client: openai.OpenAI) -> None:
         messages=MESSAGES,
         tools=TOOLS,
         max_tokens=200,
+        seed=1,
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
     assert r.choices[0].finish_reason == "tool_calls"
@@ -85,6 +86,7 @@ def test_single_call_when_parallel_is_off(client: openai.OpenAI) -> None:
         tools=TOOLS,
         tool_choice="required",
         parallel_tool_calls=False,
+        seed=1,
         max_tokens=200,
     )
     assert len(r.choices[0].message.tool_calls or []) == 1
@@ -119,6 +121,10 @@ def test_streamed_tool_call(client: openai.OpenAI) -> None:
         tools=TOOLS,
         tool_choice="required",
         stream=True,
+        # Parallel calls let the small model emit call after call until max_tokens
+        # (8 calls in 20 seeds here); one call keeps the test about streaming.
+        parallel_tool_calls=False,
+        seed=1,
         max_tokens=200,
     )
     calls, finish = [], None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from corral.core.errors import EngineUnavailableError
@@ -35,3 +36,27 @@ def test_affinity_sticks_to_one_replica() -> None:
     first = pool.pick("You are a pirate.")
     pool.replicas[0].outstanding = pool.replicas[1].outstanding = 5
     assert all(pool.pick("You are a pirate.") is first for _ in range(5))
+
+
+def test_a_tried_replica_is_better_than_none() -> None:
+    pool = Pool([Replica("http://a"), Replica("http://b")])
+    a, b = pool.replicas
+    b.healthy = False
+    assert pool.pick(exclude={"http://a"}) is a
+
+
+async def test_a_slow_health_check_is_not_death_but_a_refusal_is() -> None:
+    slow = Replica("http://slow/v1")
+    dead = Replica("http://dead/v1")
+    pool = Pool([slow, dead], PoolSettings(eject_after=2))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "slow":
+            raise httpx.ReadTimeout("busy", request=request)
+        raise httpx.ConnectError("refused", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        await pool.check(http)
+        assert slow.healthy and not dead.healthy
+        await pool.check(http)
+        assert not slow.healthy  # the second timeout in a row

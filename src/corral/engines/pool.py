@@ -28,6 +28,7 @@ class Replica:
     failures: int = 0
     ejected_until: float = 0.0
     served: int = 0
+    missed_checks: int = 0  # consecutive health checks that timed out
 
     @property
     def headers(self) -> dict[str, str]:
@@ -55,11 +56,10 @@ class Pool:
         """The least-loaded available replica (or the affine one, if it has room)."""
         now = time.monotonic()
         cap = self.settings.max_concurrent
-        candidates = [
-            r
-            for r in self.replicas
-            if r.available(now) and r.outstanding < cap and r.url not in (exclude or set())
-        ]
+        open_ = [r for r in self.replicas if r.available(now) and r.outstanding < cap]
+        # A replica already tried is still better than none: the retry backoff gives a
+        # busy one time, and a dead one is ejected by then.
+        candidates = [r for r in open_ if r.url not in (exclude or set())] or open_
         if not candidates:
             raise EngineUnavailableError(
                 "No upstream replica is available right now.",
@@ -85,17 +85,26 @@ class Pool:
     async def check(self, http: httpx.AsyncClient) -> None:
         """One round of active health checks: eject the dead, re-admit the recovered."""
         for replica in self.replicas:
-            try:
-                r = await http.get(replica.url + "/models", headers=replica.headers, timeout=2.0)
-                ok = r.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+            ok = await self._probe(http, replica)
             if ok and not replica.healthy:
                 log.info("upstream %s is back", replica.url)
             if ok:
                 replica.failures = 0
                 replica.ejected_until = 0.0
             replica.healthy = ok
+
+    async def _probe(self, http: httpx.AsyncClient, replica: Replica) -> bool:
+        """Refused or an error status: down at once. A timeout is only a busy replica
+        until it repeats, so a loaded pool does not eject its last working member."""
+        try:
+            r = await http.get(replica.url + "/models", headers=replica.headers, timeout=2.0)
+        except httpx.TimeoutException:
+            replica.missed_checks += 1
+            return replica.missed_checks < self.settings.eject_after
+        except httpx.HTTPError:
+            return False
+        replica.missed_checks = 0
+        return r.status_code == 200
 
     async def health_loop(self, http: httpx.AsyncClient) -> None:
         while True:

@@ -123,6 +123,15 @@ class UpstreamEngine:
             raise EngineUnavailableError("upstream engine not started")
         return self._http
 
+    def _pick(self, body: Body, tried: set[str], last: bool) -> Replica | None:
+        """A replica to try, or None to wait for the next backoff (raises on the last)."""
+        try:
+            return self._pool.pick(_affinity_key(body), exclude=tried)
+        except EngineUnavailableError:
+            if last:
+                raise
+            return None
+
     def _body(self, body: Body) -> Body:
         return {**body, "model": self._model}
 
@@ -130,7 +139,9 @@ class UpstreamEngine:
         tried: set[str] = set()
         for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
             await asyncio.sleep(backoff)
-            replica = self._pool.pick(_affinity_key(body), exclude=tried)
+            replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+            if replica is None:
+                continue
             replica.outstanding += 1
             try:
                 response = await self._client().post(
@@ -165,7 +176,9 @@ class UpstreamEngine:
         tried: set[str] = set()
         for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
             await asyncio.sleep(backoff)
-            replica = self._pool.pick(_affinity_key(body), exclude=tried)
+            replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+            if replica is None:
+                continue
             replica.outstanding += 1
             started = False
             try:
