@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corral.cli_accounts import db_app, keys_app, usage
+from corral.cli_eval import eval_app
 from corral.cli_fine_tune import fine_tune_app
 from corral.cli_models import models, pull
 from corral.core.config import Settings
@@ -20,6 +21,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("usage")(usage)
 app.add_typer(fine_tune_app, name="fine-tune")
+app.add_typer(eval_app, name="eval")
 
 
 @app.callback()
