@@ -467,8 +467,7 @@ class Reporter(Protocol):
 class LineReporter:
     """One line per change on stderr: what a CI log keeps readable."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self) -> None:
         self.last: dict[str, tuple[Any, ...]] = {}
 
     def update(self, label: str, run: dict[str, Any]) -> None:
@@ -478,11 +477,10 @@ class LineReporter:
             return
         self.last[label] = state
         done = sum(state[1:])
-        self.console.print(
+        typer.echo(
             f"{label}: {state[0]} {done}/{counts.get('total', 0)} "
             f"(passed {state[1]}, failed {state[2]}, errored {state[3]})",
-            highlight=False,
-            markup=False,
+            err=True,
         )
 
 
@@ -506,7 +504,7 @@ class BarReporter:
 @contextmanager
 def reporter(console: Console) -> Iterator[Reporter]:
     if not console.is_terminal:
-        yield LineReporter(console)
+        yield LineReporter()
         return
     columns = (
         TextColumn("{task.description}"),
