@@ -21,6 +21,7 @@ from corral.api.routes import (
     chat,
     completions,
     embeddings,
+    evals,
     files,
     fine_tuning,
     health,
@@ -39,6 +40,8 @@ from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.eval_worker import EvalWorker, ModelCalls, embedding_model
+from corral.services.evals import EvalService
 from corral.services.files import FileService
 from corral.services.fine_tuning import FineTuningService
 from corral.services.idempotency import Idempotency
@@ -98,6 +101,12 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     keys = KeyService(db, load_secret(secret, settings.data_dir), admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     file_service = FileService(db, settings.data_dir / "files", settings.files.max_bytes)
+    chat = ChatService(registry, settings.limits, admission, telemetry)
+    embeddings = EmbeddingService(registry, settings.limits, admission)
+    calls = ModelCalls(registry, chat, embeddings, accounting, embedding_model(settings))
+    eval_worker = EvalWorker(db, calls, settings.evals)
+    eval_service = EvalService(db, file_service, registry, settings.evals, eval_worker.wake)
+    eval_worker.model_exists = eval_service.model_exists
     return Services(
         db=db,
         keys=keys,
@@ -108,11 +117,13 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         registry=registry,
         admission=admission,
         telemetry=telemetry,
-        chat=ChatService(registry, settings.limits, admission, telemetry),
+        chat=chat,
         completions=CompletionService(registry, settings.limits, admission, telemetry),
-        embeddings=EmbeddingService(registry, settings.limits, admission),
+        embeddings=embeddings,
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
+        evals=eval_service,
+        eval_worker=eval_worker,
     )
 
 
@@ -134,6 +145,7 @@ def create_app(
         await services.fine_tuning.sync_models()
         await services.fine_tuning.resume_validation()
         syncer = asyncio.create_task(services.fine_tuning.sync_forever())
+        evaluator = asyncio.create_task(services.eval_worker.run_forever())
         trainer = start_worker(settings) if worker else None
         log.info("corral %s serving %s", __version__, [s.spec.id for s in registry.all()])
         try:
@@ -142,6 +154,7 @@ def create_app(
             if trainer is not None:
                 await asyncio.to_thread(stop_worker, trainer)
             syncer.cancel()
+            evaluator.cancel()
             await services.fine_tuning.close()
             sweeper.cancel()
             await registry.close()
@@ -157,6 +170,7 @@ def create_app(
         chat,
         completions,
         embeddings,
+        evals,
         files,
         fine_tuning,
         organization,

@@ -13,6 +13,8 @@ from corral.services.admission import Admission
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
+from corral.services.eval_worker import EvalWorker
+from corral.services.evals import EvalService
 from corral.services.files import FileService
 from corral.services.fine_tuning import FineTuningService
 from corral.services.idempotency import Idempotency
@@ -39,6 +41,8 @@ class Services:
     idempotency: Idempotency
     files: FileService
     fine_tuning: FineTuningService
+    evals: EvalService
+    eval_worker: EvalWorker
 
 
 def get_services(request: Request) -> Services:

@@ -101,6 +101,21 @@ class FileSettings(BaseModel):
     )
 
 
+class EvalSettings(BaseModel):
+    """Eval runs, executed by a worker task in each API process."""
+
+    concurrency: int = Field(
+        4, ge=1, le=64, description="Items of one run sampled and graded at once."
+    )
+    max_items: int = Field(5000, ge=1, description="Most data items in one eval run.")
+    poll_s: float = Field(
+        2.0, gt=0, description="How often the worker looks for queued runs from other replicas."
+    )
+    embedding_model: str | None = Field(
+        None, description="Model for `cosine` text_similarity graders (default: `model`)."
+    )
+
+
 class FineTuningSettings(BaseModel):
     """Fine-tuning jobs and the worker process that trains them."""
 
@@ -175,6 +190,7 @@ class Settings(BaseSettings):
     accounts: AccountSettings = Field(default_factory=AccountSettings)
     files: FileSettings = Field(default_factory=FileSettings)
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
+    evals: EvalSettings = Field(default_factory=EvalSettings)
 
     @property
     def db_url(self) -> str:

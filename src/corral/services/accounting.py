@@ -69,6 +69,18 @@ class Ticket:
         return {"x-request-id": self.request_id, **self.limits.headers()}
 
 
+def check_access(who: Principal, spec: ModelSpec, param: str = "model") -> None:
+    """May this caller use this model? (A fine-tune is its organization's alone.)"""
+    if spec.id.startswith("ft:") and not who.is_admin and spec.owned_by != who.org_id:
+        # Others are told it does not exist.
+        raise ModelNotFoundError(
+            f"The model `{spec.id}` does not exist or you do not have access to it.",
+            param=param,
+        )
+    if who.allowed_models is not None and spec.id not in who.allowed_models:
+        raise PermissionDeniedError(f"This API key may not use the model `{spec.id}`.", param=param)
+
+
 class Accounting:
     def __init__(self, db: Database, limiter: RateLimiter, reservation_ttl_s: int) -> None:
         self._db = db
@@ -83,16 +95,7 @@ class Accounting:
         prompt_bound: int,
         max_output: int,
     ) -> Ticket:
-        if spec.id.startswith("ft:") and not who.is_admin and spec.owned_by != who.org_id:
-            # A fine-tuned model is its organization's: others are told it does not exist.
-            raise ModelNotFoundError(
-                f"The model `{spec.id}` does not exist or you do not have access to it.",
-                param="model",
-            )
-        if who.allowed_models is not None and spec.id not in who.allowed_models:
-            raise PermissionDeniedError(
-                f"This API key may not use the model `{spec.id}`.", param="model"
-            )
+        check_access(who, spec)
         held = self._limiter.enter(who)
         try:
             # TPM counts an estimate now (~4 bytes a token) and is reconciled after.

@@ -186,3 +186,56 @@ class FineTuningCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     step: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class EvalRow(Base):
+    """An eval's definition, as validated when it was created."""
+
+    __tablename__ = "evals"
+    __table_args__ = (Index("ix_evals_project_created", "project_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(64))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    data_source_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    testing_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    meta: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EvalRunRow(Base):
+    """One run of an eval; counts and usage are updated as its items finish."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index("ix_eval_runs_eval_created", "eval_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    eval_id: Mapped[str] = mapped_column(ForeignKey("evals.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    data_source: Mapped[dict[str, Any]] = mapped_column(JSON)  # as given, for display
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # the rows, resolved
+    principal: Mapped[dict[str, Any]] = mapped_column(JSON)  # who is billed
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
+    result_counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    per_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    per_model_usage: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvalOutputItemRow(Base):
+    __tablename__ = "eval_output_items"
+    __table_args__ = (UniqueConstraint("run_id", "datasource_item_id"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    eval_id: Mapped[str] = mapped_column(String(64))
+    datasource_item_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8))
+    datasource_item: Mapped[dict[str, Any]] = mapped_column(JSON)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sample: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

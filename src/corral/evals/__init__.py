@@ -1,0 +1,1 @@
+"""Evals: templates, graders and the per-item runner (no HTTP, no storage)."""
