@@ -37,3 +37,7 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # One line per engine call (embedded child, upstreams) would double the log and cost
+    # the hot path; corral's own request line already says what happened.
+    if root.level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -74,6 +74,75 @@ def weights_sha256(path: Path, cache_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def server_params(
+    model_path: Path, settings: EngineSettings, key: str, adapters: tuple[Path, ...]
+) -> Any:
+    """llama.cpp's parameters for one model, the same in-process and in the child."""
+    import xllamacpp as xlc
+
+    s = settings
+    p = xlc.CommonParams()
+    p.model.path = str(model_path)
+    p.n_ctx = s.n_ctx
+    p.n_parallel = s.n_parallel
+    # One KV pool shared by all slots: any single request may use the whole
+    # context window, and idle slots don't strand memory.
+    p.kv_unified = True
+    p.n_batch = s.n_batch
+    p.n_ubatch = s.n_ubatch
+    p.cache_ram_mib = s.cache_ram_mib
+    p.cpuparams.n_threads = s.n_threads
+    p.cpuparams_batch.n_threads = s.n_threads
+    p.use_jinja = True
+    p.api_keys = [key]
+    p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
+    if s.chat_template is not None:
+        p.chat_template = s.chat_template
+    if adapters:
+        p.lora_init_without_apply = True
+        p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in adapters]
+    if s.embeddings:
+        p.embedding = True
+        p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+    return p
+
+
+def select_lora(body: Body, adapters: tuple[Path, ...]) -> Body:
+    """``ADAPTER_KEY`` (set by corral, never by a client) → llama.cpp's per-request
+    ``lora`` selection: the named adapter at scale 1, every other one at 0."""
+    if not adapters:
+        body.pop(ADAPTER_KEY, None)
+        return body
+    body = dict(body)
+    wanted = body.pop(ADAPTER_KEY, None)
+    if wanted is not None and wanted not in {str(a) for a in adapters}:
+        raise EngineUnavailableError(
+            "The fine-tuned model is being loaded; retry shortly.",
+            code="model_loading",
+            headers={"retry-after": "1"},
+        )
+    body["lora"] = [
+        {"id": i, "scale": 1.0 if str(a) == wanted else 0.0} for i, a in enumerate(adapters)
+    ]
+    return body
+
+
+def engine_info(settings: EngineSettings, fingerprint: str) -> EngineInfo:
+    return EngineInfo(
+        context_window=settings.n_ctx,
+        fingerprint=fingerprint,
+        embeddings=settings.embeddings,
+        slots=settings.n_parallel,
+        max_embedding_tokens=settings.n_ubatch,
+    )
+
+
+def build_fingerprint(path: Path, cache_dir: Path) -> str:
+    """The engine build and the weights' hash (blocking: hashes the file once)."""
+    build = f"xllamacpp-{version('xllamacpp')}|{weights_sha256(path, cache_dir)}"
+    return "fp_" + hashlib.sha256(build.encode()).hexdigest()[:12]
+
+
 class LlamaCppEngine:
     """One GGUF model served by llama.cpp with continuous batching over ``n_parallel`` slots."""
 
@@ -115,16 +184,10 @@ class LlamaCppEngine:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.run_in_executor(self._pool, self._load)
-        sha = await loop.run_in_executor(self._pool, weights_sha256, self._path, self._cache_dir)
-        build = f"xllamacpp-{version('xllamacpp')}|{sha}"
-        fingerprint = "fp_" + hashlib.sha256(build.encode()).hexdigest()[:12]
-        self._info = EngineInfo(
-            context_window=self._settings.n_ctx,
-            fingerprint=fingerprint,
-            embeddings=self._settings.embeddings,
-            slots=self._settings.n_parallel,
-            max_embedding_tokens=self._settings.n_ubatch,
+        fingerprint = await loop.run_in_executor(
+            self._pool, build_fingerprint, self._path, self._cache_dir
         )
+        self._info = engine_info(self._settings, fingerprint)
         self._http = httpx.AsyncClient(
             base_url=self.listening_address,
             headers={"Authorization": f"Bearer {self._listener_key}"},
@@ -135,31 +198,9 @@ class LlamaCppEngine:
     def _load(self) -> Any:
         import xllamacpp as xlc
 
-        s = self._settings
-        p = xlc.CommonParams()
-        p.model.path = str(self._path)
-        p.n_ctx = s.n_ctx
-        p.n_parallel = s.n_parallel
-        # One KV pool shared by all slots: any single request may use the whole
-        # context window, and idle slots don't strand memory.
-        p.kv_unified = True
-        p.n_batch = s.n_batch
-        p.n_ubatch = s.n_ubatch
-        p.cache_ram_mib = s.cache_ram_mib
-        p.cpuparams.n_threads = s.n_threads
-        p.cpuparams_batch.n_threads = s.n_threads
-        p.use_jinja = True
-        p.api_keys = [self._listener_key]
-        p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
-        if s.chat_template is not None:
-            p.chat_template = s.chat_template
-        if self.adapters:
-            p.lora_init_without_apply = True
-            p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in self.adapters]
-        if s.embeddings:
-            p.embedding = True
-            p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
-        return xlc.Server(p)
+        return xlc.Server(
+            server_params(self._path, self._settings, self._listener_key, self.adapters)
+        )
 
     async def close(self) -> None:
         if self._http is not None:
@@ -175,24 +216,7 @@ class LlamaCppEngine:
         return getattr(self._server, name)  # type: ignore[no-any-return]
 
     def _select_adapter(self, body: Body) -> Body:
-        """``ADAPTER_KEY`` (set by corral, never by a client) → llama.cpp's per-request
-        ``lora`` selection: the named adapter at scale 1, every other one at 0."""
-        if not self.adapters:
-            body.pop(ADAPTER_KEY, None)
-            return body
-        body = dict(body)
-        wanted = body.pop(ADAPTER_KEY, None)
-        if wanted is not None and wanted not in {str(a) for a in self.adapters}:
-            raise EngineUnavailableError(
-                "The fine-tuned model is being loaded; retry shortly.",
-                code="model_loading",
-                headers={"retry-after": "1"},
-            )
-        body["lora"] = [
-            {"id": i, "scale": 1.0 if str(a) == wanted else 0.0}
-            for i, a in enumerate(self.adapters)
-        ]
-        return body
+        return select_lora(body, self.adapters)
 
     async def _call(self, name: str, body: Body) -> Body:
         handler = self._handler(name)
@@ -263,31 +287,53 @@ class LlamaCppEngine:
     async def embed(self, body: Body) -> Body:
         return await self._call("handle_embeddings", body)
 
-    async def _listener_post(self, path: str, payload: Body) -> Body:
+    def _listener(self) -> Listener:
         if self._http is None:
             raise EngineUnavailableError("engine not started")
-        response = await self._http.post(path, content=json.dumps(payload))
-        data: Body = response.json()
+        return Listener(self._http)
+
+    async def count_chat_tokens(self, body: Body) -> int:
+        return await self._listener().count_chat_tokens(body)
+
+    async def count_tokens(self, text: str) -> int:
+        return await self._listener().count_tokens(text)
+
+    async def slots_busy(self) -> int:
+        return 0 if self._http is None else await self._listener().slots_busy()
+
+
+class Listener:
+    """llama.cpp's own HTTP listener, for what its in-process handlers lack: the chat
+    template (``/apply-template``), the tokenizer (``/tokenize``) and slot state."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # its base URL is the listener, with the listener's key
+
+    async def _request(self, method: str, path: str, payload: Body | None = None) -> Any:
+        content = None if payload is None else json.dumps(payload)
+        try:
+            response = await self._http.request(method, path, content=content)
+        except httpx.TransportError as exc:  # the engine (process) is gone or restarting
+            raise EngineUnavailableError("The model's engine is not answering.") from exc
+        data = response.json()
         if response.status_code != 200:
             raise engine_error(data)
         return data
 
     async def count_chat_tokens(self, body: Body) -> int:
         keys = ("messages", "tools", "tool_choice")
-        templated = await self._listener_post(
-            "/apply-template", {k: body[k] for k in keys if k in body}
-        )
+        payload = {k: body[k] for k in keys if k in body}
+        templated = await self._request("POST", "/apply-template", payload)
         return await self.count_tokens(str(templated["prompt"]))
 
-    async def slots_busy(self) -> int:
-        if self._http is None:
-            return 0
-        response = await self._http.get("/slots")
-        return sum(1 for slot in response.json() if slot.get("is_processing"))
-
     async def count_tokens(self, text: str) -> int:
-        data = await self._listener_post("/tokenize", {"content": text, "add_special": False})
+        payload = {"content": text, "add_special": False}
+        data = await self._request("POST", "/tokenize", payload)
         return len(data["tokens"])
+
+    async def slots_busy(self) -> int:
+        slots = await self._request("GET", "/slots")
+        return sum(1 for slot in slots if slot.get("is_processing"))
 
 
 def _drop(server: Any) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -36,6 +37,15 @@ class Replica:
 
     def available(self, now: float) -> bool:
         return self.healthy and now >= self.ejected_until
+
+    @property
+    def public_url(self) -> str:
+        """The URL without any credentials written into it, for metrics and listings."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass

@@ -17,6 +17,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A process that ran this long before it died starts the backoff over: a crash a day
+# should not wait as long as the fifth crash in a minute.
+STABLE_S = 60.0
 
 
 def free_port() -> int:
@@ -44,6 +47,8 @@ class Supervisor:
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = "stopped"
         self.restarts = 0
+        self._streak = 0  # restarts since the last stable run: the backoff index
+        self._started_at = 0.0
         # $VARS are expanded (keys stay in the environment, not in the catalog); no shell.
         self._argv = shlex.split(os.path.expandvars(command.replace("{port}", str(self.port))))
         self._log_path = log_dir / f"{name}.log"
@@ -66,6 +71,7 @@ class Supervisor:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._argv, stdout=out, stderr=asyncio.subprocess.STDOUT, env=self._env
             )
+        self._started_at = time.monotonic()
         await self._wait_healthy()
         self.state = "ready"
         log.info("%s ready on %s (pid %s)", self.name, self.url, self._proc.pid)
@@ -89,7 +95,10 @@ class Supervisor:
             code = await self._proc.wait()
             if self._stopping:
                 return
-            delay = BACKOFF_S[min(self.restarts, len(BACKOFF_S) - 1)]
+            if time.monotonic() - self._started_at >= STABLE_S:
+                self._streak = 0
+            delay = BACKOFF_S[min(self._streak, len(BACKOFF_S) - 1)]
+            self._streak += 1
             self.restarts += 1
             self.state = "restarting"
             log.warning(

@@ -100,6 +100,10 @@ class UpstreamEngine:
     def pool(self) -> Pool:
         return self._pool
 
+    @property
+    def supervisors(self) -> list[Supervisor]:
+        return self._supervisors
+
     async def start(self) -> None:
         for supervisor in self._supervisors:  # launched engines first, then health checks
             await supervisor.start()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -30,6 +30,8 @@ from corral.core.errors import (
     ModelShutdownError,
 )
 from corral.engines.base import Body, Engine, EngineInfo
+from corral.engines.pool import Pool
+from corral.engines.supervisor import Supervisor
 from corral.services.adapters import AdapterEngine, FineTunedModel
 from corral.services.catalog import Catalog, ModelSpec, Resolution, Snapshot
 from corral.services.lifecycle import note_resolution
@@ -63,6 +65,17 @@ def estimate_mib(spec: ModelSpec, settings: EngineSettings) -> int:
     except OSError:
         size = 0.0
     return int(size * 1.2 + settings.n_ctx / 16 + 64)
+
+
+@runtime_checkable
+class PooledEngine(Protocol):
+    """An engine that routes to replicas over HTTP (upstreams, the embedded child)."""
+
+    @property
+    def pool(self) -> Pool: ...
+
+    @property
+    def supervisors(self) -> list[Supervisor]: ...
 
 
 @dataclass(frozen=True)
@@ -495,6 +508,12 @@ class ModelRegistry:
             out[m.spec.id] = entry
         return out
 
+    def pools(self) -> list[tuple[str, PooledEngine]]:
+        """Each model in memory whose engine is a pool of replicas, by model id."""
+        engines = [(m.spec.id, m.engine) for m in self._static.values()]
+        engines += [(m.spec.id, m.loaded.engine) for m in self._managed.values() if m.loaded]
+        return [(model, e) for model, e in engines if isinstance(e, PooledEngine)]
+
     def memory(self) -> dict[str, float]:
         return {"budget_mib": self.budget_mib, "used_mib": round(self.used_mib())}
 
@@ -542,3 +561,50 @@ class ModelCollector:
             "Models in memory.",
             value=sum(1 for e in reg.models_state().values() if e["state"] == "loaded"),
         )
+
+
+class PoolCollector:
+    """Prometheus view of every upstream replica (and embedded child), at scrape time.
+    Labels are the model and the replica's URL (credentials stripped); never a key."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "url"]
+        healthy = GaugeMetricFamily(
+            "corral_upstream_healthy",
+            "1 if the replica passed its last health check.",
+            labels=labels,
+        )
+        ejected = GaugeMetricFamily(
+            "corral_upstream_ejected",
+            "1 while the replica is ejected after failures.",
+            labels=labels,
+        )
+        outstanding = GaugeMetricFamily(
+            "corral_upstream_outstanding", "Requests in flight to the replica.", labels=labels
+        )
+        failures = GaugeMetricFamily(
+            "corral_upstream_failures", "Consecutive failed requests to the replica.", labels=labels
+        )
+        served = CounterMetricFamily(
+            "corral_upstream_served", "Requests the replica answered.", labels=labels
+        )
+        restarts = CounterMetricFamily(
+            "corral_engine_restarts",
+            "Restarts of engine processes corral supervises.",
+            labels=["model", "name"],
+        )
+        now = time.monotonic()
+        for model, engine in self._registry.pools():
+            for r in engine.pool.replicas:
+                key = [model, r.public_url]
+                healthy.add_metric(key, int(r.healthy))
+                ejected.add_metric(key, int(now < r.ejected_until))
+                outstanding.add_metric(key, r.outstanding)
+                failures.add_metric(key, r.failures)
+                served.add_metric(key, r.served)
+            for sup in engine.supervisors:
+                restarts.add_metric([model, sup.name], sup.restarts)
+        yield from (healthy, ejected, outstanding, failures, served, restarts)

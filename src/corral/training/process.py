@@ -24,7 +24,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def _preexec() -> None:
-    from corral.training.worker import set_parent_death_signal
+    from corral.core.process import set_parent_death_signal
 
     set_parent_death_signal()
 

@@ -324,16 +324,5 @@ class Worker:
         )
 
 
-def set_parent_death_signal() -> None:
-    """Linux: SIGTERM this process when its parent (the API) dies, even by SIGKILL."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the worker polls its parent instead
-        pass
-
-
 def main(settings: Settings) -> None:
     Worker(settings).run()

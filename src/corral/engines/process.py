@@ -1,0 +1,174 @@
+"""The embedded llama.cpp engine in its own supervised child process.
+
+The child (``corral.engines.child``) is llama.cpp's server on a loopback port behind a
+random key; this engine is the HTTP path every upstream takes (``UpstreamEngine`` over a
+pool of one, its ``Supervisor`` restarting the child with backoff) plus what only
+llama.cpp offers: exact token counts from its template and tokenizer, slot state, and
+per-request LoRA selection. A crash of llama.cpp fails the requests it was serving (an
+error event mid-stream), answers 503 while the child restarts, and never touches the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shlex
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from corral.core.config import EngineSettings
+from corral.core.errors import EngineUnavailableError
+from corral.engines.base import Body, EngineInfo
+from corral.engines.child import ChildSpec, child_env
+from corral.engines.llamacpp import Listener, build_fingerprint, engine_info, select_lora
+from corral.engines.pool import Pool, PoolSettings, Replica
+from corral.engines.supervisor import Supervisor
+from corral.engines.upstream import UpstreamEngine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# llama.cpp queues requests past its slots itself, as the inline engine does; the API's
+# admission bound (limits.max_in_flight) is the real cap.
+MAX_OUTSTANDING = 4096
+START_TIMEOUT_S = 300.0
+
+
+def _restarting() -> EngineUnavailableError:
+    return EngineUnavailableError(
+        "The model's engine is restarting; retry shortly.",
+        code="engine_restarting",
+        headers={"retry-after": "2"},
+    )
+
+
+class LlamaCppProcessEngine:
+    """One GGUF model served by a llama.cpp child process; the Engine of ``LlamaCppEngine``."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        settings: EngineSettings,
+        cache_dir: Path,
+        log_dir: Path,
+        adapters: tuple[Path, ...] = (),
+    ) -> None:
+        self._path = model_path
+        self._settings = settings
+        self._cache_dir = cache_dir
+        self.adapters = adapters
+        key = secrets.token_urlsafe(32)
+        spec = ChildSpec(
+            model_path=model_path, settings=settings, adapters=adapters, parent_pid=os.getpid()
+        )
+        self.supervisor = Supervisor(
+            f"{shlex.quote(sys.executable)} -m corral.engines.child --port {{port}}",
+            name=f"engine-{model_path.stem}",
+            log_dir=log_dir,
+            health_path="/health",
+            start_timeout_s=START_TIMEOUT_S,
+            env=child_env(spec, key),
+        )
+        pool = Pool(
+            [Replica(self.supervisor.url + "/v1", key)],
+            # One replica: eject it as soon as it fails and re-admit it as soon as the
+            # restarted child answers, so requests see 503 only while it is really down.
+            PoolSettings(
+                eject_after=1,
+                eject_for_s=1.0,
+                health_interval_s=0.5,
+                max_concurrent=MAX_OUTSTANDING,
+            ),
+        )
+        self._upstream = UpstreamEngine(
+            pool, "corral-embedded", settings.n_ctx, supervisors=[self.supervisor]
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.supervisor.url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30.0,
+        )
+        self._listener = Listener(self._http)
+        self._info: EngineInfo | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        if self._info is None:
+            raise EngineUnavailableError("engine not started")
+        return self._info
+
+    @property
+    def pool(self) -> Pool:
+        return self._upstream.pool
+
+    @property
+    def supervisors(self) -> list[Supervisor]:
+        return [self.supervisor]
+
+    @property
+    def pid(self) -> int | None:
+        return self.supervisor.pid
+
+    async def start(self) -> None:
+        fingerprint = asyncio.to_thread(build_fingerprint, self._path, self._cache_dir)
+        await self._upstream.start()
+        self._info = engine_info(self._settings, await fingerprint)
+        log.info("engine process ready: %s (pid %s)", self._path.name, self.pid)
+
+    async def close(self) -> None:
+        await self._upstream.close()
+        await self._http.aclose()
+
+    async def _guard(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except EngineUnavailableError as exc:
+            if exc.code == "upstream_unavailable":
+                raise _restarting() from exc
+            raise
+
+    async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
+        try:
+            async for chunk in getattr(self._upstream, name)(self._body(body)):
+                yield chunk
+        except EngineUnavailableError as exc:
+            if exc.code == "upstream_unavailable":
+                raise _restarting() from exc
+            raise
+
+    def _body(self, body: Body) -> Body:
+        return select_lora(dict(body), self.adapters)
+
+    async def chat(self, body: Body) -> Body:
+        return await self._guard(self._upstream.chat(self._body(body)))
+
+    def chat_stream(self, body: Body) -> AsyncIterator[Body]:
+        return self._stream("chat_stream", body)
+
+    async def complete(self, body: Body) -> Body:
+        return await self._guard(self._upstream.complete(self._body(body)))
+
+    def complete_stream(self, body: Body) -> AsyncIterator[Body]:
+        return self._stream("complete_stream", body)
+
+    async def embed(self, body: Body) -> Body:
+        return await self._guard(self._upstream.embed(body))
+
+    async def count_chat_tokens(self, body: Body) -> int:
+        return await self._listener.count_chat_tokens(body)
+
+    async def count_tokens(self, text: str) -> int:
+        return await self._listener.count_tokens(text)
+
+    async def slots_busy(self) -> int:
+        try:
+            return await self._listener.slots_busy()
+        except EngineUnavailableError:
+            return 0
