@@ -34,6 +34,7 @@ from corral.api.routes import (
 from corral.core.config import Settings
 from corral.engines.base import Engine
 from corral.engines.llamacpp import LlamaCppEngine
+from corral.engines.process import LlamaCppProcessEngine
 from corral.services.accounting import Accounting
 from corral.services.admission import Admission
 from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
@@ -47,7 +48,7 @@ from corral.services.fine_tuning import FineTuningService
 from corral.services.idempotency import Idempotency
 from corral.services.keys import KeyService, load_secret
 from corral.services.limits import RateLimiter
-from corral.services.registry import ModelCollector, ModelRegistry
+from corral.services.registry import ModelCollector, ModelRegistry, PoolCollector
 from corral.services.telemetry import Telemetry
 from corral.services.upstreams import upstream_engine
 from corral.services.usage import UsageService
@@ -74,6 +75,9 @@ def default_registry(settings: Settings) -> ModelRegistry:
         engine_settings = settings.engine.model_copy(update={"n_ctx": n_ctx})
         # The base loads with its fine-tunes' LoRA adapters (a request selects one).
         adapters = registry.adapters_for(spec.id) if registry is not None else ()
+        if engine_settings.isolation == "process":
+            log_dir = settings.data_dir / "engines"
+            return LlamaCppProcessEngine(spec.path, engine_settings, cache_dir, log_dir, adapters)
         return LlamaCppEngine(spec.path, engine_settings, cache_dir, adapters)
 
     registry = ModelRegistry(
@@ -94,6 +98,7 @@ SWEEP_INTERVAL_S = 60.0
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     telemetry = Telemetry()
     telemetry.registry.register(ModelCollector(registry))
+    telemetry.registry.register(PoolCollector(registry))
     admission = Admission(settings.limits.max_in_flight, telemetry.rejected)
     db = Database(settings.db_url)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None

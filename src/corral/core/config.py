@@ -27,6 +27,12 @@ def _default_threads() -> int:
 class EngineSettings(BaseModel):
     """The embedded llama.cpp engine."""
 
+    isolation: Literal["process", "inline"] = Field(
+        "inline",
+        description="`process`: each loaded model runs llama.cpp in a supervised child "
+        "process (a crash fails its requests and restarts it, the API stays up); `inline`: "
+        "llama.cpp runs inside the API process.",
+    )
     n_ctx: int = Field(
         8192, ge=256, description="Total KV-cache size in tokens, shared by all slots."
     )
