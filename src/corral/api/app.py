@@ -37,6 +37,7 @@ from corral.engines.llamacpp import LlamaCppEngine
 from corral.engines.process import LlamaCppProcessEngine
 from corral.services.accounting import Accounting
 from corral.services.admission import Admission
+from corral.services.aliases import AliasPins
 from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
@@ -129,6 +130,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
         evals=eval_service,
         eval_worker=eval_worker,
+        aliases=AliasPins(db),
     )
 
 
@@ -145,6 +147,8 @@ def create_app(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(upgrade, settings.db_url)
         await check_exposure(settings, services.keys)
+        registry.catalog.pins = await services.aliases.load()
+        pin_follower = asyncio.create_task(services.aliases.follow(registry.catalog))
         await registry.start()
         sweeper = asyncio.create_task(sweep_forever(services.accounting))
         await services.fine_tuning.sync_models()
@@ -160,6 +164,7 @@ def create_app(
                 await asyncio.to_thread(stop_worker, trainer)
             syncer.cancel()
             evaluator.cancel()
+            pin_follower.cancel()
             await services.fine_tuning.close()
             sweeper.cancel()
             await registry.close()

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from corral.core.config import Settings
 from corral.services.accounting import Accounting
 from corral.services.admission import Admission
+from corral.services.aliases import AliasPins
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
@@ -43,6 +44,7 @@ class Services:
     fine_tuning: FineTuningService
     evals: EvalService
     eval_worker: EvalWorker
+    aliases: AliasPins
 
 
 def get_services(request: Request) -> Services:

@@ -265,10 +265,21 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+@dataclass(frozen=True)
+class Pin:
+    """An operator's move of an alias (`corral models promote`), ahead of the dates."""
+
+    alias: str
+    snapshot_id: str
+    since: date
+
+
 class Catalog:
     def __init__(self, snapshots: Iterable[Snapshot], today: Callable[[], date] = utc_today):
         self.snapshots: dict[str, Snapshot] = {s.id: s for s in snapshots}
         self.today = today
+        # Set from the database (services.aliases) and refreshed while serving.
+        self.pins: dict[str, Pin] = {}
         self.families: dict[str, list[Snapshot]] = {}
         self.latest: dict[str, list[Snapshot]] = {}
         for snap in self.snapshots.values():
@@ -284,9 +295,29 @@ class Catalog:
     def aliases(self) -> list[str]:
         return sorted({*self.families, *self.latest})
 
+    def members(self, alias: str) -> list[Snapshot]:
+        return self.families.get(alias) or self.latest.get(alias) or []
+
+    def pinnable(self, alias: str, snapshot_id: str, day: date | None = None) -> str | None:
+        """Why an alias may not be pinned to a snapshot (None: it may)."""
+        if not self.is_alias(alias):
+            return f"`{alias}` is not an alias"
+        snap = self.snapshots.get(snapshot_id)
+        if snap is None or snap not in self.members(alias):
+            return f"`{snapshot_id}` is not a snapshot of `{alias}`"
+        state = snap.state(day or self.today())
+        if state in (None, "shutdown"):
+            return f"`{snapshot_id}` is not serving ({state or 'not released yet'})"
+        return None
+
     def target(self, alias: str, on: date | None = None) -> Snapshot | None:
-        """What an alias points to on a date: family → newest active, -latest → newest."""
+        """What an alias points to on a date: an operator's pin while its snapshot serves,
+        else family → newest active, -latest → newest."""
         day = on or self.today()
+        pin = self.pins.get(alias)
+        pinned = pin is not None and (on is None or day >= pin.since)  # now: always
+        if pin is not None and pinned and not self.pinnable(alias, pin.snapshot_id, day):
+            return self.snapshots[pin.snapshot_id]
         if alias in self.families:
             live = [s for s in self.families[alias] if s.state(day) == "active"]
             if not live:  # no GA snapshot: the newest that still serves
@@ -368,7 +399,9 @@ class Catalog:
         )
 
     def with_snapshots(self, extra: Iterable[Snapshot]) -> Catalog:
-        return Catalog([*self.snapshots.values(), *extra], self.today)
+        catalog = Catalog([*self.snapshots.values(), *extra], self.today)
+        catalog.pins = dict(self.pins)
+        return catalog
 
 
 def store_path(store_dir: Path, source: HubSource) -> Path:

@@ -239,3 +239,15 @@ class EvalOutputItemRow(Base):
     results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     sample: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AliasPinRow(Base):
+    """An alias moved by an operator (``corral models promote``), ahead of the catalog's
+    dates; every server sharing the database follows it."""
+
+    __tablename__ = "alias_pins"
+    alias: Mapped[str] = mapped_column(String(256), primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(String(256))
+    previous: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
