@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from corral import cli_eval
 from corral.cli import app
 from corral.cli_eval import (
+    BarReporter,
     EvalError,
     ModelVariant,
     below_threshold,
@@ -25,6 +26,8 @@ from corral.cli_eval import (
     load_eval,
     parse_variant,
     parse_variants,
+    print_results,
+    reporter,
     results_table,
     run_body,
     summarize,
@@ -344,6 +347,8 @@ class FakeEvalsApi:
         self.bodies: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.fail_create: dict[str, Any] | None = None
+        self.mode = "normal"  # or "never_done", "fail", "interrupt"
+        self.canceled: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -358,6 +363,9 @@ class FakeEvalsApi:
             self.bodies[run_id] = body
             self.runs[run_id] = {"id": run_id, "status": "queued", "result_counts": {}}
             return httpx.Response(200, json=self.runs[run_id])
+        if match := re.fullmatch(r"/v1/evals/eval_1/runs/(\w+)/cancel", path):
+            self.canceled.append(match.group(1))
+            return httpx.Response(200, json={**self.runs[match.group(1)], "status": "canceled"})
         if match := re.fullmatch(r"/v1/evals/eval_1/runs/(\w+)", path):
             return httpx.Response(200, json=self.poll(match.group(1)))
         if match := re.fullmatch(r"/v1/evals/eval_1/runs/(\w+)/output_items", path):
@@ -378,6 +386,13 @@ class FakeEvalsApi:
         run["id"] = run_id
         run["result_counts"]["total"] = len(outcomes)
         run["status"] = "completed" if self.polls[run_id] > 1 else "in_progress"
+        if self.mode == "never_done":
+            run["status"] = "in_progress"
+        elif self.mode == "interrupt" and self.polls[run_id] > 1:
+            raise KeyboardInterrupt
+        elif self.mode == "fail" and self.polls[run_id] > 1:
+            run["status"] = "failed"
+            run["error"] = {"code": "model_not_found", "message": "no model 'weak'"}
         return run
 
     def page(self, run_id: str, request: httpx.Request) -> dict[str, Any]:
@@ -488,12 +503,67 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert "'temp=2' is not key=value" in result.stderr
 
 
+def test_a_failed_run_exits_1_with_its_error(tmp_path: Path, fake_api: FakeEvalsApi) -> None:
+    write_eval(tmp_path)
+    fake_api.mode = "fail"
+    result = invoke_run(tmp_path, "-m", "weak", "--output", str(tmp_path / "r.json"))
+    assert result.exit_code == 1
+    assert "weak (failed)" in result.stdout
+    assert "weak: run failed: no model 'weak'" in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["status"] == "failed"
+
+
+def test_ctrl_c_cancels_the_runs(tmp_path: Path, fake_api: FakeEvalsApi) -> None:
+    write_eval(tmp_path)
+    fake_api.mode = "interrupt"
+    result = invoke_run(tmp_path, "-m", "good", "-m", "weak")
+    assert result.exit_code == 130
+    assert fake_api.canceled == ["evalrun_1", "evalrun_2"]
+    assert "interrupted" in result.stderr
+
+
+def test_timeout_cancels_the_runs(tmp_path: Path, fake_api: FakeEvalsApi) -> None:
+    write_eval(tmp_path)
+    fake_api.mode = "never_done"
+    result = invoke_run(tmp_path, "-m", "good", "--timeout", "1")
+    assert result.exit_code == 1
+    assert fake_api.canceled == ["evalrun_1"]
+    assert "did not end within 1s" in result.stderr
+
+
+def test_a_narrow_terminal_gets_a_column_per_model() -> None:
+    summaries = [
+        summarize("a-long-model-name@temperature=1.5", run_object("a", 5, 1)),
+        summarize("another-long-model-name@seed=3", run_object("b", 2, 4)),
+    ]
+    out = io.StringIO()
+    print_results(Console(file=out, width=70), summaries)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 70
+    assert any(line.startswith("│ pass rate (95% CI)") for line in lines)
+    wide = io.StringIO()
+    print_results(Console(file=wide, width=200), summaries)
+    assert any(
+        line.startswith("│ a-long-model-name@temperature=1.5")
+        for line in wide.getvalue().splitlines()
+    )
+
+
+def test_progress_bars_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    with reporter(console) as report:
+        assert isinstance(report, BarReporter)
+        report.update("m", {"status": "queued", "result_counts": {}})
+        report.update("m", run_object("m", 2, 1, status="in_progress"))
+    assert "3/3" in out.getvalue() and "in_progress" in out.getvalue()
+
+
 # --- end to end: a live server -----------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.skip(reason="needs the Evals API (/v1/evals), which has not landed yet")
 def test_run_against_a_live_server(live_server: LiveServer, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     variant = f"{MODEL}@temperature=1.5"

@@ -339,28 +339,49 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def results_table(summaries: list[RunSummary]) -> Table:
-    table = Table()
-    table.add_column("model")
-    table.add_column("status")
-    for heading in ("items", "passed"):
-        table.add_column(heading, justify="right")
-    table.add_column("pass rate (95% CI)", justify="right")
+def result_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
+    """The headings and, per model, its cells."""
     graders = grader_names(summaries)
-    for name in graders:
-        table.add_column(name, justify="right")
-    for heading in ("errored", "tokens", "cost (USD)"):
-        table.add_column(heading, justify="right")
+    headings = ["model", "passed", "pass rate (95% CI)", *graders, "errored", "tokens", "cost $"]
+    rows = []
     for s in summaries:
         low, high = s.interval
-        rate = f"{_percent(s.pass_rate)} [{_percent(low)}, {_percent(high)}]"
-        cells = [s.label, s.status, str(s.total), str(s.passed), rate]
-        for name in graders:
-            passed, failed = s.graders.get(name, (0, 0))
+        name = s.label if s.status == "completed" else f"{s.label} ({s.status})"
+        cells = [name, f"{s.passed}/{s.total}"]
+        cells.append(f"{_percent(s.pass_rate)} [{_percent(low)}, {_percent(high)}]")
+        for grader in graders:
+            passed, failed = s.graders.get(grader, (0, 0))
             cells.append(_percent(passed / (passed + failed)) if passed + failed else "-")
         cells += [str(s.errored), f"{s.total_tokens:,}", f"{s.cost_usd:.6f}"]
+        rows.append(cells)
+    return headings, rows
+
+
+def results_table(summaries: list[RunSummary], transposed: bool = False) -> Table:
+    """A row per model; transposed (a column per model) when a row is too wide to read."""
+    headings, rows = result_rows(summaries)
+    table = Table()
+    if transposed:
+        table.add_column("")
+        for cells in rows:
+            table.add_column(cells[0], justify="right", overflow="fold")
+        for index, heading in enumerate(headings[1:], 1):
+            table.add_row(heading, *(cells[index] for cells in rows))
+        return table
+    table.add_column(headings[0])
+    for heading in headings[1:]:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for cells in rows:
         table.add_row(*cells)
     return table
+
+
+def print_results(console: Console, summaries: list[RunSummary]) -> None:
+    table = results_table(summaries)
+    natural = console.measure(table, options=console.options.update_width(100_000)).maximum
+    if natural > console.width:
+        table = results_table(summaries, transposed=True)
+    console.print(table)
 
 
 def below_threshold(summaries: list[RunSummary], minimum: float) -> list[RunSummary]:
@@ -495,9 +516,9 @@ class BarReporter:
         counts = run.get("result_counts") or {}
         done = sum(int(counts.get(k, 0)) for k in ("passed", "failed", "errored"))
         total = int(counts.get("total", 0)) or None
-        if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=total)
         status = str(run.get("status"))
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=total, status=status)
         self.progress.update(self.tasks[label], completed=done, total=total, status=status)
 
 
@@ -647,7 +668,7 @@ def run_eval(
     stdout.print(
         f"{loaded.name}: {len(items)} items, eval {eval_id}", markup=False, highlight=False
     )
-    stdout.print(results_table(summaries))
+    print_results(stdout, summaries)
     document = result_document(loaded, variants, eval_id, api.url, summaries, outputs, started)
     document["items"] = len(items)
     path = output or Path("eval-results") / f"{loaded.name}-{started:%Y%m%dT%H%M%SZ}.json"
