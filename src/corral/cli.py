@@ -10,12 +10,13 @@ import typer
 from corral.cli_accounts import db_app, keys_app, usage
 from corral.cli_eval import eval_app
 from corral.cli_fine_tune import fine_tune_app
-from corral.cli_models import models, pull
+from corral.cli_models import pull
+from corral.cli_promote import models_app
 from corral.core.config import Settings
 from corral.core.logs import configure as configure_logging
 
 app = typer.Typer(help="corral: an OpenAI-compatible model API.", no_args_is_help=True)
-app.command("models")(models)
+app.add_typer(models_app, name="models")
 app.command("pull")(pull)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")

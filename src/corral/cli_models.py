@@ -60,6 +60,7 @@ def models(
 ) -> None:
     """List the catalog's snapshots: state, aliases, and whether the weights are local;
     then the upstream pools, with each replica's state when the server answers."""
+    from corral.services.aliases import read_pins
     from corral.services.catalog import CatalogError, load_catalog
     from corral.services.store import local_state
 
@@ -68,6 +69,7 @@ def models(
         cat = load_catalog(settings.catalog)
     except CatalogError as exc:
         raise _fail(str(exc)) from None
+    cat.pins = read_pins(settings.db_url)  # aliases as the servers resolve them now
     today = cat.today()
     store = settings.data_dir / "models"
     typer.echo(f"{'snapshot':42} {'state':10} {'weights':10} {'size':>9}  aliases")

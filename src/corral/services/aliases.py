@@ -64,3 +64,19 @@ class AliasPins:
 
 def _day(moment: datetime) -> date:
     return moment.date()
+
+
+def read_pins(db_url: str) -> dict[str, Pin]:
+    """The pins, for a command line (empty when the database has none yet)."""
+
+    async def read() -> dict[str, Pin]:
+        db = Database(db_url)
+        try:
+            return await AliasPins(db).load()
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(read())
+    except Exception:  # no database or no table yet: nothing was ever promoted
+        return {}
