@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from corral.engines.child import ENV_KEY
-from tests.conftest import MODEL, LiveServer
+from tests.conftest import MODEL, MODEL_SNAPSHOT, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +147,9 @@ def test_engine_crash_mid_stream_errors_goes_unready_and_recovers(server: LiveSe
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
     )
     assert answer.choices[0].message.content is not None
+    engine = httpx.get(server.url + "/ready", timeout=30).json()["engines"][MODEL_SNAPSHOT]
+    assert engine["process"] == "ready" and engine["restarts"] == 1
+    assert engine["measured_mib"] > 50  # the child's memory, not the API's
     metrics = httpx.get(server.url + "/metrics", timeout=10).text
     assert "corral_engine_restarts_total{" in metrics
     assert 'corral_upstream_healthy{model="smollm2' in metrics

@@ -31,6 +31,7 @@ from corral.core.errors import (
 )
 from corral.engines.base import Body, Engine, EngineInfo
 from corral.engines.pool import Pool
+from corral.engines.process import LlamaCppProcessEngine
 from corral.engines.supervisor import Supervisor
 from corral.services.adapters import AdapterEngine, FineTunedModel
 from corral.services.catalog import Catalog, ModelSpec, Resolution, Snapshot
@@ -43,13 +44,28 @@ LoadState = Literal["unloaded", "loading", "loaded", "failed"]
 MIB = 1024 * 1024
 
 
-def rss_mib() -> float:
-    """Resident memory of this process (Linux /proc; 0 where it is missing)."""
+def rss_mib(pid: int | None = None) -> float:
+    """Resident memory of this process, or of ``pid`` (Linux /proc; 0 where it is missing)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
     except (OSError, ValueError):
         return 0.0
+
+
+def _child_mib(engine: Engine) -> float:
+    """What the embedded engine's child holds: the model, loaded in its own process.
+    (Launched upstreams are not counted: their models live on their GPUs.)"""
+    if isinstance(engine, LlamaCppProcessEngine) and engine.pid is not None:
+        return rss_mib(engine.pid)
+    return 0.0
+
+
+def _process_state(engine: Engine) -> dict[str, Any]:
+    """The embedded engine's child, as /ready shows it: up or restarting, and how often."""
+    if not isinstance(engine, LlamaCppProcessEngine):
+        return {}
+    return {"process": engine.supervisor.state, "restarts": engine.supervisor.restarts}
 
 
 def physical_mib() -> int:
@@ -445,7 +461,7 @@ class ModelRegistry:
                 await engine.close()
                 raise EngineUnavailableError(f"The model `{spec.id}` failed to load.") from exc
             seconds = time.perf_counter() - started
-            measured = max(0.0, rss_mib() - before)
+            measured = max(0.0, rss_mib() - before) + _child_mib(engine)
             managed.loaded = Loaded(engine, max(float(need), measured), measured, seconds)
             managed.state, managed.error = "loaded", None
             managed.loads += 1
@@ -500,6 +516,7 @@ class ModelRegistry:
         for m in self._managed.values():
             entry: dict[str, Any] = {"state": m.state, "users": m.users, "loads": m.loads}
             if m.loaded is not None:
+                entry.update(_process_state(m.loaded.engine))
                 entry["memory_mib"] = round(m.loaded.memory_mib)
                 entry["measured_mib"] = round(m.loaded.measured_mib)
                 entry["load_seconds"] = round(m.loaded.load_seconds, 2)
