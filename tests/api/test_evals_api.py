@@ -244,3 +244,29 @@ async def test_bad_evals_are_400_with_param(http: httpx.AsyncClient) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "testing_criteria"
     r = await http.get("/v1/evals/eval-nope")
     assert r.status_code == 404 and r.json()["error"]["param"] == "eval_id"
+
+
+async def test_a_python_grader_runs_sandboxed_or_is_refused(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    grader = {
+        "type": "python",
+        "name": "same length",
+        "source": "def grade(sample, item):\n"
+        "    return 1.0 if len(sample['output_text']) == len(item['expected']) else 0.0\n",
+        "pass_threshold": 1.0,
+    }
+    r = await http.post("/v1/evals", json={**EVAL, "testing_criteria": [grader]})
+    reason = await app.state.services.eval_worker._sandbox.unavailable()
+    if reason is not None:
+        assert r.status_code == 400 and r.json()["error"]["param"] == "testing_criteria[0].type"
+        pytest.skip(f"no sandbox here, and the API says so: {reason}")
+    assert r.status_code == 200, r.text
+    eval_id = r.json()["id"]
+    run = (
+        await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": completions(ITEMS)})
+    ).json()
+    await run_all(app)
+    run = (await http.get(f"/v1/evals/{eval_id}/runs/{run['id']}")).json()
+    # echoed q vs expected: one/one, two/2, three/three, four/4, five/five
+    assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}

@@ -40,10 +40,8 @@ def test_a_good_definition() -> None:
     ("criterion", "param"),
     [
         ({**CHECK, "type": "regex_check"}, "testing_criteria[0].type"),
-        (
-            {"type": "python", "name": "p", "source": "def grade(s, i): return 1"},
-            "testing_criteria[0].type",
-        ),
+        ({"type": "multi", "name": "m"}, "testing_criteria[0].type"),
+        ({"type": "python", "name": "p", "source": ""}, "testing_criteria[0].source"),
         ({**CHECK, "reference": "{{item.answer}}"}, "testing_criteria[0].reference"),
         ({**CHECK, "input": "{{sample.text}}"}, "testing_criteria[0].input"),
         ({**CHECK, "input": "{{ config.secret }}"}, "testing_criteria[0].input"),
@@ -101,3 +99,11 @@ def test_bad_configs() -> None:
     no_sample = {**CONFIG, "include_sample_schema": False}
     assert refused(no_sample, [CHECK]).param == "testing_criteria[0].input"
     assert refused(CONFIG, [CHECK, CHECK]).param == "testing_criteria"
+
+
+def test_python_graders_only_where_the_sandbox_works() -> None:
+    grader = {"type": "python", "name": "p", "source": "def grade(s, i): return 1"}
+    assert parse_definition(CONFIG, [grader], served).graders[0].type == "python"
+    with pytest.raises(InvalidRequestError) as err:
+        parse_definition(CONFIG, [grader], served, python_unavailable="no bwrap")
+    assert err.value.param == "testing_criteria[0].type" and "no bwrap" in str(err.value)

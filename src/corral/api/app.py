@@ -42,7 +42,7 @@ from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
 from corral.services.chat import ChatService
 from corral.services.completions import CompletionService
 from corral.services.embeddings import EmbeddingService
-from corral.services.eval_worker import EvalWorker, ModelCalls, embedding_model
+from corral.services.eval_worker import EvalWorker, ModelCalls, embedding_model, python_sandbox
 from corral.services.evals import EvalService
 from corral.services.files import FileService
 from corral.services.fine_tuning import FineTuningService
@@ -110,8 +110,11 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     chat = ChatService(registry, settings.limits, admission, telemetry)
     embeddings = EmbeddingService(registry, settings.limits, admission)
     calls = ModelCalls(registry, chat, embeddings, accounting, embedding_model(settings))
-    eval_worker = EvalWorker(db, calls, settings.evals)
-    eval_service = EvalService(db, file_service, registry, settings.evals, eval_worker.wake)
+    sandbox = python_sandbox(settings)
+    eval_worker = EvalWorker(db, calls, settings.evals, sandbox)
+    eval_service = EvalService(
+        db, file_service, registry, settings.evals, sandbox, eval_worker.wake
+    )
     eval_worker.model_exists = eval_service.model_exists
     return Services(
         db=db,

@@ -120,6 +120,15 @@ class EvalSettings(BaseModel):
     embedding_model: str | None = Field(
         None, description="Model for `cosine` text_similarity graders (default: `model`)."
     )
+    python_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Wall-clock limit of one sandboxed `python` grader."
+    )
+    python_cpu_s: int = Field(
+        5, ge=1, le=300, description="CPU-time limit of one sandboxed `python` grader."
+    )
+    python_memory_mib: int = Field(
+        512, ge=64, description="Address-space limit of one sandboxed `python` grader."
+    )
 
 
 class FineTuningSettings(BaseModel):

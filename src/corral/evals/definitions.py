@@ -21,6 +21,7 @@ from corral.protocol.evals import (
     CustomDataSourceConfig,
     Grader,
     LabelModelGrader,
+    PythonGrader,
     ScoreModelGrader,
     StringCheckGrader,
     TextSimilarityGrader,
@@ -28,11 +29,6 @@ from corral.protocol.evals import (
 
 ModelExists = Callable[[str], bool]
 UNSUPPORTED_GRADERS = {
-    "python": (
-        "`python` graders are not supported: corral cannot run untrusted grader code "
-        "in a sandbox it can vouch for on this host. Use string_check, text_similarity, "
-        "label_model or score_model."
-    ),
     "multi": "`multi` graders are not supported yet; list the graders separately.",
 }
 
@@ -120,6 +116,8 @@ def check_template(
 
 def _templates(grader: Grader) -> list[tuple[str, str]]:
     """(field path, text) of every template a grader holds."""
+    if isinstance(grader, PythonGrader):
+        return []  # code, not a template: it gets the item and the sample as data
     if isinstance(grader, StringCheckGrader | TextSimilarityGrader):
         return [("input", grader.input), ("reference", grader.reference)]
     return [(f"input[{i}].content", m.text()) for i, m in enumerate(grader.input)]
@@ -157,12 +155,22 @@ def _check_grader(grader: Grader, prefix: str, model_exists: ModelExists) -> Non
 
 
 def parse_grader(
-    index: int, raw: dict[str, Any], config: CustomDataSourceConfig, model_exists: ModelExists
+    index: int,
+    raw: dict[str, Any],
+    config: CustomDataSourceConfig,
+    model_exists: ModelExists,
+    python_unavailable: str | None = None,
 ) -> Grader:
     prefix = f"testing_criteria[{index}]"
     kind = raw.get("type")
     if kind in UNSUPPORTED_GRADERS:
         raise InvalidRequestError(UNSUPPORTED_GRADERS[str(kind)], param=f"{prefix}.type")
+    if kind == "python" and python_unavailable is not None:
+        raise InvalidRequestError(
+            f"`python` graders cannot run on this server: {python_unavailable}. Untrusted "
+            "grader code only ever runs sandboxed.",
+            param=f"{prefix}.type",
+        )
     if kind not in GRADER_TYPES:
         raise InvalidRequestError(
             f"Unknown grader type {kind!r}; use one of {', '.join(GRADER_TYPES)}.",
@@ -179,9 +187,13 @@ def parse_definition(
     data_source_config: dict[str, Any],
     testing_criteria: list[dict[str, Any]],
     model_exists: ModelExists,
+    python_unavailable: str | None = None,
 ) -> EvalDefinition:
     config = parse_config(data_source_config)
-    graders = [parse_grader(i, raw, config, model_exists) for i, raw in enumerate(testing_criteria)]
+    graders = [
+        parse_grader(i, raw, config, model_exists, python_unavailable)
+        for i, raw in enumerate(testing_criteria)
+    ]
     names = [g.name for g in graders]
     if len(set(names)) != len(names):
         raise InvalidRequestError(

@@ -14,11 +14,13 @@ from typing import Any
 
 from corral.core.errors import CorralError
 from corral.evals import similarity
+from corral.evals.sandbox import SandboxError
 from corral.evals.templates import TemplateError, render
 from corral.protocol.evals import (
     Grader,
     GraderResult,
     LabelModelGrader,
+    PythonGrader,
     ScoreModelGrader,
     StringCheckGrader,
     TextSimilarityGrader,
@@ -28,6 +30,8 @@ from corral.protocol.evals import (
 Chat = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 # texts -> one embedding vector per text
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
+# (source, sample, item) -> the score a sandboxed python grader returned
+Python = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[float]]
 
 JUDGE_MAX_TOKENS = 64  # a constrained JSON answer is about ten tokens
 SCORE_STEPS = 10
@@ -185,9 +189,29 @@ async def score_model(
     )
 
 
-async def grade(grader: Grader, context: dict[str, Any], chat: Chat, embed: Embed) -> GraderResult:
+async def python_grader(
+    grader: PythonGrader, context: dict[str, Any], python: Python
+) -> GraderResult:
+    score = await python(grader.source, context.get("sample") or {}, context["item"])
+    threshold = grader.pass_threshold if grader.pass_threshold is not None else 0.5
+    return GraderResult(name=grader.name, type=grader.type, score=score, passed=score >= threshold)
+
+
+async def _no_python(source: str, sample: dict[str, Any], item: dict[str, Any]) -> float:
+    raise GradingError("python graders are not enabled here")
+
+
+async def grade(
+    grader: Grader,
+    context: dict[str, Any],
+    chat: Chat,
+    embed: Embed,
+    python: Python = _no_python,
+) -> GraderResult:
     """One grader on one sample; what it could not grade comes back as an error result."""
     try:
+        if isinstance(grader, PythonGrader):
+            return await python_grader(grader, context, python)
         if isinstance(grader, StringCheckGrader):
             return string_check(grader, context)
         if isinstance(grader, TextSimilarityGrader):
@@ -195,7 +219,7 @@ async def grade(grader: Grader, context: dict[str, Any], chat: Chat, embed: Embe
         if isinstance(grader, LabelModelGrader):
             return await label_model(grader, context, chat)
         return await score_model(grader, context, chat)
-    except (GradingError, TemplateError, CorralError) as exc:
+    except (GradingError, TemplateError, CorralError, SandboxError) as exc:
         return GraderResult(
             name=grader.name, type=grader.type, score=0.0, passed=False, error=str(exc)
         )

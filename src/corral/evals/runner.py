@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from corral.core.errors import CorralError
 from corral.evals.definitions import EvalDefinition
-from corral.evals.graders import Chat, Embed, grade
+from corral.evals.graders import Chat, Embed, Python, grade
 from corral.evals.templates import TemplateError, lookup, parse_path, render
 from corral.protocol.evals import GraderResult, ItemReference, TemplateMessages
 
@@ -147,6 +147,7 @@ async def evaluate(
     given_sample: dict[str, Any] | None,
     chat: Chat,
     embed: Embed,
+    python: Python,
 ) -> ItemOutcome:
     if plan.model is not None:
         sample, record = await _sampled(plan, item, chat)
@@ -155,7 +156,7 @@ async def evaluate(
     else:
         sample, record = given_sample or {}, given_sample or {}
     context = {"item": item, "sample": sample}
-    results = [await grade(g, context, chat, embed) for g in plan.definition.graders]
+    results = [await grade(g, context, chat, embed, python) for g in plan.definition.graders]
     if any(r.error for r in results):
         status: Status = "error"
     else:

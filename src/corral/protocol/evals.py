@@ -94,14 +94,27 @@ class ScoreModelGrader(_Strict):
     sampling_params: JudgeSampling | None = None
 
 
+class PythonGrader(_Strict):
+    """``def grade(sample, item) -> float``, run in a sandbox (corral.evals.sandbox)."""
+
+    type: Literal["python"]
+    name: str = Name
+    source: str = Field(min_length=1, max_length=20_000)
+    pass_threshold: float | None = None
+    image_tag: str | None = None  # accepted for OpenAI's shape; the sandbox has one Python
+
+
 DATA_SOURCES: dict[str, type[BaseModel]] = {}  # filled below the run models
 
-Grader = StringCheckGrader | TextSimilarityGrader | LabelModelGrader | ScoreModelGrader
+Grader = (
+    StringCheckGrader | TextSimilarityGrader | LabelModelGrader | ScoreModelGrader | PythonGrader
+)
 GRADER_TYPES: dict[str, type[BaseModel]] = {
     "string_check": StringCheckGrader,
     "text_similarity": TextSimilarityGrader,
     "label_model": LabelModelGrader,
     "score_model": ScoreModelGrader,
+    "python": PythonGrader,
 }
 
 

@@ -31,6 +31,7 @@ from corral.core.errors import CorralError, OverloadedError, RateLimitError
 from corral.core.ids import new_id
 from corral.evals.definitions import parse_definition
 from corral.evals.runner import ItemOutcome, RunPlan, evaluate
+from corral.evals.sandbox import Limits, PythonSandbox
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.embeddings import EmbeddingRequest
 from corral.protocol.evals import CompletionsDataSource, ItemReference, TemplateMessages
@@ -210,10 +211,13 @@ class RunProgress:
 
 
 class EvalWorker:
-    def __init__(self, db: Database, calls: ModelCalls, settings: EvalSettings) -> None:
+    def __init__(
+        self, db: Database, calls: ModelCalls, settings: EvalSettings, sandbox: PythonSandbox
+    ) -> None:
         self._db = db
         self._calls = calls
         self._settings = settings
+        self._sandbox = sandbox
         self._wake = asyncio.Event()
         self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.model_exists: Callable[[str], bool] = lambda _: True
@@ -298,7 +302,9 @@ class EvalWorker:
             return await self._calls.embed(who, progress.tally, texts)
 
         async def one(index: int, row: dict[str, Any]) -> None:
-            outcome = await evaluate(plan, row["item"], row.get("sample"), chat, embed)
+            outcome = await evaluate(
+                plan, row["item"], row.get("sample"), chat, embed, self._sandbox.grade
+            )
             async with lock:
                 progress.add(outcome)
                 await self._record(run, index, row, outcome, progress)
@@ -392,3 +398,8 @@ class EvalWorker:
 
 def embedding_model(settings: Settings) -> str:
     return settings.evals.embedding_model or settings.model
+
+
+def python_sandbox(settings: Settings) -> PythonSandbox:
+    e = settings.evals
+    return PythonSandbox(Limits(e.python_cpu_s, e.python_memory_mib, e.python_timeout_s))

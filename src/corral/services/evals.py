@@ -29,6 +29,7 @@ from corral.evals.definitions import (
     parse_model,
     pydantic_param,
 )
+from corral.evals.sandbox import PythonSandbox
 from corral.evals.templates import TemplateError, parse_path
 from corral.protocol.chat import ChatCompletionRequest
 from corral.protocol.evals import (
@@ -134,12 +135,14 @@ class EvalService:
         files: FileService,
         registry: ModelRegistry,
         settings: EvalSettings,
+        sandbox: PythonSandbox,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._files = files
         self._registry = registry
         self._settings = settings
+        self._sandbox = sandbox
         self._wake = wake
 
     def set_wake(self, wake: Callable[[], None]) -> None:
@@ -155,8 +158,12 @@ class EvalService:
     # -- evals ---------------------------------------------------------------------------
 
     async def create(self, owner: Owner, req: EvalCreateRequest) -> EvalObject:
+        python = any(c.get("type") == "python" for c in req.testing_criteria)
         definition = parse_definition(
-            req.data_source_config, req.testing_criteria, self.model_exists
+            req.data_source_config,
+            req.testing_criteria,
+            self.model_exists,
+            await self._sandbox.unavailable() if python else None,
         )
         row = EvalRow(
             id=new_id("eval"),
