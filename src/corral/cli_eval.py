@@ -657,7 +657,7 @@ def run_eval(
     started = datetime.now(UTC)
     api = Api(url, api_key)
     try:
-        eval_id, runs = _execute(api, loaded, variants, items, poll, timeout)
+        eval_id, runs = execute_runs(api, loaded, variants, items, poll, timeout)
         outputs = {label: api.output_items(eval_id, run["id"]) for label, run in runs.items()}
     except ServerError as exc:
         raise _fail(str(exc), 1) from None
@@ -677,7 +677,7 @@ def run_eval(
     _exit_for(summaries, min_pass_rate)
 
 
-def _execute(
+def execute_runs(
     api: Api,
     loaded: LoadedEval,
     variants: list[ModelVariant],

@@ -91,11 +91,11 @@ def _eval_gate(
         Api,
         EvalError,
         ServerError,
-        _execute,
         eval_directory,
+        execute_runs,
         load_eval,
         parse_variants,
-        results_table,
+        print_results,
         summarize,
     )
 
@@ -107,13 +107,13 @@ def _eval_gate(
     items = loaded.items[:limit] if limit else loaded.items
     api = Api(url, api_key)
     try:
-        _, runs = _execute(api, loaded, variants, items, 1.0, 3600.0)
+        _, runs = execute_runs(api, loaded, variants, items, 1.0, 3600.0)
     except ServerError as exc:
         raise _fail(str(exc), 1) from None
     finally:
         api.close()
     summaries = [summarize(v.label, runs[v.label]) for v in variants]
-    Console().print(results_table(summaries))
+    print_results(Console(), summaries)
     if any(s.status != "completed" for s in summaries):
         raise _fail("an eval run did not complete; the alias stays where it is", 1)
     now, candidate = summaries
