@@ -3,45 +3,47 @@
 It runs llama.cpp's server (xllamacpp) with its HTTP listener on loopback at ``N``,
 behind a key the parent passes in the environment (never argv, never logged), and does
 nothing else: the parent speaks OpenAI HTTP to it. It dies with its parent
-(``PR_SET_PDEATHSIG``), so even a SIGKILLed API leaves no engine behind.
+(``PR_SET_PDEATHSIG``), so even a SIGKILLed API leaves no engine behind. It imports
+nothing but the standard library, xllamacpp and ``corral.engines.params``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
-
-from corral.core.config import EngineSettings
 from corral.core.process import set_parent_death_signal
+from corral.engines.params import LlamaSettings, PlainSettings, server_params
 
 ENV_KEY = "CORRAL_ENGINE_CHILD_KEY"
 ENV_SPEC = "CORRAL_ENGINE_CHILD_SPEC"
 
 
-class ChildSpec(BaseModel):
-    """What the child loads; travels as JSON in ``ENV_SPEC``."""
+def child_env(
+    model_path: Path, settings: LlamaSettings, adapters: tuple[Path, ...], key: str
+) -> dict[str, str]:
+    """The child's whole configuration, for its environment."""
+    spec = {
+        "model_path": str(model_path),
+        "settings": asdict(PlainSettings.of(settings)),
+        "adapters": [str(a) for a in adapters],
+        "parent_pid": os.getpid(),
+    }
+    return {ENV_SPEC: json.dumps(spec), ENV_KEY: key}
 
-    model_path: Path
-    settings: EngineSettings
-    adapters: tuple[Path, ...] = ()
-    parent_pid: int
 
-
-def child_env(spec: ChildSpec, key: str) -> dict[str, str]:
-    return {ENV_SPEC: spec.model_dump_json(), ENV_KEY: key}
-
-
-def serve(spec: ChildSpec, key: str, port: int) -> None:
+def serve(spec: dict[str, Any], key: str, port: int) -> None:
     import xllamacpp as xlc
 
-    from corral.engines.llamacpp import server_params
-
-    params = server_params(spec.model_path, spec.settings, key, spec.adapters)
+    settings = PlainSettings(**spec["settings"])
+    adapters = tuple(Path(a) for a in spec["adapters"])
+    params = server_params(Path(spec["model_path"]), settings, key, adapters)
     params.hostnames = ["127.0.0.1"]
     params.port = port
     server = xlc.Server(params)
@@ -56,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # SIGKILL: llama.cpp keeps nothing worth saving, and it must not linger.
     set_parent_death_signal(signal.SIGKILL)
-    spec = ChildSpec.model_validate_json(os.environ.pop(ENV_SPEC))
+    spec = json.loads(os.environ.pop(ENV_SPEC))
     key = os.environ.pop(ENV_KEY)
-    if os.getppid() != spec.parent_pid:  # the parent died before prctl took effect
+    if os.getppid() != spec["parent_pid"]:  # the parent died before prctl took effect
         sys.exit(1)
     serve(spec, key, args.port)
 

@@ -31,6 +31,7 @@ from corral.core.errors import (
     InvalidRequestError,
 )
 from corral.engines.base import ADAPTER_KEY, Body, EngineInfo
+from corral.engines.params import server_params
 
 log = logging.getLogger(__name__)
 
@@ -72,39 +73,6 @@ def weights_sha256(path: Path, cache_dir: Path) -> str:
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache.write_text(digest.hexdigest())
     return digest.hexdigest()
-
-
-def server_params(
-    model_path: Path, settings: EngineSettings, key: str, adapters: tuple[Path, ...]
-) -> Any:
-    """llama.cpp's parameters for one model, the same in-process and in the child."""
-    import xllamacpp as xlc
-
-    s = settings
-    p = xlc.CommonParams()
-    p.model.path = str(model_path)
-    p.n_ctx = s.n_ctx
-    p.n_parallel = s.n_parallel
-    # One KV pool shared by all slots: any single request may use the whole
-    # context window, and idle slots don't strand memory.
-    p.kv_unified = True
-    p.n_batch = s.n_batch
-    p.n_ubatch = s.n_ubatch
-    p.cache_ram_mib = s.cache_ram_mib
-    p.cpuparams.n_threads = s.n_threads
-    p.cpuparams_batch.n_threads = s.n_threads
-    p.use_jinja = True
-    p.api_keys = [key]
-    p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
-    if s.chat_template is not None:
-        p.chat_template = s.chat_template
-    if adapters:
-        p.lora_init_without_apply = True
-        p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in adapters]
-    if s.embeddings:
-        p.embedding = True
-        p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
-    return p
 
 
 def select_lora(body: Body, adapters: tuple[Path, ...]) -> Body:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import shlex
 import sys
@@ -25,7 +24,7 @@ import httpx
 from corral.core.config import EngineSettings
 from corral.core.errors import EngineUnavailableError
 from corral.engines.base import Body, EngineInfo
-from corral.engines.child import ChildSpec, child_env
+from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, build_fingerprint, engine_info, select_lora
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
@@ -65,16 +64,13 @@ class LlamaCppProcessEngine:
         self._cache_dir = cache_dir
         self.adapters = adapters
         key = secrets.token_urlsafe(32)
-        spec = ChildSpec(
-            model_path=model_path, settings=settings, adapters=adapters, parent_pid=os.getpid()
-        )
         self.supervisor = Supervisor(
             f"{shlex.quote(sys.executable)} -m corral.engines.child --port {{port}}",
             name=f"engine-{model_path.stem}",
             log_dir=log_dir,
             health_path="/health",
             start_timeout_s=START_TIMEOUT_S,
-            env=child_env(spec, key),
+            env=child_env(model_path, settings, adapters, key),
         )
         pool = Pool(
             [Replica(self.supervisor.url + "/v1", key)],

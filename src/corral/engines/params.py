@@ -1,0 +1,81 @@
+"""llama.cpp's parameters for one model, shared by the in-process engine and the engine
+child. The child imports only this module and xllamacpp (no pydantic, no httpx), which
+keeps its own memory to the interpreter, llama.cpp and the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class LlamaSettings(Protocol):
+    """What llama.cpp needs of ``EngineSettings``."""
+
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def n_parallel(self) -> int: ...
+    @property
+    def n_threads(self) -> int: ...
+    @property
+    def n_batch(self) -> int: ...
+    @property
+    def n_ubatch(self) -> int: ...
+    @property
+    def cache_ram_mib(self) -> int: ...
+    @property
+    def embeddings(self) -> bool: ...
+    @property
+    def chat_template(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PlainSettings:
+    """``LlamaSettings`` as plain data: how they travel to the child (as JSON)."""
+
+    n_ctx: int
+    n_parallel: int
+    n_threads: int
+    n_batch: int
+    n_ubatch: int
+    cache_ram_mib: int
+    embeddings: bool
+    chat_template: str | None
+
+    @classmethod
+    def of(cls, settings: LlamaSettings) -> PlainSettings:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
+def server_params(
+    model_path: Path, settings: LlamaSettings, key: str, adapters: tuple[Path, ...]
+) -> Any:
+    import xllamacpp as xlc
+
+    s = settings
+    p = xlc.CommonParams()
+    p.model.path = str(model_path)
+    p.n_ctx = s.n_ctx
+    p.n_parallel = s.n_parallel
+    # One KV pool shared by all slots: any single request may use the whole
+    # context window, and idle slots don't strand memory.
+    p.kv_unified = True
+    p.n_batch = s.n_batch
+    p.n_ubatch = s.n_ubatch
+    p.cache_ram_mib = s.cache_ram_mib
+    p.cpuparams.n_threads = s.n_threads
+    p.cpuparams_batch.n_threads = s.n_threads
+    p.use_jinja = True
+    # llama.cpp's listener is always on; its key keeps it closed to all but corral.
+    p.api_keys = [key]
+    p.endpoint_slots = True  # behind the listener key; corral reads slot state from it
+    if s.chat_template is not None:
+        p.chat_template = s.chat_template
+    if adapters:
+        p.lora_init_without_apply = True
+        p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(a), 0.0) for a in adapters]
+    if s.embeddings:
+        p.embedding = True
+        p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+    return p
