@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SYSTEMS = ("corral", "engine direct", "llama-cpp-python", "corral gateway")
+SYSTEMS = (
+    "corral",
+    "corral, process engine",
+    "corral, inline engine",
+    "engine direct",
+    "llama-cpp-python",
+    "corral gateway",
+)
 FINE_TUNING = """
 ## Fine-tuning
 
@@ -64,6 +71,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     if g8 and d8:
         ratio = g8["tokens_per_s"] / d8["tokens_per_s"]
         rows.append(("gateway, 8 streams: tok/s ≥ 0.98x upstream", f"{ratio:.3f}x", ratio >= 0.98))
+    rows += isolation_rows(results)
     if corral:
         pc = corral["prefix_cache"]
         rows.append(
@@ -75,6 +83,31 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         )
         rows.append(("serve: ready ≤ 5 s", f"{corral['ready_s']:.2f} s", corral["ready_s"] <= 5))
         rows.append(("serve: RSS ≤ 500 MB", f"{corral['rss_mb']:.0f} MB", corral["rss_mb"] <= 500))
+    return rows
+
+
+def isolation_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """The embedded engine in a child process vs inside the API: what the hop costs."""
+    s = results["systems"]
+    default = results["config"].get("isolation", "inline")
+    other = "inline" if default == "process" else "process"
+    by_mode = {default: s.get("corral"), other: s.get(f"corral, {other} engine")}
+    rows: list[tuple[str, str, bool | None]] = []
+    for c in (1, 8):
+        proc, inline = _level(by_mode["process"], "short", c), _level(by_mode["inline"], "short", c)
+        if not (proc and inline):
+            continue
+        ratio = proc["tokens_per_s"] / inline["tokens_per_s"]
+        rows.append(
+            (
+                f"engine process, {c} stream{'s' if c > 1 else ''}: tok/s ≥ 0.98x inline",
+                f"{ratio:.3f}x",
+                ratio >= 0.98,
+            )
+        )
+        if c == 1:
+            added = proc["ttft_p50_ms"] - inline["ttft_p50_ms"]
+            rows.append(("engine process: TTFT p50 added ≤ 2 ms", f"{added:+.1f} ms", added <= 2))
     return rows
 
 

@@ -148,14 +148,20 @@ async def bench(plan: Plan) -> dict[str, Any]:
             "threads": threads,
             "n_ctx": n_ctx,
             "n_parallel": settings.engine.n_parallel,
+            "isolation": settings.engine.isolation,
             "max_tokens": plan.max_tokens,
             "long_max_tokens": plan.long_max_tokens,
             "rounds": plan.rounds,
         },
         "systems": {},
     }
+    other = "inline" if settings.engine.isolation == "process" else "process"
     starters = [
         ("corral", lambda: systems.start_corral(env, logs / "corral.log")),
+        (
+            f"corral, {other} engine",
+            lambda: systems.start_corral_isolated(env, logs / f"corral-{other}.log", other),
+        ),
         ("engine direct", lambda: systems.start_engine_direct(env, logs / "engine.log")),
         (
             "llama-cpp-python",

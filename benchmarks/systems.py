@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -28,10 +29,22 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
+    """The process's resident memory plus its embedded engine child's, if it has one."""
+    total = float("nan")
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total = int(line.split()[1]) / 1024
+    return total + sum(rss_mb(child) for child in _engine_children(pid))
+
+
+def _engine_children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"corral.engines.child" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
 
 
 @dataclass
@@ -85,6 +98,17 @@ def start_corral(env: dict[str, str], log: Path) -> Running:
     _wait(url + "/ready", proc, 120, {})
     target = Target(url + "/v1", "smollm2-135m-instruct", key, extra={"ignore_eos": True, **NO_EOS})
     return Running("corral", target, proc, time.perf_counter() - t0)
+
+
+def start_corral_isolated(env: dict[str, str], log: Path, isolation: str) -> Running:
+    """corral with the embedded engine run the other way (`engine.isolation`): the
+    price of the process hop, or of running llama.cpp inside the API."""
+    data = Path(env["CORRAL_DATA_DIR"]).with_name(f"data-{isolation}")
+    running = start_corral(
+        {**env, "CORRAL_DATA_DIR": str(data), "CORRAL_ENGINE__ISOLATION": isolation}, log
+    )
+    running.name = f"corral, {isolation} engine"
+    return running
 
 
 def start_engine_direct(env: dict[str, str], log: Path) -> Running:
