@@ -26,7 +26,11 @@ ENV_SPEC = "CORRAL_ENGINE_CHILD_SPEC"
 
 
 def child_env(
-    model_path: Path, settings: LlamaSettings, adapters: tuple[Path, ...], key: str
+    model_path: Path,
+    settings: LlamaSettings,
+    adapters: tuple[Path, ...],
+    key: str,
+    http_threads: int,
 ) -> dict[str, str]:
     """The child's whole configuration, for its environment."""
     spec = {
@@ -34,6 +38,7 @@ def child_env(
         "settings": asdict(PlainSettings.of(settings)),
         "adapters": [str(a) for a in adapters],
         "parent_pid": os.getpid(),
+        "http_threads": http_threads,
     }
     return {ENV_SPEC: json.dumps(spec), ENV_KEY: key}
 
@@ -46,6 +51,9 @@ def serve(spec: dict[str, Any], key: str, port: int) -> None:
     params = server_params(Path(spec["model_path"]), settings, key, adapters)
     params.hostnames = ["127.0.0.1"]
     params.port = port
+    # A stream holds one of the listener's threads until it ends, and llama.cpp's default
+    # (n_parallel + 2) would queue the rest, health checks included, behind them.
+    params.n_threads_http = spec["http_threads"]
     server = xlc.Server(params)
     print(f"engine listening on {server.listening_address}", flush=True)
     while True:  # the listener's threads serve; this one waits for a signal

@@ -70,14 +70,14 @@ class LlamaCppProcessEngine:
             log_dir=log_dir,
             health_path="/health",
             start_timeout_s=START_TIMEOUT_S,
-            env=child_env(model_path, settings, adapters, key),
+            env=child_env(model_path, settings, adapters, key, settings.max_workers + 4),
         )
         pool = Pool(
             [Replica(self.supervisor.url + "/v1", key)],
-            # One replica: eject it as soon as it fails and re-admit it as soon as the
-            # restarted child answers, so requests see 503 only while it is really down.
+            # One replica: a refused connection marks it down at once, a slow health check
+            # must repeat first; it is re-admitted as soon as the restarted child answers.
             PoolSettings(
-                eject_after=1,
+                eject_after=2,
                 eject_for_s=1.0,
                 health_interval_s=0.5,
                 max_concurrent=MAX_OUTSTANDING,
