@@ -67,5 +67,7 @@ def test_disconnect_frees_the_slot(live_server: LiveServer) -> None:
     # the response and its connection are closed: the client is gone
     gone_at = time.monotonic()
     while slots_busy(live_server) != 0:
-        assert time.monotonic() - gone_at < 1.0, "generation kept running after disconnect"
+        # 3000 tokens take half a minute or more here: 5 s tells a stopped generation from
+        # one that runs on, without failing when a loaded CI box is slow to report it.
+        assert time.monotonic() - gone_at < 5.0, "generation kept running after disconnect"
         time.sleep(0.02)
