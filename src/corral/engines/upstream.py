@@ -33,11 +33,18 @@ from corral.engines.pool import Pool, Replica
 from corral.engines.supervisor import Supervisor
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+# How a request to a replica that is going away fails before its first byte. httpcore
+# also lets anyio's AttributeError through when the socket closes while it connects
+# (seen with a replica killed under load): a transport failure all the same.
+SEND_FAILURES = (httpx.TransportError, OSError, AttributeError)
 BACKOFF_S = (0.05, 0.2, 0.5)
 
 
 class RetryableError(Exception):
     """Failed before the first byte: safe to send to another replica."""
+
+
+STREAM_FAILURES = (*SEND_FAILURES, RetryableError)
 
 
 def upstream_error(status: int, payload: Any) -> CorralError:
@@ -153,7 +160,7 @@ class UpstreamEngine:
                     content=orjson.dumps(self._body(body)),
                     headers={**replica.headers, "content-type": "application/json"},
                 )
-            except httpx.TransportError as exc:
+            except SEND_FAILURES as exc:
                 self._pool.failed(replica)
                 tried.add(replica.url)
                 if attempt == len(BACKOFF_S):
@@ -203,7 +210,7 @@ class UpstreamEngine:
                         started = True
                         yield chunk
                 return
-            except (httpx.TransportError, RetryableError) as exc:
+            except STREAM_FAILURES as exc:
                 if started:  # output already went out: never replay
                     raise EngineError(
                         f"upstream stream broke: {exc}", code="upstream_error"
