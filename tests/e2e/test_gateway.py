@@ -49,7 +49,10 @@ def cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[LiveServer, list[LiveServer]]]:
     base = tmp_path_factory.mktemp("cluster")
-    replicas = [LiveServer(base / f"replica{i}") for i in range(2)]
+    # One replica runs llama.cpp inside the API (engine.isolation=inline), the other in
+    # its child process (the default): both modes serve behind the gateway.
+    isolation = ({"CORRAL_ENGINE__ISOLATION": "inline"}, {})
+    replicas = [LiveServer(base / f"replica{i}", env=isolation[i]) for i in range(2)]
     servers = list(replicas)
     try:
         for r in replicas:

@@ -28,7 +28,7 @@ class EngineSettings(BaseModel):
     """The embedded llama.cpp engine."""
 
     isolation: Literal["process", "inline"] = Field(
-        "inline",
+        "process",
         description="`process`: each loaded model runs llama.cpp in a supervised child "
         "process (a crash fails its requests and restarts it, the API stays up); `inline`: "
         "llama.cpp runs inside the API process.",
