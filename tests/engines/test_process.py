@@ -77,12 +77,12 @@ async def test_crash_fails_the_stream_then_503_then_restart(
     assert first is not None
     long = {**HELLO, "max_tokens": 300, "ignore_eos": True}
     chunks = 0
-    with pytest.raises(CorralError):
+    with pytest.raises(CorralError) as broke:
         async for _ in engine.chat_stream(long):
             chunks += 1
             if chunks == 2:
                 os.kill(first, signal.SIGKILL)
-    assert chunks >= 2
+    assert chunks >= 2 and broke.value.code == "engine_crashed"
     with pytest.raises(EngineUnavailableError) as caught:
         await engine.chat(HELLO)
     assert caught.value.code == "engine_restarting" and caught.value.status == 503

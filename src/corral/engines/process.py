@@ -22,13 +22,13 @@ from typing import TypeVar
 import httpx
 
 from corral.core.config import EngineSettings
-from corral.core.errors import EngineUnavailableError
+from corral.core.errors import EngineError, EngineUnavailableError
 from corral.engines.base import Body, EngineInfo
 from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, build_fingerprint, engine_info, select_lora
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
-from corral.engines.upstream import UpstreamEngine
+from corral.engines.upstream import SEND_FAILURES, UpstreamEngine
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,13 @@ class LlamaCppProcessEngine:
         except EngineUnavailableError as exc:
             if exc.code == "upstream_unavailable":
                 raise _restarting() from exc
+            raise
+        except EngineError as exc:
+            if isinstance(exc.__cause__, SEND_FAILURES):  # the child died mid-stream
+                raise EngineError(
+                    "The model's engine stopped during this response; it is restarting.",
+                    code="engine_crashed",
+                ) from exc
             raise
 
     def _body(self, body: Body) -> Body:
