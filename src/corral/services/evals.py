@@ -61,9 +61,8 @@ from corral.services.files import FileService, Owner
 from corral.services.keys import Principal
 from corral.services.registry import ModelRegistry
 from corral.storage.db import Database
+from corral.storage.paging import check_page, page
 from corral.storage.tables import EvalOutputItemRow, EvalRow, EvalRunRow
-
-MAX_LIST = 100
 
 
 def now() -> datetime:
@@ -120,6 +119,17 @@ def item_object(row: EvalOutputItemRow) -> OutputItem:
     )
 
 
+def _listing(data: list[Any], limit: int) -> dict[str, Any]:
+    """A list page's fields from up to ``limit + 1`` objects (the extra says there is more)."""
+    shown = data[:limit]
+    return {
+        "data": shown,
+        "first_id": shown[0].id if shown else None,
+        "last_id": shown[-1].id if shown else None,
+        "has_more": len(data) > limit,
+    }
+
+
 def _owned(query: Any, column: Any, owner: Owner) -> Any:
     return query.where(column.is_(None) if owner.project_id is None else column == owner.project_id)
 
@@ -143,9 +153,6 @@ class EvalService:
         self._registry = registry
         self._settings = settings
         self._sandbox = sandbox
-        self._wake = wake
-
-    def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
 
     def model_exists(self, name: str) -> bool:
@@ -204,35 +211,10 @@ class EvalService:
         return await self.retrieve(owner, eval_id)
 
     async def list_evals(self, owner: Owner, limit: int, after: str | None, order: str) -> EvalList:
-        rows = await self._page(
-            _owned(select(EvalRow), EvalRow.project_id, owner), EvalRow, limit, after, order
-        )
-        data = [eval_object(r) for r in rows[:limit]]
-        return EvalList(
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=len(rows) > limit,
-        )
-
-    async def _page(
-        self, query: Any, table: Any, limit: int, after: str | None, order: str
-    ) -> list[Any]:
-        if not 1 <= limit <= MAX_LIST:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST}.", param="limit")
-        if order not in ("asc", "desc"):
-            raise InvalidRequestError("order must be `asc` or `desc`.", param="order")
-        newest_first = order == "desc"
+        query = _owned(select(EvalRow), EvalRow.project_id, owner)
         async with self._db.session() as s:
-            if after is not None:
-                mark = await s.scalar(select(table.created_at).where(table.id == after))
-                if mark is None:
-                    raise InvalidRequestError(f"No object with id `{after}`.", param="after")
-                query = query.where(
-                    table.created_at < mark if newest_first else table.created_at > mark
-                )
-            key = table.created_at.desc() if newest_first else table.created_at.asc()
-            return list(await s.scalars(query.order_by(key, table.id).limit(limit + 1)))
+            rows = await page(s, query, EvalRow, limit, after, order, f"No eval `{after}`.")
+        return EvalList(**_listing([eval_object(r) for r in rows], limit))
 
     async def delete(self, owner: Owner, eval_id: str) -> EvalDeleted:
         row = await self._eval(owner, eval_id)
@@ -386,14 +368,9 @@ class EvalService:
         query = select(EvalRunRow).where(EvalRunRow.eval_id == eval_id)
         if status is not None:
             query = query.where(EvalRunRow.status == status)
-        rows = await self._page(query, EvalRunRow, limit, after, order)
-        data = [run_object(r) for r in rows[:limit]]
-        return EvalRunList(
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=len(rows) > limit,
-        )
+        async with self._db.session() as s:
+            rows = await page(s, query, EvalRunRow, limit, after, order, f"No run `{after}`.")
+        return EvalRunList(**_listing([run_object(r) for r in rows], limit))
 
     async def cancel_run(self, owner: Owner, eval_id: str, run_id: str) -> EvalRun:
         row = await self._run(owner, eval_id, run_id)
@@ -433,22 +410,13 @@ class EvalService:
         if status is not None:
             query = query.where(EvalOutputItemRow.status == status)
         rows = await self._item_page(query, limit, after, order)
-        data = [item_object(r) for r in rows[:limit]]
-        return OutputItemList(
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=len(rows) > limit,
-        )
+        return OutputItemList(**_listing([item_object(r) for r in rows], limit))
 
     async def _item_page(
         self, query: Any, limit: int, after: str | None, order: str
     ) -> list[EvalOutputItemRow]:
         """Items page by their position in the data, which is stable and unique."""
-        if not 1 <= limit <= MAX_LIST:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST}.", param="limit")
-        if order not in ("asc", "desc"):
-            raise InvalidRequestError("order must be `asc` or `desc`.", param="order")
+        check_page(limit, order)
         position = EvalOutputItemRow.datasource_item_id
         async with self._db.session() as s:
             if after is not None:

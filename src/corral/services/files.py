@@ -20,6 +20,7 @@ from corral.core.errors import InvalidRequestError, NotFoundError, RequestTooLar
 from corral.core.ids import new_id
 from corral.protocol.files import PURPOSES, FileDeleted, FileList, FileObject
 from corral.storage.db import Database
+from corral.storage.paging import page
 from corral.storage.tables import StoredFile
 
 MAX_FILENAME = 512
@@ -135,10 +136,6 @@ class FileService:
     async def list(
         self, owner: Owner, purpose: str | None, limit: int, after: str | None, order: str
     ) -> FileList:
-        if not 1 <= limit <= MAX_LIST:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST}.", param="limit")
-        if order not in ("asc", "desc"):
-            raise InvalidRequestError("order must be `asc` or `desc`.", param="order")
         query = select(StoredFile).where(
             StoredFile.project_id.is_(None)
             if owner.project_id is None
@@ -146,24 +143,9 @@ class FileService:
         )
         if purpose is not None:
             query = query.where(StoredFile.purpose == purpose)
-        key = (StoredFile.created_at, StoredFile.id)
         async with self._db.session() as s:
-            if after is not None:
-                cursor = await s.get(StoredFile, after)
-                if cursor is None:
-                    raise InvalidRequestError(f"No such File object: {after}", param="after")
-                if order == "desc":
-                    query = query.where(
-                        (StoredFile.created_at < cursor.created_at)
-                        | ((StoredFile.created_at == cursor.created_at) & (StoredFile.id < after))
-                    )
-                else:
-                    query = query.where(
-                        (StoredFile.created_at > cursor.created_at)
-                        | ((StoredFile.created_at == cursor.created_at) & (StoredFile.id > after))
-                    )
-            ordering = [k.desc() for k in key] if order == "desc" else list(key)
-            rows = list((await s.scalars(query.order_by(*ordering).limit(limit + 1))).all())
+            missing = f"No such File object: {after}"
+            rows = await page(s, query, StoredFile, limit, after, order, missing, MAX_LIST)
         data = [_object(r) for r in rows[:limit]]
         return FileList(
             data=data,

@@ -42,12 +42,12 @@ from corral.services.files import FileService, Owner
 from corral.services.ft_data import DataError, example_lines, read_examples
 from corral.services.registry import ModelRegistry
 from corral.storage.db import Database
+from corral.storage.paging import page
 from corral.storage.tables import FineTuningCheckpoint, FineTuningEvent, StoredFile
 from corral.storage.tables import FineTuningJob as JobRow
 
 log = logging.getLogger(__name__)
 
-MAX_LIST = 100
 AUTO_BATCH = 4
 AUTO_TARGET_STEPS = 60
 
@@ -296,22 +296,10 @@ class FineTuningService:
         return job_object(row)
 
     async def list(self, owner: Owner, limit: int, after: str | None) -> JobList:
-        if not 1 <= limit <= MAX_LIST:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST}.", param="limit")
-        query = _owned(select(JobRow), owner)
         async with self._db.session() as s:
-            if after is not None:
-                cursor = await s.get(JobRow, after)
-                if cursor is None:
-                    raise InvalidRequestError(f"No such fine-tuning job: {after}", param="after")
-                query = query.where(
-                    (JobRow.created_at < cursor.created_at)
-                    | ((JobRow.created_at == cursor.created_at) & (JobRow.id < after))
-                )
-            rows = list(
-                await s.scalars(
-                    query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
-                )
+            missing = f"No such fine-tuning job: {after}"
+            rows = await page(
+                s, _owned(select(JobRow), owner), JobRow, limit, after, "desc", missing
             )
         return JobList(data=[job_object(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
