@@ -20,12 +20,13 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import anyio
 from sqlalchemy import select, update
 
+from corral.core.clock import aware, now
 from corral.core.config import EvalSettings, Settings
 from corral.core.errors import CorralError, OverloadedError, RateLimitError
 from corral.core.ids import new_id
@@ -48,16 +49,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 STALE_AFTER = timedelta(seconds=60)
 RETRIES = 30  # waits on rate limits and a full server before an item errors
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite drops the zone
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class Tally:
@@ -245,7 +236,7 @@ class EvalWorker:
         async with self._db.begin() as s:
             rows = await s.scalars(select(EvalRunRow).where(EvalRunRow.status == "in_progress"))
             for row in rows:
-                beat = _aware(row.heartbeat_at)
+                beat = aware(row.heartbeat_at)
                 if row.worker != self.me and (beat is None or beat < cutoff):
                     log.warning("eval run %s lost its worker %s; queued again", row.id, row.worker)
                     row.status, row.worker = "queued", None

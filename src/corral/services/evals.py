@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jsonschema
@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 
+from corral.core.clock import now
 from corral.core.config import EvalSettings
 from corral.core.errors import ConflictError, CorralError, InvalidRequestError, NotFoundError
 from corral.core.ids import new_id
@@ -63,10 +64,6 @@ from corral.services.registry import ModelRegistry
 from corral.storage.db import Database
 from corral.storage.paging import check_page, page
 from corral.storage.tables import EvalOutputItemRow, EvalRow, EvalRunRow
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ts(value: datetime) -> int:

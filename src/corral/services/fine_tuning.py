@@ -13,12 +13,13 @@ import asyncio
 import logging
 import math
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
+from corral.core.clock import now
 from corral.core.config import FineTuningSettings
 from corral.core.errors import ConflictError, InvalidRequestError, ModelNotFoundError, NotFoundError
 from corral.core.ids import new_id
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 
 AUTO_BATCH = 4
 AUTO_TARGET_STEPS = 60
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ts(value: datetime | None) -> int | None:

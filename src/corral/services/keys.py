@@ -15,11 +15,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 
+from corral.core.clock import aware, now
 from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from corral.core.ids import new_id
 from corral.storage.db import Database
@@ -30,10 +31,6 @@ KEY_RE = re.compile(r"^sk-corral-[A-Za-z0-9_-]{43}$")
 MAX_TOKEN_LENGTH = 256
 DEFAULT_ORG = "org-default"
 AUTH_STATE_TTL_S = 2.0
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def generate_key() -> str:
@@ -134,7 +131,7 @@ class KeyService:
         key, project = row
         if key.revoked_at is not None:
             raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
-        if key.expires_at is not None and _aware(key.expires_at) <= now():
+        if key.expires_at is not None and aware(key.expires_at) <= now():
             raise AuthenticationError("This API key has expired.", code="invalid_api_key")
         return _principal(key, project)
 
@@ -246,10 +243,6 @@ def _bearer(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token:
         raise _invalid()
     return token.strip()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _principal(key: ApiKey, project: Project | None) -> Principal:

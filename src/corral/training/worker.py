@@ -16,13 +16,14 @@ import os
 import signal
 import socket
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from corral.core.clock import aware, now
 from corral.core.config import Settings
 from corral.core.ids import new_id
 from corral.services.ft_data import DataError, read_examples
@@ -43,10 +44,6 @@ def rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -55,12 +52,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite drops the zone
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def event(
@@ -112,7 +103,7 @@ class Worker:
             rows = s.scalars(select(FineTuningJob).where(FineTuningJob.status == "running"))
             for row in rows:
                 host, _, pid = (row.worker or ":").rpartition(":")
-                beat = _aware(row.heartbeat_at)
+                beat = aware(row.heartbeat_at)
                 gone = (host == self.host and pid.isdigit() and not _alive(int(pid))) or (
                     beat is not None and now() - beat > STALE_AFTER
                 )
