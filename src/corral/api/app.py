@@ -115,7 +115,6 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     eval_service = EvalService(
         db, file_service, registry, settings.evals, sandbox, eval_worker.wake
     )
-    eval_worker.model_exists = eval_service.model_exists
     return Services(
         db=db,
         keys=keys,

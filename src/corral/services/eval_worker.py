@@ -35,7 +35,7 @@ from corral.evals.runner import ItemOutcome, RunPlan, evaluate
 from corral.evals.sandbox import Limits, PythonSandbox
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.embeddings import EmbeddingRequest
-from corral.protocol.evals import CompletionsDataSource, ItemReference, TemplateMessages
+from corral.protocol.evals import ItemReference, SamplingParams, TemplateMessages
 from corral.services.accounting import Accounting, check_access
 from corral.services.chat import ChatService
 from corral.services.embeddings import EmbeddingService
@@ -112,6 +112,9 @@ class ModelCalls:
         self._accounting = accounting
         self._embedding_model = embedding_model
 
+    def serves(self, model: str) -> bool:
+        return self._registry.serves(model)
+
     async def chat(
         self, who: Principal, tally: Tally, model: str, body: dict[str, Any]
     ) -> dict[str, Any]:
@@ -171,10 +174,8 @@ def _plan(run: EvalRunRow, eval_row: EvalRow, model_exists: Callable[[str], bool
         if messages.get("type") == "template"
         else ItemReference.model_validate(messages)
     )
-    sampling = CompletionsDataSource.model_validate(
-        {**source, "source": {"type": "file_id", "id": "-"}}
-    ).sampling_params.model_dump(exclude_none=True)
-    return RunPlan(definition, source["model"], parsed, sampling)
+    sampling = SamplingParams.model_validate(source.get("sampling_params") or {})
+    return RunPlan(definition, source["model"], parsed, sampling.model_dump(exclude_none=True))
 
 
 class RunProgress:
@@ -211,7 +212,6 @@ class EvalWorker:
         self._sandbox = sandbox
         self._wake = asyncio.Event()
         self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.model_exists: Callable[[str], bool] = lambda _: True
 
     def wake(self) -> None:
         self._wake.set()
@@ -278,7 +278,7 @@ class EvalWorker:
     async def execute(self, run_id: str) -> None:
         try:
             run, eval_row, done = await self._load(run_id)
-            plan = _plan(run, eval_row, self.model_exists)
+            plan = _plan(run, eval_row, self._calls.serves)
         except (LookupError, CorralError) as exc:
             await self._finish(run_id, "failed", {"code": "invalid_run", "message": str(exc)})
             return

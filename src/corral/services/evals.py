@@ -152,13 +152,6 @@ class EvalService:
         self._sandbox = sandbox
         self._wake = wake
 
-    def model_exists(self, name: str) -> bool:
-        try:
-            self._registry.get(name)
-        except CorralError:
-            return False
-        return True
-
     # -- evals ---------------------------------------------------------------------------
 
     async def create(self, owner: Owner, req: EvalCreateRequest) -> EvalObject:
@@ -166,7 +159,7 @@ class EvalService:
         definition = parse_definition(
             req.data_source_config,
             req.testing_criteria,
-            self.model_exists,
+            self._registry.serves,
             await self._sandbox.unavailable() if python else None,
         )
         row = EvalRow(
@@ -229,7 +222,7 @@ class EvalService:
     ) -> EvalRun:
         row = await self._eval(owner, eval_id)
         definition = parse_definition(
-            row.data_source_config, row.testing_criteria, self.model_exists
+            row.data_source_config, row.testing_criteria, self._registry.serves
         )
         source = parse_data_source(req.data_source)
         rows = await self._rows(owner, source.source)

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from corral.core.config import EngineSettings
 from corral.core.errors import (
+    CorralError,
     EngineUnavailableError,
     ModelNotAvailableError,
     ModelNotFoundError,
@@ -292,6 +293,14 @@ class ModelRegistry:
             f"Use `{self.catalog.replacement_of(last)}` instead; see /v1/deprecations.",
             param="model",
         )
+
+    def serves(self, name: str) -> bool:
+        """Whether ``get(name)`` would find a model (without loading it)."""
+        try:
+            self.get(name)
+        except CorralError:
+            return False
+        return True
 
     def get(self, name: str) -> ServedModel:
         """The model a name means, loaded or not; its engine loads on first use."""
