@@ -10,24 +10,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from corral.core.errors import CorralError, InvalidRequestError
+from corral.core.errors import CorralError, InvalidRequestError, param_of
 
 log = logging.getLogger(__name__)
 
 
 def error_response(exc: CorralError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
-
-
-def param_of(loc: tuple[int | str, ...]) -> str | None:
-    """Pydantic's error location as OpenAI writes a param: ``messages[0].content``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part not in ("body",):
-            out += f".{part}" if out else str(part)
-    return out or None
 
 
 def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRequestError:

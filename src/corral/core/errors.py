@@ -125,3 +125,14 @@ class ModelNotAvailableError(CorralError):
     status = 503
     type = "server_error"
     code = "model_not_available"
+
+
+def param_of(loc: tuple[int | str, ...]) -> str | None:
+    """Pydantic's error location as OpenAI writes a param: ``messages[0].content``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("body",):
+            out += f".{part}" if out else str(part)
+    return out or None

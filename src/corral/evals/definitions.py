@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from corral.core.errors import InvalidRequestError
+from corral.core.errors import InvalidRequestError, param_of
 from corral.evals.similarity import SUPPORTED
 from corral.evals.templates import SAMPLE_FIELDS, TemplateError, references
 from corral.protocol.evals import (
@@ -50,12 +50,9 @@ UNION_TAGS = {
 def pydantic_param(prefix: str, exc: ValidationError) -> InvalidRequestError:
     first = exc.errors()[0]
     loc = list(first.get("loc", ()))
-    param = prefix
-    for i, part in enumerate(loc):
-        before = loc[i - 1] if i else None
-        if isinstance(before, str) and part in UNION_TAGS.get(before, ()):
-            continue
-        param += f"[{part}]" if isinstance(part, int) else f".{part}"
+    parents = [None, *loc[:-1]]
+    kept = [p for p, up in zip(loc, parents, strict=True) if p not in UNION_TAGS.get(str(up), ())]
+    param = param_of((prefix, *kept)) or prefix
     return InvalidRequestError(f"Invalid value for '{param}': {first.get('msg')}", param=param)
 
 
