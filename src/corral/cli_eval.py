@@ -568,6 +568,12 @@ def cancel_unfinished(api: Api, eval_id: str, runs: dict[str, dict[str, Any]]) -
 
 # --- commands --------------------------------------------------------------------------------
 
+EvalServerOption = Annotated[
+    str, typer.Option(envvar="CORRAL_URL", help="The corral server (its root or …/v1).")
+]
+ApiKeyOption = Annotated[
+    str | None, typer.Option(envvar=["CORRAL_API_KEY", "OPENAI_API_KEY"], help="API key.")
+]
 DirOption = Annotated[
     Path,
     typer.Option(
@@ -627,12 +633,8 @@ def run_eval(
         ),
     ],
     directory: DirOption = Path("evals"),
-    url: Annotated[
-        str, typer.Option(envvar="CORRAL_URL", help="The corral server (its root or …/v1).")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None, typer.Option(envvar=["CORRAL_API_KEY", "OPENAI_API_KEY"], help="API key.")
-    ] = None,
+    url: EvalServerOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Run only the first N items.")] = None,
     min_pass_rate: Annotated[
         float | None,

@@ -10,13 +10,13 @@ than ``--tolerance``.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from corral.cli_eval import ApiKeyOption, EvalServerOption
 from corral.cli_models import (
     CatalogOption,
     DataDirOption,
@@ -138,21 +138,16 @@ def promote(
     evals_dir: Annotated[
         Path, typer.Option(envvar="CORRAL_EVALS_DIR", help="Where the evals are.")
     ] = Path("evals"),
-    url: Annotated[
-        str, typer.Option(envvar="CORRAL_URL", help="A running server to run the eval on.")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None, typer.Option(envvar=["CORRAL_API_KEY", "OPENAI_API_KEY"], help="API key.")
-    ] = None,
+    url: EvalServerOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
     reason: Annotated[str, typer.Option(help="Why (kept with the move).")] = "",
     catalog: CatalogOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Point ALIAS at SNAPSHOT from now on, on every server sharing the database."""
-    from corral.services.aliases import AliasPins
+    from corral.services.aliases import with_pins
     from corral.services.catalog import CatalogError
-    from corral.storage.db import Database
 
     settings = _settings(catalog, data_dir)
     try:
@@ -176,14 +171,7 @@ def promote(
             raise _fail(f"{alias} stays on {current.id}: {snapshot} did worse on {require_eval}", 1)
         note = f"{reason} [{require_eval}: {verdict.reason}]".strip()
 
-    async def write() -> str | None:
-        db = Database(settings.db_url)
-        try:
-            return await AliasPins(db).pin(cat, alias, snapshot, note)
-        finally:
-            await db.close()
-
-    previous = asyncio.run(write())
+    previous = with_pins(settings.db_url, lambda pins: pins.pin(cat, alias, snapshot, note))
     typer.echo(f"{alias} → {snapshot} (was {previous or 'nothing'}); servers follow within seconds")
 
 
@@ -193,20 +181,13 @@ def unpin(
     data_dir: DataDirOption = None,
 ) -> None:
     """Undo a promotion: the alias follows the catalog's dates again."""
-    from corral.services.aliases import AliasPins
-    from corral.storage.db import Database, upgrade
+    from corral.services.aliases import with_pins
+    from corral.storage.db import upgrade
 
     settings = _settings(catalog, data_dir)
     upgrade(settings.db_url)
 
-    async def remove() -> bool:
-        db = Database(settings.db_url)
-        try:
-            return await AliasPins(db).unpin(alias)
-        finally:
-            await db.close()
-
-    if not asyncio.run(remove()):
+    if not with_pins(settings.db_url, lambda pins: pins.unpin(alias)):
         raise _fail(f"{alias} was not promoted", 1)
     typer.echo(f"{alias} follows the catalog's dates again")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 
@@ -18,6 +20,7 @@ from corral.storage.tables import AliasPinRow
 log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0
+T = TypeVar("T")
 
 
 class AliasPins:
@@ -66,17 +69,22 @@ def _day(moment: datetime) -> date:
     return moment.date()
 
 
-def read_pins(db_url: str) -> dict[str, Pin]:
-    """The pins, for a command line (empty when the database has none yet)."""
+def with_pins(db_url: str, action: Callable[[AliasPins], Awaitable[T]]) -> T:
+    """Run one action on the pins from a command line (its own event loop and engine)."""
 
-    async def read() -> dict[str, Pin]:
+    async def run() -> T:
         db = Database(db_url)
         try:
-            return await AliasPins(db).load()
+            return await action(AliasPins(db))
         finally:
             await db.close()
 
+    return asyncio.run(run())
+
+
+def read_pins(db_url: str) -> dict[str, Pin]:
+    """The pins, for a command line (empty when the database has none yet)."""
     try:
-        return asyncio.run(read())
+        return with_pins(db_url, AliasPins.load)
     except Exception:  # no database or no table yet: nothing was ever promoted
         return {}
