@@ -59,7 +59,9 @@ def completions(items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> FastAPI:
-    settings = migrated(Settings(data_dir=tmp_path, evals=EvalSettings(max_items=50)))
+    settings = migrated(
+        Settings(data_dir=tmp_path, evals=EvalSettings(max_items=50, embedding_model="fake-model"))
+    )
     return create_app(settings, fake_registry())
 
 
@@ -270,3 +272,26 @@ async def test_a_python_grader_runs_sandboxed_or_is_refused(
     run = (await http.get(f"/v1/evals/{eval_id}/runs/{run['id']}")).json()
     # echoed q vs expected: one/one, two/2, three/three, four/4, five/five
     assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}
+
+
+async def test_cosine_similarity_embeds_through_the_served_model(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    grader = {
+        "type": "text_similarity",
+        "name": "close",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.expected}}",
+        "evaluation_metric": "cosine",
+        "pass_threshold": 0.99,
+    }
+    eval_id = await new_eval(http, {**EVAL, "testing_criteria": [grader]})
+    run = (
+        await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": completions(ITEMS)})
+    ).json()
+    await run_all(app)
+    run = (await http.get(f"/v1/evals/{eval_id}/runs/{run['id']}")).json()
+    # the fake engine embeds a text as [len, 0.5, -1]: equal texts score 1, the others less
+    assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}
+    calls = {u["model_name"]: u["invocation_count"] for u in run["per_model_usage"]}
+    assert calls == {"fake-model": 10}  # a sample and an embedding call per item

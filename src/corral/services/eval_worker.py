@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import select, update
@@ -34,7 +34,7 @@ from corral.evals.definitions import parse_definition
 from corral.evals.runner import ItemOutcome, RunPlan, evaluate
 from corral.evals.sandbox import Limits, PythonSandbox
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
-from corral.protocol.embeddings import EmbeddingRequest
+from corral.protocol.embeddings import EmbeddingList, EmbeddingRequest
 from corral.protocol.evals import ItemReference, SamplingParams, TemplateMessages
 from corral.services.accounting import Accounting, check_access
 from corral.services.chat import ChatService
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 STALE_AFTER = timedelta(seconds=60)
 RETRIES = 30  # waits on rate limits and a full server before an item errors
+M = TypeVar("M", ChatCompletion, EmbeddingList)
+R = TypeVar("R")
 
 
 class Tally:
@@ -82,7 +84,7 @@ class Tally:
         return list(self.models.values())
 
 
-async def _retrying(call: Callable[[], Awaitable[Any]]) -> Any:
+async def _retrying(call: Callable[[], Awaitable[R]]) -> R:
     """Wait out rate limits and a full server instead of failing the item."""
     for attempt in range(RETRIES):
         try:
@@ -119,41 +121,53 @@ class ModelCalls:
         self, who: Principal, tally: Tally, model: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         req = ChatCompletionRequest.model_validate({"model": model, **body})
-        spec = self._registry.get(model).spec
-        check_access(who, spec)
+
+        async def complete() -> ChatCompletion:
+            result = await self._chat.create(req)
+            assert isinstance(result, ChatCompletion)  # never a stream: req.stream is unset
+            return result
+
         bound = len(json.dumps(body.get("messages", "")))
-        ticket = await _retrying(
-            lambda: self._accounting.admit(who, spec, "evals", bound, req.output_limit or 0)
-        )
-        try:
-            result = await _retrying(lambda: self._chat.create(req))
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._accounting.settle(ticket, None, "error")
-            raise
-        assert isinstance(result, ChatCompletion)  # never a stream: req.stream is unset
-        usage = result.usage.model_dump()
-        cost = await self._accounting.settle(ticket, usage, "ok")
-        tally.add(spec.id, usage, cost)
-        return result.model_dump()
+        done = await self._metered(who, tally, model, bound, req.output_limit or 0, complete)
+        return done.model_dump()
 
     async def embed(self, who: Principal, tally: Tally, texts: list[str]) -> list[list[float]]:
         model = self._embedding_model
+        request = EmbeddingRequest(model=model, input=texts)
+        bound = sum(len(t) for t in texts)
+        done = await self._metered(
+            who, tally, model, bound, 0, lambda: self._embeddings.create(request)
+        )
+        vectors: list[list[float]] = []
+        for d in done.data:
+            assert isinstance(d.embedding, list)  # the float encoding was asked for
+            vectors.append(d.embedding)
+        return vectors
+
+    async def _metered(
+        self,
+        who: Principal,
+        tally: Tally,
+        model: str,
+        bound: int,
+        max_output: int,
+        call: Callable[[], Awaitable[M]],
+    ) -> M:
+        """Admit (waiting out limits), call, settle, and count the usage in the run."""
         spec = self._registry.get(model).spec
         check_access(who, spec)
-        bound = sum(len(t) for t in texts)
-        ticket = await _retrying(lambda: self._accounting.admit(who, spec, "evals", bound, 0))
+        ticket = await _retrying(
+            lambda: self._accounting.admit(who, spec, "evals", bound, max_output)
+        )
         try:
-            result = await _retrying(
-                lambda: self._embeddings.create(EmbeddingRequest(model=model, input=texts))
-            )
+            result = await _retrying(call)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._accounting.settle(ticket, None, "error")
             raise
         usage = result.usage.model_dump()
         tally.add(spec.id, usage, await self._accounting.settle(ticket, usage, "ok"))
-        return [list(d.embedding) for d in result.data]
+        return result
 
 
 def _principal(data: dict[str, Any]) -> Principal:
