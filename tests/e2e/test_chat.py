@@ -170,10 +170,13 @@ def test_json_schema_output_is_valid(client: openai.OpenAI, seed: int) -> None:
 def test_json_object_output(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
         model=MODEL,
-        messages=ask("Reply with a JSON object with one key, name, holding a cat name."),
+        # An open-ended object let the small model nest keys until max_tokens when the
+        # engine's batch and cache state changed its greedy path (CI saw `length` once);
+        # one it can copy finishes in 7 tokens whatever ran before (12 of 12 tries).
+        messages=ask('Reply with exactly this JSON object and nothing else: {"name": "Tom"}'),
         max_tokens=300,
         response_format={"type": "json_object"},
-        temperature=0,  # greedy: the same (finished) answer on every run
+        temperature=0,
     )
     assert r.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(r.choices[0].message.content or ""), dict)
