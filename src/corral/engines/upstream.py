@@ -17,6 +17,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 
@@ -36,7 +37,14 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 # How a request to a replica that is going away fails before its first byte. httpcore
 # also lets anyio's AttributeError through when the socket closes while it connects
 # (seen with a replica killed under load): a transport failure all the same.
-SEND_FAILURES = (httpx.TransportError, OSError, AttributeError)
+SEND_FAILURES = (
+    httpx.TransportError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+    OSError,
+    AttributeError,
+)
 BACKOFF_S = (0.05, 0.2, 0.5)
 
 
@@ -97,6 +105,11 @@ class UpstreamEngine:
             max_embedding_tokens=context_window,
         )
         self._http: httpx.AsyncClient | None = None
+        # Streams take aiohttp: its C parser and plain protocol reads cost about half of
+        # httpx's per chunk (anyio cancel scopes, h11, a pause/resume per read), and a
+        # chunk is a token on the hottest path corral has. Health checks and whole
+        # answers stay on httpx.
+        self._streams: aiohttp.ClientSession | None = None
         self._health: asyncio.Task[None] | None = None
 
     @property
@@ -118,6 +131,11 @@ class UpstreamEngine:
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout, connect=5.0), limits=limits
         )
+        self._streams = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1024, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=self._timeout),
+            auto_decompress=False,
+        )
         await self._pool.check(self._http)
         self._health = asyncio.create_task(self._pool.health_loop(self._http))
 
@@ -126,6 +144,8 @@ class UpstreamEngine:
             self._health.cancel()
         if self._http is not None:
             await self._http.aclose()
+        if self._streams is not None:
+            await self._streams.close()
         for supervisor in self._supervisors:
             await supervisor.stop()
 
@@ -133,6 +153,11 @@ class UpstreamEngine:
         if self._http is None:
             raise EngineUnavailableError("upstream engine not started")
         return self._http
+
+    def _stream_client(self) -> aiohttp.ClientSession:
+        if self._streams is None:
+            raise EngineUnavailableError("upstream engine not started")
+        return self._streams
 
     def _pick(self, body: Body, tried: set[str], last: bool) -> Replica | None:
         """A replica to try, or None to wait for the next backoff (raises on the last)."""
@@ -193,20 +218,18 @@ class UpstreamEngine:
             replica.outstanding += 1
             started = False
             try:
-                async with self._client().stream(
-                    "POST",
+                async with self._stream_client().post(
                     replica.url + path,
-                    content=orjson.dumps(payload),
+                    data=orjson.dumps(payload),
                     headers={**replica.headers, "content-type": "application/json"},
                 ) as response:
-                    if response.status_code in RETRY_STATUSES and attempt < len(BACKOFF_S):
-                        raise RetryableError(str(response.status_code))
-                    if response.status_code != 200:
-                        await response.aread()
-                        raise upstream_error(response.status_code, _json(response))
+                    if response.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
+                        raise RetryableError(str(response.status))
+                    if response.status != 200:
+                        raise upstream_error(response.status, _loads(await response.read()))
                     self._pool.succeeded(replica)
                     replica.served += 1
-                    async for chunk in _sse(response):
+                    async for chunk in _sse(response.content):
                         started = True
                         yield chunk
                 return
@@ -258,19 +281,44 @@ def _json(response: httpx.Response) -> Any:
         return {"error": {"message": response.text[:500]}}
 
 
-async def _sse(response: httpx.Response) -> AsyncIterator[Body]:
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        chunk = orjson.loads(data)
-        if "error" in chunk:
-            err = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            invalid = err.get("type") == "invalid_request_error"
-            raise upstream_error(400 if invalid else 500, chunk)
-        yield chunk
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {"error": {"message": data[:500].decode(errors="replace")}}
+
+
+async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Body]:
+    """The JSON payloads of an event stream, up to ``[DONE]``.
+
+    Reads whatever bytes arrived (usually one whole event) rather than line by line:
+    a read is a wake-up of the event loop, and this runs once per token.
+    """
+    pending = b""
+    data: list[bytes] = []
+    async for piece in content.iter_any():
+        *lines, pending = (pending + piece).split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line.startswith(b"data:"):
+                data.append(line[5:].strip())
+            elif not line and data:  # a blank line ends an event
+                payload, data = b"\n".join(data), []
+                if payload == b"[DONE]":
+                    return
+                yield _event(payload)
+    if data and data != [b"[DONE]"]:
+        yield _event(b"\n".join(data))
+
+
+def _event(payload: bytes) -> Body:
+    chunk = orjson.loads(payload)
+    if "error" in chunk:
+        err = chunk["error"] if isinstance(chunk["error"], dict) else {}
+        invalid = err.get("type") == "invalid_request_error"
+        raise upstream_error(400 if invalid else 500, chunk)
+    result: Body = chunk
+    return result
 
 
 async def _with_usage(stream: AsyncIterator[Body], body: Body) -> AsyncIterator[Body]:

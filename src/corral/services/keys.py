@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 
 from corral.core.clock import aware, now
 from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
@@ -118,22 +119,17 @@ class KeyService:
             return Principal(None, None, DEFAULT_ORG, is_admin=True)
         if not KEY_RE.fullmatch(token):
             raise _invalid()
-        async with self._db.session() as s:
-            row = (
-                await s.execute(
-                    select(ApiKey, Project)
-                    .outerjoin(Project, ApiKey.project_id == Project.id)
-                    .where(ApiKey.secret_hash == digest)
-                )
-            ).first()
-        if row is None or not hmac.compare_digest(row[0].secret_hash, digest):
+        # Core columns on a plain connection (no ORM objects, no session): this runs on
+        # every request and is most of the time to first token that corral adds.
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(_AUTH_QUERY.where(ApiKey.secret_hash == digest))).first()
+        if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise _invalid()
-        key, project = row
-        if key.revoked_at is not None:
+        if row.revoked_at is not None:
             raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
-        if key.expires_at is not None and aware(key.expires_at) <= now():
+        if row.expires_at is not None and aware(row.expires_at) <= now():
             raise AuthenticationError("This API key has expired.", code="invalid_api_key")
-        return _principal(key, project)
+        return _principal(row)
 
     async def ensure_org(self) -> str:
         async with self._db.begin() as s:
@@ -245,19 +241,41 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def _principal(key: ApiKey, project: Project | None) -> Principal:
+_AUTH_QUERY = select(
+    ApiKey.id,
+    ApiKey.project_id,
+    ApiKey.secret_hash,
+    ApiKey.is_admin,
+    ApiKey.allowed_models,
+    ApiKey.rpm,
+    ApiKey.tpm,
+    ApiKey.max_concurrent,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    Project.id.label("project_found"),
+    Project.org_id,
+    Project.rpm.label("project_rpm"),
+    Project.tpm.label("project_tpm"),
+    Project.max_concurrent.label("project_concurrent"),
+    Project.budget_nano,
+    Project.budget_period,
+).outerjoin(Project, ApiKey.project_id == Project.id)
+
+
+def _principal(row: Row[*tuple[Any, ...]]) -> Principal:
+    found = row.project_found is not None
     return Principal(
-        key_id=key.id,
-        project_id=key.project_id,
-        org_id=project.org_id if project else DEFAULT_ORG,
-        is_admin=key.is_admin,
-        allowed_models=tuple(key.allowed_models) if key.allowed_models else None,
-        key_rpm=key.rpm,
-        key_tpm=key.tpm,
-        key_concurrent=key.max_concurrent,
-        project_rpm=project.rpm if project else None,
-        project_tpm=project.tpm if project else None,
-        project_concurrent=project.max_concurrent if project else None,
-        budget_nano=project.budget_nano if project else None,
-        budget_period=project.budget_period if project else "month",
+        key_id=row.id,
+        project_id=row.project_id,
+        org_id=row.org_id if found else DEFAULT_ORG,
+        is_admin=row.is_admin,
+        allowed_models=tuple(row.allowed_models) if row.allowed_models else None,
+        key_rpm=row.rpm,
+        key_tpm=row.tpm,
+        key_concurrent=row.max_concurrent,
+        project_rpm=row.project_rpm,
+        project_tpm=row.project_tpm,
+        project_concurrent=row.project_concurrent,
+        budget_nano=row.budget_nano,
+        budget_period=row.budget_period if found else "month",
     )

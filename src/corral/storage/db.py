@@ -46,7 +46,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # Pre-ping guards against server-side disconnects; a SQLite file has none, and
+        # the ping is a round trip on every checkout (twice per API request).
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if not self.is_sqlite:
             kwargs |= {"pool_size": 20, "max_overflow": 20}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
