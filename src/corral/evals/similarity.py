@@ -12,9 +12,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import sacrebleu
-from rapidfuzz import fuzz
-
 TOKEN = re.compile(r"\w+", re.UNICODE)
 LCS_TOKENS = 2000  # the LCS is quadratic: longer texts are compared on their start
 # What the grader can compute locally; cosine needs an embedding model (see graders).
@@ -27,11 +24,20 @@ def tokens(text: str) -> list[str]:
     return TOKEN.findall(text.lower())
 
 
+# rapidfuzz and sacrebleu are imported where they are used: sacreBLEU (with lxml and
+# its other dependencies) adds ~20 MB to every API process, which grades nothing unless
+# an eval asks for these metrics.
+
+
 def fuzzy_match(candidate: str, reference: str) -> float:
+    from rapidfuzz import fuzz
+
     return float(fuzz.ratio(candidate, reference)) / 100.0
 
 
 def bleu(candidate: str, reference: str) -> float:
+    import sacrebleu
+
     return float(sacrebleu.sentence_bleu(candidate, [reference]).score) / 100.0
 
 
