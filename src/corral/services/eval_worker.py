@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 STALE_AFTER = timedelta(seconds=60)
+RECOVER_EVERY_S = STALE_AFTER.total_seconds() / 4
 RETRIES = 30  # waits on rate limits and a full server before an item errors
 M = TypeVar("M", ChatCompletion, EmbeddingList)
 R = TypeVar("R")
@@ -225,6 +228,7 @@ class EvalWorker:
         self._settings = settings
         self._sandbox = sandbox
         self._wake = asyncio.Event()
+        self._recovered_at = -math.inf
         self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
 
     def wake(self) -> None:
@@ -233,7 +237,11 @@ class EvalWorker:
     async def run_forever(self) -> None:
         while True:
             try:
-                await self.recover()
+                # A lost run is only noticed after STALE_AFTER, so looking for one at
+                # every poll would cost CPU (beside the decoding engine) and gain nothing.
+                if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
+                    await self.recover()
+                    self._recovered_at = time.monotonic()
                 run_id = await self.claim()
                 if run_id is not None:
                     await self.execute(run_id)

@@ -20,7 +20,7 @@ from corral.storage.tables import NANO, ApiKey, Project
 router = APIRouter(prefix="/v1/organization")
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:  # async: no thread-pool hop
     if not principal_of(request).is_admin:
         raise PermissionDeniedError("This endpoint needs an admin key.")
 
@@ -137,7 +137,7 @@ class ReportQuery:
     project_ids: list[str] | None
 
 
-def report_query(
+async def report_query(  # async: no thread-pool hop
     start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
     end_time: int | None = None,
     bucket_width: str = "1d",
