@@ -142,6 +142,32 @@ def _table(results: dict[str, Any], scenario: str) -> list[str]:
     return lines
 
 
+def _cpu_table(results: dict[str, Any]) -> list[str]:
+    """CPU per output token from /proc: what each process spends, a measure that does not
+    move with the machine's speed the way tokens/s does."""
+    lines = [
+        "## CPU per output token (short prompts)",
+        "",
+        "The system's own process, and its engine child where it has one (`corral` with the",
+        "engine in a child process): the API's column is the price of corral's hop. The",
+        "gateway's engine is the engine-direct process, counted there.",
+        "",
+        "| system | conc. | own process ms/token | engine child ms/token |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in SYSTEMS:
+        data = results["systems"].get(name)
+        for x in (data or {}).get("short", []):
+            if "cpu_ms_per_token" not in x or x["concurrency"] not in (1, 8):
+                continue
+            child = x["engine_child_cpu_ms_per_token"]
+            lines.append(
+                f"| {name} | {x['concurrency']} | {x['cpu_ms_per_token']:.2f} "
+                f"| {_fmt(child, 2) if child else '-'} |"
+            )
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     m, cfg = results["machine"], results["config"]
     out = [
@@ -158,7 +184,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{cfg['n_ctx']}, corral/engine slots {cfg['n_parallel']}",
         f"- Load: closed loop, streaming chat, temperature 0, {cfg['max_tokens']} output tokens "
         "per request (EOS disabled by `logit_bias`, so every system generates the same number); "
-        f"each level run {cfg.get('rounds', 2)}x per system, interleaved",
+        f"each level run {cfg.get('rounds', 2)}x per system, interleaved "
+        f"(short prompts at 1 and 8 streams, which the targets compare: "
+        f"{2 * cfg.get('rounds', 2)}x)",
         "- Reproduce: `make bench` (add `make bench-peer` once to build llama-cpp-python)",
         "",
         "![tokens/s and TTFT against concurrency](benchmarks.png)",
@@ -188,6 +216,7 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(
                 f"| {name} | {pc['first_ms']:.0f} | {pc['second_ms']:.0f} | {pc['ratio']:.2f} |"
             )
+    out += ["", *_cpu_table(results)]
     out += [
         "",
         "## Start-up and memory",

@@ -37,6 +37,18 @@ def rss_mb(pid: int) -> float:
     return total + sum(rss_mb(child) for child in _engine_children(pid))
 
 
+def cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of the process itself and of its engine child."""
+    return _cpu(pid), sum(_cpu(child) for child in _engine_children(pid))
+
+
+def _cpu(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def _engine_children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():

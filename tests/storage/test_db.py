@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, insert, inspect, select, update
 
+from corral.core.clock import now
 from corral.storage.db import Database, async_url, sync_url, upgrade
+from corral.storage.tables import Organization
 
 
 def test_urls() -> None:
@@ -29,3 +31,24 @@ async def test_sqlite_uses_wal(tmp_path: object) -> None:
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
     await db.close()
     assert mode == "wal"
+
+
+async def test_first_reads_one_row_and_sees_writes_at_once(db_url: str) -> None:
+    """The key lookup's read (in place on SQLite) sees what another connection just
+    committed: a revoked key is refused on the next request."""
+    upgrade(db_url)
+    db = Database(db_url)
+    orgs = Organization.__table__
+    query = select(orgs.c.name).where(orgs.c.id == bindparam("id"))
+    try:
+        assert await db.first(query, {"id": "org-x"}) is None
+        async with db.engine.begin() as conn:
+            await conn.execute(insert(orgs).values(id="org-x", name="X", created_at=now()))
+        row = await db.first(query, {"id": "org-x"})
+        assert row is not None and row.name == "X"
+        async with db.engine.begin() as conn:
+            await conn.execute(update(orgs).where(orgs.c.id == "org-x").values(name="Y"))
+        row = await db.first(query, {"id": "org-x"})
+        assert row is not None and row.name == "Y"
+    finally:
+        await db.close()

@@ -135,6 +135,9 @@ class UpstreamEngine:
             connector=aiohttp.TCPConnector(limit=1024, limit_per_host=0),
             timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=self._timeout),
             auto_decompress=False,
+            # Cookies an upstream sets must not ride along on other users' requests (and
+            # filtering a jar is per-request work).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         await self._pool.check(self._http)
         self._health = asyncio.create_task(self._pool.health_loop(self._http))
@@ -307,6 +310,9 @@ async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Body]:
                 if payload == b"[DONE]":
                     return
                 yield _event(payload)
+    line = pending.rstrip(b"\r")  # a last line the stream ended without a newline
+    if line.startswith(b"data:"):
+        data.append(line[5:].strip())
     if data and data != [b"[DONE]"]:
         yield _event(b"\n".join(data))
 

@@ -1,0 +1,43 @@
+"""The upstream engine's event-stream reader, on aiohttp's own StreamReader."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp.base_protocol import BaseProtocol
+
+from corral.core.errors import InvalidRequestError
+from corral.engines.base import Body
+from corral.engines.upstream import _sse
+
+
+async def _read(*pieces: bytes) -> list[Body]:
+    loop = asyncio.get_running_loop()
+    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    for piece in pieces:
+        reader.feed_data(piece)
+    reader.feed_eof()
+    return [chunk async for chunk in _sse(reader)]
+
+
+async def test_events_split_anywhere_and_crlf_lines_are_read_whole() -> None:
+    stream = b'data: {"a": 1}\n\ndata: {"a": 2}\r\n\r\n: a comment\n\ndata: [DONE]\n\n'
+    cuts = [stream[:3], stream[3:17], stream[17:30], stream[30:]]
+    assert await _read(*cuts) == [{"a": 1}, {"a": 2}]
+
+
+async def test_nothing_after_done_is_read() -> None:
+    assert await _read(b'data: {"a": 1}\n\ndata: [DONE]\n\ndata: {"a": 2}\n\n') == [{"a": 1}]
+
+
+async def test_multi_line_data_is_one_event_and_a_last_event_needs_no_blank_line() -> None:
+    chunks = await _read(b'data: {"a":\ndata: 1}\n\ndata: {"b": 2}')
+    assert chunks == [{"a": 1}, {"b": 2}]
+
+
+async def test_an_error_event_raises_the_mapped_error() -> None:
+    event = b'data: {"error": {"message": "bad", "type": "invalid_request_error"}}\n\n'
+    with pytest.raises(InvalidRequestError, match="bad"):
+        await _read(event)
