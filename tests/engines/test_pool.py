@@ -60,3 +60,20 @@ async def test_a_slow_health_check_is_not_death_but_a_refusal_is() -> None:
         assert slow.healthy and not dead.healthy
         await pool.check(http)
         assert not slow.healthy  # the second timeout in a row
+
+
+async def test_health_probes_leave_no_connection_open() -> None:
+    """llama.cpp's server polls every idle kept-alive connection 100 times a second, so a
+    probe asks the replica to close its connection, and sends the replica's key."""
+    replica = Replica("http://engine/v1", api_key="k")
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"data": []})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        await Pool([replica]).check(http)
+    assert replica.healthy
+    assert seen[0].headers["connection"] == "close"
+    assert seen[0].headers["authorization"] == "Bearer k"

@@ -107,7 +107,14 @@ class Pool:
         """Refused or an error status: down at once. A timeout is only a busy replica
         until it repeats, so a loaded pool does not eject its last working member."""
         try:
-            r = await http.get(replica.url + "/models", headers=replica.headers, timeout=2.0)
+            # Connection: close, because llama.cpp's HTTP server (cpp-httplib) polls each
+            # idle kept-alive connection every 10 ms: a probe's connection left open would
+            # wake the engine 100 times a second, for ever, beside its decoding threads.
+            r = await http.get(
+                replica.url + "/models",
+                headers={**replica.headers, "connection": "close"},
+                timeout=2.0,
+            )
         except httpx.TimeoutException:
             replica.missed_checks += 1
             return replica.missed_checks < self.settings.eject_after
