@@ -132,7 +132,9 @@ class UpstreamEngine:
             timeout=httpx.Timeout(self._timeout, connect=5.0), limits=limits
         )
         self._streams = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1024, limit_per_host=0),
+            # Idle connections close after 1 s: llama.cpp's server polls each one every
+            # 10 ms while it is open (a reconnect on loopback is ~0.2 ms).
+            connector=aiohttp.TCPConnector(limit=1024, limit_per_host=0, keepalive_timeout=1.0),
             timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=self._timeout),
             auto_decompress=False,
             # Cookies an upstream sets must not ride along on other users' requests (and
