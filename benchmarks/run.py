@@ -103,19 +103,20 @@ async def drive(running: dict[str, systems.Running], plan: Plan) -> dict[str, An
     steps += [("long", c, longs, max(2, c), plan.long_max_tokens) for c in plan.long_levels]
     for scenario, c, prompts, requests, max_tokens in steps:
         levels: dict[str, list[LevelResult]] = {name: [] for name in running}
-        cpu = {name: [0.0, 0.0] for name in running}
+        cpu = {name: (0.0, 0.0) for name in running}  # (own process, engine child)
         for round_ in range(plan.rounds_for(scenario, c)):
             for name, r in running.items():
                 print(f"  {scenario}, concurrency {c}, round {round_ + 1}: {name} …", flush=True)
                 before = systems.cpu_s(r.proc.pid)
                 levels[name].append(await run_level(r.target, prompts, c, requests, max_tokens))
                 after = systems.cpu_s(r.proc.pid)
-                cpu[name] = [cpu[name][i] + after[i] - before[i] for i in (0, 1)]
+                own, child = cpu[name]
+                cpu[name] = (own + after[0] - before[0], child + after[1] - before[1])
         for name, parts in levels.items():
             merged = LevelResult(
                 c, [x for p in parts for x in p.results], sum(p.wall for p in parts)
             )
-            out[name][scenario].append(level_summary(merged, (cpu[name][0], cpu[name][1])))
+            out[name][scenario].append(level_summary(merged, cpu[name]))
     for index, (name, r) in enumerate(running.items()):
         print(f"  prefix cache: {name} …", flush=True)
         out[name]["prefix_cache"] = await prefix_cache(r.target, seed=1000 + index)

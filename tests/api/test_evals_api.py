@@ -88,6 +88,17 @@ async def new_eval(http: httpx.AsyncClient, body: dict[str, Any] = EVAL) -> str:
     return str(r.json()["id"])
 
 
+async def finished_run(
+    app: FastAPI, http: httpx.AsyncClient, eval_id: str, data_source: dict[str, Any]
+) -> dict[str, Any]:
+    """Create a run, let the worker finish the queue, and read the run back."""
+    r = await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": data_source})
+    assert r.status_code == 200, r.text
+    await run_all(app)
+    run: dict[str, Any] = (await http.get(f"/v1/evals/{eval_id}/runs/{r.json()['id']}")).json()
+    return run
+
+
 async def test_a_run_counts_every_item(app: FastAPI, http: httpx.AsyncClient) -> None:
     eval_id = await new_eval(http)
     r = await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": completions(ITEMS)})
@@ -133,10 +144,7 @@ async def test_jsonl_runs_grade_the_given_samples(app: FastAPI, http: httpx.Asyn
         {"item": {"q": "b", "expected": "y"}, "sample": {"output_text": "z"}},
     ]
     source = {"type": "jsonl", "source": {"type": "file_content", "content": rows}}
-    r = await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": source})
-    assert r.status_code == 200, r.text
-    await run_all(app)
-    run = (await http.get(f"/v1/evals/{eval_id}/runs/{r.json()['id']}")).json()
+    run = await finished_run(app, http, eval_id, source)
     assert run["result_counts"] == {"total": 2, "passed": 1, "failed": 1, "errored": 0}
     assert run["per_model_usage"] == []
     missing = {
@@ -177,10 +185,7 @@ async def test_a_file_data_source(app: FastAPI, http: httpx.AsyncClient) -> None
     eval_id = await new_eval(http)
     source = completions([])
     source["source"] = {"type": "file_id", "id": r.json()["id"]}
-    r = await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": source})
-    assert r.status_code == 200, r.text
-    await run_all(app)
-    run = (await http.get(f"/v1/evals/{eval_id}/runs/{r.json()['id']}")).json()
+    run = await finished_run(app, http, eval_id, source)
     assert run["result_counts"] == {"total": 2, "passed": 1, "failed": 1, "errored": 0}
 
 
@@ -264,12 +269,7 @@ async def test_a_python_grader_runs_sandboxed_or_is_refused(
         assert r.status_code == 400 and r.json()["error"]["param"] == "testing_criteria[0].type"
         pytest.skip(f"no sandbox here, and the API says so: {reason}")
     assert r.status_code == 200, r.text
-    eval_id = r.json()["id"]
-    run = (
-        await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": completions(ITEMS)})
-    ).json()
-    await run_all(app)
-    run = (await http.get(f"/v1/evals/{eval_id}/runs/{run['id']}")).json()
+    run = await finished_run(app, http, r.json()["id"], completions(ITEMS))
     # echoed q vs expected: one/one, two/2, three/three, four/4, five/five
     assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}
 
@@ -286,11 +286,7 @@ async def test_cosine_similarity_embeds_through_the_served_model(
         "pass_threshold": 0.99,
     }
     eval_id = await new_eval(http, {**EVAL, "testing_criteria": [grader]})
-    run = (
-        await http.post(f"/v1/evals/{eval_id}/runs", json={"data_source": completions(ITEMS)})
-    ).json()
-    await run_all(app)
-    run = (await http.get(f"/v1/evals/{eval_id}/runs/{run['id']}")).json()
+    run = await finished_run(app, http, eval_id, completions(ITEMS))
     # the fake engine embeds a text as [len, 0.5, -1]: equal texts score 1, the others less
     assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}
     calls = {u["model_name"]: u["invocation_count"] for u in run["per_model_usage"]}

@@ -206,7 +206,7 @@ class UpstreamEngine:
                 continue
             self._pool.succeeded(replica)
             replica.served += 1
-            data = _json(response)
+            data = _loads(response.content)
             if response.status_code != 200 or not isinstance(data, dict):
                 raise upstream_error(response.status_code, data)
             return data
@@ -277,13 +277,6 @@ class UpstreamEngine:
 
     async def slots_busy(self) -> int:
         return sum(r.outstanding for r in self._pool.replicas)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {"error": {"message": response.text[:500]}}
 
 
 def _loads(data: bytes) -> Any:
