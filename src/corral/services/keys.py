@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from corral.core.clock import aware, now
 from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
@@ -269,7 +269,7 @@ _AUTH_QUERY = (
 )
 
 
-def _principal(row: Row[*tuple[Any, ...]]) -> Principal:
+def _principal(row: Any) -> Principal:
     found = row.project_found is not None
     return Principal(
         key_id=row.id,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Executable, Row, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, Select, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from corral.storage.sqlite_reader import SQLiteReader
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -56,13 +58,15 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
-        in_file = self.is_sqlite and ":memory:" not in url  # a memory DB is per connection
-        self._reader: Engine | None = sync_engine(url, busy_ms=50) if in_file else None
+        path = make_url(self.url).database if self.is_sqlite else None
+        in_file = bool(path) and path != ":memory:"  # a memory DB is per connection
+        self._reader = (
+            SQLiteReader(path, self.engine.dialect, busy_ms=50) if path and in_file else None
+        )
 
-    async def first(
-        self, statement: Executable, params: dict[str, Any] | None = None
-    ) -> Row[*tuple[Any, ...]] | None:
-        """The first row of a small indexed read (the API key of each request).
+    async def first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        """The first row of a small indexed read (the API key of each request), with the
+        selected columns as attributes, or None.
 
         On SQLite it runs in place on the event loop: a WAL read of one row takes tens of
         microseconds, while aiosqlite hands each step of it to its thread and back, which
@@ -71,9 +75,8 @@ class Database:
         """
         if self._reader is not None:
             try:
-                with self._reader.connect() as conn:
-                    return conn.execute(statement, params).first()
-            except OperationalError:
+                return self._reader.first(statement, params)
+            except sqlite3.Error:
                 pass
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).first()
@@ -85,7 +88,7 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
         if self._reader is not None:
-            self._reader.dispose()
+            self._reader.close()
 
 
 def sync_engine(url: str, busy_ms: int = 30000) -> Engine:
