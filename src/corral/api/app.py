@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from corral import __version__
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
+from corral.api.direct import DirectRoutes
 from corral.api.errors import install_error_handlers
 from corral.api.lifecycle import LifecycleHeaders
 from corral.api.routes import (
@@ -190,6 +191,15 @@ def create_app(
         usage_page,
     ):
         app.include_router(module.router)
+    # Added first, so it runs inside lifecycle headers and auth (the last added is outermost).
+    app.add_middleware(
+        DirectRoutes,
+        routes={
+            ("POST", "/v1/chat/completions"): chat.create_chat_completion,
+            ("POST", "/v1/completions"): completions.create_completion,
+            ("POST", "/v1/embeddings"): embeddings.create_embeddings,
+        },
+    )
     app.add_middleware(LifecycleHeaders)
     app.add_middleware(AuthMiddleware, keys=services.keys)
     return app

@@ -27,36 +27,38 @@ def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRe
     return InvalidRequestError(f"Invalid value for {where}: {message}", param=param)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(CorralError)
-    async def _corral(_: Request, exc: CorralError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(ValidationError)
-    async def _pydantic(_: Request, exc: ValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            message = f"Invalid URL ({request.method} {request.url.path})"
-        else:
-            message = str(exc.detail)
-        body = {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    body = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
         }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(CorralError("The server had an error processing your request."))
+
+def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to any exception a handler raised (the app's handlers and the direct
+    routes both answer through this)."""
+    if isinstance(exc, CorralError):
+        return error_response(exc)
+    if isinstance(exc, ValidationError | RequestValidationError):
+        return error_response(validation_error(exc))
+    if isinstance(exc, HTTPException):
+        return http_error(request, exc)
+    log.error("unhandled error", exc_info=exc)
+    return error_response(CorralError("The server had an error processing your request."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return response_for(request, exc)
+
+    for kind in (CorralError, ValidationError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handle)

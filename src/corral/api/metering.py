@@ -15,6 +15,7 @@ from corral.api.sse import sse_response
 from corral.core import logs
 from corral.core.errors import InsufficientQuotaError, RateLimitError
 from corral.services.accounting import Ticket
+from corral.services.catalog import ModelSpec
 from corral.services.idempotency import request_hash
 from corral.services.keys import ANONYMOUS, Principal
 from corral.storage.tables import NANO
@@ -63,7 +64,7 @@ async def metered(
     services: Services,
     *,
     raw: bytes,
-    model: str,
+    spec: ModelSpec,
     endpoint: str,
     stream: bool,
     prompt_bound: int,
@@ -75,7 +76,7 @@ async def metered(
     key = request.headers.get("idempotency-key")
     if key is None or stream:  # streams are not stored, so not replayed
         return await _metered(
-            request, services, model, endpoint, prompt_bound, max_output, want_usage, run
+            request, services, spec, endpoint, prompt_bound, max_output, want_usage, run
         )
     scope = principal_of(request).project_id or "-"
     stored = await services.idempotency.begin(scope, key, request_hash(raw))
@@ -88,7 +89,7 @@ async def metered(
         )
     try:
         response = await _metered(
-            request, services, model, endpoint, prompt_bound, max_output, want_usage, run
+            request, services, spec, endpoint, prompt_bound, max_output, want_usage, run
         )
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -103,14 +104,13 @@ async def metered(
 async def _metered(
     request: Request,
     services: Services,
-    model: str,
+    spec: ModelSpec,
     endpoint: str,
     prompt_bound: int,
     max_output: int,
     want_usage: bool,
     run: Run,
 ) -> Response:
-    spec = services.registry.get(model).spec
     try:
         ticket = await services.accounting.admit(
             principal_of(request), spec, endpoint, prompt_bound, max_output

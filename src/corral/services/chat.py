@@ -108,10 +108,13 @@ class ChatService:
         self._admission = admission
         self._telemetry = telemetry
 
-    async def create(self, req: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[Chunk]:
-        """Everything that can be refused is refused before this returns."""
+    async def create(
+        self, req: ChatCompletionRequest, served: ServedModel | None = None
+    ) -> ChatCompletion | AsyncIterator[Chunk]:
+        """Everything that can be refused is refused before this returns. ``served``: the
+        model ``req.model`` names, where the caller has looked it up already."""
         _validate(req, self._limits)
-        served = self._registry.get(req.model)
+        served = served or self._registry.get(req.model)
         check_effort(served.spec, req.reasoning_effort)
         plan = plan_tools(req)
         body = _engine_body(req, plan, self._limits)

@@ -90,10 +90,12 @@ class CompletionService:
         self._admission = admission
         self._telemetry = telemetry
 
-    async def create(self, req: CompletionRequest) -> Completion | AsyncIterator[Chunk]:
+    async def create(
+        self, req: CompletionRequest, served: ServedModel | None = None
+    ) -> Completion | AsyncIterator[Chunk]:
         prompts = _prompts(req)
         _validate(req, self._limits, prompts)
-        served = self._registry.get(req.model)
+        served = served or self._registry.get(req.model)
         base: Body = {**sampling_body(req, self._limits.max_stop)}
         if req.max_tokens is not None:
             base["max_tokens"] = req.max_tokens

@@ -15,17 +15,18 @@ router = APIRouter()
 async def create_chat_completion(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, ChatCompletionRequest)
-    window = services.registry.get(req.model).engine.info.context_window
+    served = services.registry.get(req.model)
+    window = served.engine.info.context_window
     return await metered(
         request,
         services,
         raw=raw,
-        model=req.model,
+        spec=served.spec,
         stream=req.stream,
         endpoint="chat",
         # The body's bytes bound the prompt's tokens (a token is at least one byte).
         prompt_bound=len(raw) + 256,
         max_output=(req.output_limit or window) * req.n,
         want_usage=bool(req.stream_options and req.stream_options.include_usage),
-        run=lambda: services.chat.create(req),
+        run=lambda: services.chat.create(req, served),
     )

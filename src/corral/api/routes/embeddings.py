@@ -19,7 +19,7 @@ async def create_embeddings(request: Request, services: ServicesDep) -> Response
         request,
         services,
         raw=raw,
-        model=req.model,
+        spec=services.registry.get(req.model).spec,
         stream=False,
         endpoint="embeddings",
         prompt_bound=len(raw) + 256,
