@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+from yarl import URL
 
 from corral.core.errors import (
     ContextLengthExceededError,
@@ -111,6 +112,7 @@ class UpstreamEngine:
         # answers stay on httpx.
         self._streams: aiohttp.ClientSession | None = None
         self._health: asyncio.Task[None] | None = None
+        self._targets: dict[tuple[str, str], tuple[URL, dict[str, str]]] = {}
 
     @property
     def info(self) -> EngineInfo:
@@ -176,10 +178,21 @@ class UpstreamEngine:
     def _body(self, body: Body) -> Body:
         return {**body, "model": self._model}
 
+    def _target(self, replica: Replica, path: str) -> tuple[URL, dict[str, str]]:
+        """A replica endpoint's URL and headers, made once: parsing the URL and merging
+        headers for every stream was measurable on the way to its first token."""
+        key = (replica.url, path)
+        target = self._targets.get(key)
+        if target is None:
+            headers = {**replica.headers, "content-type": "application/json"}
+            target = self._targets[key] = (URL(replica.url + path), headers)
+        return target
+
     async def _post(self, path: str, body: Body) -> Body:
         tried: set[str] = set()
         for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-            await asyncio.sleep(backoff)
+            if backoff:
+                await asyncio.sleep(backoff)
             replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
             if replica is None:
                 continue
@@ -216,17 +229,17 @@ class UpstreamEngine:
         payload = self._body({**body, "stream": True, "stream_options": {"include_usage": True}})
         tried: set[str] = set()
         for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-            await asyncio.sleep(backoff)
+            if backoff:
+                await asyncio.sleep(backoff)
             replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
             if replica is None:
                 continue
             replica.outstanding += 1
             started = False
+            url, headers = self._target(replica, path)
             try:
                 async with self._stream_client().post(
-                    replica.url + path,
-                    data=orjson.dumps(payload),
-                    headers={**replica.headers, "content-type": "application/json"},
+                    url, data=orjson.dumps(payload), headers=headers
                 ) as response:
                     if response.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
                         raise RetryableError(str(response.status))
