@@ -29,6 +29,7 @@ from corral.core.config import Settings
 from corral.services.catalog import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSE_S = 0.05  # before each request of the TTFT probe
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Plan:
     # TTFT at one stream, from its own short requests (see ttft_probe): the levels' few
     # requests at one stream put a p50's standard error near the 2-ms targets.
     ttft_samples: int = 60
+    # The gateway against the no-work upstream: only corral's part varies, so a few
+    # hundred requests pin its added TTFT to a fraction of a millisecond.
+    noop_samples: int = 300
     # The levels the targets compare (1 and 8 streams) run twice as many rounds: their
     # ratios are within a few percent of the bar, and one round moves them by as much.
     target_levels: tuple[int, ...] = (1, 8)
@@ -93,14 +97,19 @@ async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
 async def ttft_probe(running: dict[str, systems.Running], samples: int) -> dict[str, Any]:
     """Time to first token at one stream: one short request (two tokens) to each system
     in turn, ``samples`` times. Every request gets a prompt no system was sent before, so
-    no system finds another's prompt in the shared engine's cache."""
-    prompts = short_prompts(samples * len(running), seed=3)
-    ttfts: dict[str, list[float]] = {name: [] for name in running}
-    errors = dict.fromkeys(running, 0)
+    no system finds another's prompt in the shared engine's cache. The order rotates and
+    each request starts after a pause: an engine's threads spin for a while after its
+    request ends, which slowed whichever system came next (the gateway, after the engine
+    direct it fronts: +3 ms in a fixed order)."""
+    names = list(running)
+    prompts = iter(short_prompts(samples * len(names), seed=3))
+    ttfts: dict[str, list[float]] = {name: [] for name in names}
+    errors = dict.fromkeys(names, 0)
     async with httpx.AsyncClient(timeout=600) as http:
         for i in range(samples):
-            for j, (name, r) in enumerate(running.items()):
-                result = await one_request(http, r.target, prompts[i * len(running) + j], 2)
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                await asyncio.sleep(PAUSE_S)
+                result = await one_request(http, running[name].target, next(prompts), 2)
                 if result.error is None and result.ttft is not None:
                     ttfts[name].append(result.ttft)
                 else:
@@ -111,9 +120,28 @@ async def ttft_probe(running: dict[str, systems.Running], samples: int) -> dict[
             "errors": errors[name],
             "p50_ms": percentile(values, 50) * 1000,
             "p90_ms": percentile(values, 90) * 1000,
+            "values_ms": [round(v * 1000, 3) for v in values],
         }
         for name, values in ttfts.items()
     }
+
+
+async def gateway_overhead(env: dict[str, str], logs: Path, plan: Plan) -> dict[str, Any]:
+    """TTFT of the no-work upstream, direct and behind corral's gateway."""
+    print("starting the no-work upstream and a gateway in front of it", flush=True)
+    upstream = systems.start_noop_upstream(logs / "noop.log")
+    pair = {"no-work upstream": upstream}
+    try:
+        pair["corral gateway"] = systems.start_gateway(
+            env, logs / "gateway-noop.log", upstream, logs, name="gateway-noop"
+        )
+        for r in pair.values():
+            await warm_up(r.target)
+        print(f"  TTFT, {plan.noop_samples} requests each …", flush=True)
+        return await ttft_probe(pair, plan.noop_samples)
+    finally:
+        for r in pair.values():
+            r.stop()
 
 
 async def warm_up(target: Target) -> None:
@@ -237,6 +265,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
                 continue
             running[name] = started
         data = await drive(running, plan)
+        results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
         for name, r in running.items():
             data[name]["ready_s"] = r.ready_s
             data[name]["rss_mb"] = systems.rss_mb(r.proc.pid)
@@ -253,7 +282,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per level")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    quick = Plan(levels=(1, 8), long_levels=(1,), rounds=1, ttft_samples=20)
+    quick = Plan(levels=(1, 8), long_levels=(1,), rounds=1, ttft_samples=20, noop_samples=60)
     plan = quick if args.quick else Plan()
     plan.rounds = args.rounds if not args.quick else 1
     results = asyncio.run(bench(plan))

@@ -175,17 +175,35 @@ def start_llama_cpp_python(gguf: Path, threads: int, n_ctx: int, log: Path) -> R
     return Running("llama-cpp-python", target, proc, time.perf_counter() - t0)
 
 
-def start_gateway(env: dict[str, str], log: Path, upstream: Running, data: Path) -> Running:
-    """corral in gateway mode: a catalog snapshot whose source is the engine-direct
+def start_noop_upstream(log: Path) -> Running:
+    """The no-work upstream (``noop_upstream.py``), the gateway's TTFT reference."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "noop_upstream.py"), str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+    )
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    headers = {"Authorization": f"Bearer {info['key']}"}
+    _wait(info["url"] + "/v1/models", proc, 30, headers)
+    target = Target(info["url"] + "/v1", "noop", info["key"])
+    return Running("no-work upstream", target, proc, time.perf_counter() - t0)
+
+
+def start_gateway(
+    env: dict[str, str], log: Path, upstream: Running, data: Path, name: str = "gateway"
+) -> Running:
+    """corral in gateway mode: a catalog snapshot whose source is the upstream's
     listener, full stack (auth, usage) in front of it."""
-    catalog = data / "gateway.yaml"
+    catalog = data / f"{name}.yaml"
     catalog.write_text(
         f"""version: 1
 families:
   - id: gateway
     name: Gateway
     owner: bench
-    description: The engine direct, behind corral.
+    description: The benchmark's upstream, behind corral.
     context_window: 8192
     capabilities: [chat, completions]
     pricing: {{input: 0.1, cached_input: 0.05, output: 0.2}}
@@ -198,7 +216,7 @@ families:
     )
     genv = {
         **env,
-        "CORRAL_DATA_DIR": str(data / "gateway-data"),
+        "CORRAL_DATA_DIR": str(data / f"{name}-data"),
         "CORRAL_CATALOG": str(catalog),
         "CORRAL_MODEL": "gateway",
         "BENCH_UPSTREAM_KEY": upstream.target.api_key or "",
@@ -206,6 +224,6 @@ families:
     running = start_corral(genv, log)
     running.name = "corral gateway"
     running.target = Target(
-        running.target.base_url, "gateway", running.target.api_key, dict(running.target.extra)
+        running.target.base_url, "gateway", running.target.api_key, dict(upstream.target.extra)
     )
     return running

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -101,3 +103,61 @@ async def test_auth_turns_on_with_the_first_key(keys: KeyService) -> None:
     assert not await keys.auth_enabled()
     await keys.create_key(None, admin=True)
     assert await keys.auth_enabled()
+
+
+async def test_revocation_in_another_process_applies_at_once(db_url: str) -> None:
+    """The API keeps verified keys while the database's change token stands still; a
+    revocation by another process (the CLI, another API process) rewrites it."""
+    upgrade(db_url)
+    api_db, cli_db = Database(db_url), Database(db_url)
+    api, cli = KeyService(api_db, SECRET, None), KeyService(cli_db, SECRET, None)
+    try:
+        created = await cli.create_key((await cli.create_project("p-rev")).id)
+        header = f"Bearer {created.key}"
+        for _ in range(3):
+            assert (await api.authenticate(header)).key_id == created.id
+        await cli.revoke(created.id)
+        with pytest.raises(AuthenticationError, match="revoked"):
+            await api.authenticate(header)
+    finally:
+        await api_db.close()
+        await cli_db.close()
+
+
+async def test_cached_keys_follow_the_change_token(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    upgrade(url)
+    db = Database(url)
+    keys = KeyService(db, SECRET, None)
+    try:
+        created = await keys.create_key((await keys.create_project("p-c")).id)
+        header = f"Bearer {created.key}"
+        await keys.authenticate(header)
+        async with db.engine.begin() as conn:  # behind corral's back: the token stays
+            await conn.execute(text("DELETE FROM api_keys"))
+        assert (await keys.authenticate(header)).key_id == created.id  # served cached
+        epoch = db.epoch("auth")
+        assert epoch is not None
+        os.remove(f"{tmp_path}/c.db-auth.epoch")  # a lost token is a new one
+        with pytest.raises(AuthenticationError, match="Incorrect API key"):
+            await keys.authenticate(header)
+        assert epoch.read() is not None
+    finally:
+        await db.close()
+
+
+async def test_a_cached_key_still_expires(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/e.db"
+    upgrade(url)
+    db = Database(url)
+    keys = KeyService(db, SECRET, None)
+    try:
+        project = await keys.create_project("p-e")
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        created = await keys.create_key(project.id, expires_at=soon)
+        await keys.authenticate(f"Bearer {created.key}")
+        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+        with pytest.raises(AuthenticationError, match="expired"):
+            await keys.authenticate(f"Bearer {created.key}")
+    finally:
+        await db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -32,6 +33,12 @@ KEY_RE = re.compile(r"^sk-corral-[A-Za-z0-9_-]{43}$")
 MAX_TOKEN_LENGTH = 256
 DEFAULT_ORG = "org-default"
 AUTH_STATE_TTL_S = 2.0
+# Verified keys are kept per process while the database's change token (storage.epoch)
+# reads the same; the TTL only bounds a copy if a token could not be rewritten.
+PRINCIPAL_CACHE_MAX = 10_000
+PRINCIPAL_CACHE_TTL_S = 60
+
+log = logging.getLogger(__name__)
 
 
 def generate_key() -> str:
@@ -84,6 +91,14 @@ def _invalid() -> AuthenticationError:
 
 
 @dataclass(frozen=True)
+class _Cached:
+    epoch: bytes
+    at: float  # time.monotonic()
+    principal: Principal
+    expires: datetime | None
+
+
+@dataclass(frozen=True)
 class CreatedKey:
     id: str
     key: str  # shown once
@@ -97,6 +112,8 @@ class KeyService:
         self._secret = secret
         self._admin_hash = hash_key(secret, admin_key) if admin_key else None
         self._auth_state: tuple[float, bool] = (0.0, False)
+        self._epoch = db.epoch("auth")
+        self._principals: dict[str, _Cached] = {}
 
     async def auth_enabled(self) -> bool:
         """On when an admin key is configured or any key exists (checked every 2 s, so a
@@ -121,14 +138,43 @@ class KeyService:
             raise _invalid()
         # Core columns, no ORM objects or session: this runs on every request, before the
         # first token.
+        # The token is read before the row: a change committed after this read rewrites
+        # it, so the copy cached below cannot outlive that change.
+        epoch = self._epoch.read() if self._epoch is not None else None
+        cached = self._cached(digest, epoch)
+        if cached is not None:
+            return cached
         row = await self._db.first(_AUTH_QUERY, {"digest": digest})
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise _invalid()
         if row.revoked_at is not None:
             raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
-        if row.expires_at is not None and aware(row.expires_at) <= now():
-            raise AuthenticationError("This API key has expired.", code="invalid_api_key")
-        return _principal(row)
+        expires = aware(row.expires_at) if row.expires_at is not None else None
+        _check_expiry(expires)
+        principal = _principal(row)
+        if epoch is not None:
+            if len(self._principals) >= PRINCIPAL_CACHE_MAX:
+                self._principals.clear()
+            self._principals[digest] = _Cached(epoch, time.monotonic(), principal, expires)
+        return principal
+
+    def _cached(self, digest: str, epoch: bytes | None) -> Principal | None:
+        hit = self._principals.get(digest)
+        if hit is None or epoch is None or hit.epoch != epoch:
+            return None
+        if time.monotonic() - hit.at > PRINCIPAL_CACHE_TTL_S:
+            return None
+        _check_expiry(hit.expires)
+        return hit.principal
+
+    def _changed(self) -> None:
+        """After a commit that changed keys or projects: other processes drop copies."""
+        if self._epoch is not None and not self._epoch.bump():
+            log.error(
+                "could not rewrite the API-key change token; other processes keep "
+                "cached keys for up to %d s",
+                PRINCIPAL_CACHE_TTL_S,
+            )
 
     async def ensure_org(self) -> str:
         async with self._db.begin() as s:
@@ -208,6 +254,7 @@ class KeyService:
                 raise NotFoundError(f"No project `{project_id}`.", param="project_id")
             s.add(row)
         self._auth_state = (time.monotonic(), True)
+        self._changed()
         return CreatedKey(row.id, secret, row.prefix, project_id)
 
     async def list_keys(self, project_id: str | None = None) -> list[ApiKey]:
@@ -224,6 +271,12 @@ class KeyService:
             )
         if not result.rowcount:
             raise NotFoundError(f"No API key `{key_id}`.", param="key_id")
+        self._changed()
+
+
+def _check_expiry(expires: datetime | None) -> None:
+    if expires is not None and expires <= now():
+        raise AuthenticationError("This API key has expired.", code="invalid_api_key")
 
 
 def _bearer(authorization: str | None) -> str:

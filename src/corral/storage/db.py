@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from corral.storage.epoch import Epoch
 from corral.storage.sqlite_reader import SQLiteReader
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -60,9 +61,15 @@ class Database:
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
         path = make_url(self.url).database if self.is_sqlite else None
         in_file = bool(path) and path != ":memory:"  # a memory DB is per connection
+        self._file = path if path and in_file else None
         self._reader = (
-            SQLiteReader(path, self.engine.dialect, busy_ms=50) if path and in_file else None
+            SQLiteReader(self._file, self.engine.dialect, busy_ms=50) if self._file else None
         )
+
+    def epoch(self, name: str) -> Epoch | None:
+        """A change token for some set of rows (see ``storage.epoch``); None where the
+        database is not a local file."""
+        return Epoch(Path(f"{self._file}-{name}.epoch")) if self._file else None
 
     async def first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
         """The first row of a small indexed read (the API key of each request), with the
