@@ -207,9 +207,12 @@ class ChatService:
                 if splitters is not None:
                     reasoning_tokens += split_chunk(chunk, splitters[index])
                 if plan.mode == "off":
-                    if chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content"):
-                        timer.token()
+                    token = bool(
+                        chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content")
+                    )
                     yield stamp.apply(chunk, index)
+                    if token:  # timed once it went out: the histograms wait, the client not
+                        timer.token()
                     continue
                 # Constrained tool output is JSON: hold it and send the parsed result.
                 for choice in chunk.get("choices", ()):

@@ -201,11 +201,13 @@ class CompletionService:
                     timer.engine_timings(chunk.get("timings"))
                     if not chunk.get("choices"):
                         continue
+                tokens = 0
                 for choice in chunk.get("choices", ()):
-                    if choice.get("text"):
-                        timer.token()
+                    tokens += bool(choice.get("text"))
                     choice["logprobs"] = legacy_logprobs(choice.get("logprobs"), 0)
                 yield stamp.apply(chunk, index)
+                for _ in range(tokens):  # timed once it went out, as in chat
+                    timer.token()
             # Always sent: the API layer meters it and drops it unless the client asked.
             yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
             status = "ok"
