@@ -265,7 +265,6 @@ async def bench(plan: Plan) -> dict[str, Any]:
                 continue
             running[name] = started
         data = await drive(running, plan)
-        results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
         for name, r in running.items():
             data[name]["ready_s"] = r.ready_s
             data[name]["rss_mb"] = systems.rss_mb(r.proc.pid)
@@ -273,6 +272,8 @@ async def bench(plan: Plan) -> dict[str, Any]:
     finally:
         for r in running.values():
             r.stop()
+    # After the others stopped: their idle pollers would otherwise be part of it.
+    results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
     return results
 
 

@@ -210,6 +210,7 @@ class KeyService:
             if existing is not None:
                 raise InvalidRequestError(f"Project `{name}` already exists.", param="name")
             s.add(project)
+        self._changed()
         return project
 
     async def project_by_name(self, name: str) -> Project | None:
