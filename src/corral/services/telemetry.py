@@ -54,6 +54,16 @@ class Telemetry:
         self.queue_depth = Gauge(
             "corral_queue_depth", "Admitted requests not yet decoding.", registry=r
         )
+        # Each request's histograms by model, looked up once per model rather than through
+        # labels() (validation, a lock) on the way to every first token.
+        self._streamed: dict[str, tuple[Histogram, Histogram]] = {}
+
+    def streamed(self, model: str) -> tuple[Histogram, Histogram]:
+        """(TTFT, ITL) histograms of one model."""
+        pair = self._streamed.get(model)
+        if pair is None:
+            pair = self._streamed[model] = (self.ttft.labels(model), self.itl.labels(model))
+        return pair
 
     def timer(self, model: str, endpoint: str) -> RequestTimer:
         return RequestTimer(self, model, endpoint)
@@ -69,14 +79,14 @@ class RequestTimer:
         self._start = time.perf_counter()
         self._first: float | None = None
         self._last = 0.0
-        self._itl = telemetry.itl.labels(model)
+        self._ttft, self._itl = telemetry.streamed(model)
         self._engine: dict[str, Any] = {}
 
     def token(self) -> None:
         now = time.perf_counter()
         if self._first is None:
             self._first = now
-            self._t.ttft.labels(self._model).observe(now - self._start)
+            self._ttft.observe(now - self._start)
         else:
             self._itl.observe(now - self._last)
         self._last = now
