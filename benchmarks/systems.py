@@ -123,25 +123,29 @@ def start_corral_isolated(env: dict[str, str], log: Path, isolation: str) -> Run
     return running
 
 
-def start_engine_direct(env: dict[str, str], log: Path) -> Running:
+def _start_keyed(
+    args: list[str], env: dict[str, str] | None, log: Path, ready_path: str, timeout: float
+) -> tuple[subprocess.Popen[bytes], dict[str, str], float]:
+    """A server of ours that prints ``{"url", "key"}`` first: started and waited for."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "engine_direct.py")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log.open("wb"),
+        [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=log.open("wb")
     )
     assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    headers = {"Authorization": f"Bearer {info['key']}"}
-    _wait(info["url"] + "/health", proc, 120, headers)
+    info: dict[str, str] = json.loads(proc.stdout.readline())
+    _wait(info["url"] + ready_path, proc, timeout, {"Authorization": f"Bearer {info['key']}"})
+    return proc, info, time.perf_counter() - t0
+
+
+def start_engine_direct(env: dict[str, str], log: Path) -> Running:
+    proc, info, ready = _start_keyed([str(HERE / "engine_direct.py")], env, log, "/health", 120)
     target = Target(
         info["url"] + "/v1",
         "smollm2-135m-instruct",
         info["key"],
         extra={"ignore_eos": True, **NO_EOS},
     )
-    return Running("engine direct", target, proc, time.perf_counter() - t0)
+    return Running("engine direct", target, proc, ready)
 
 
 def start_llama_cpp_python(gguf: Path, threads: int, n_ctx: int, log: Path) -> Running | None:
@@ -177,18 +181,11 @@ def start_llama_cpp_python(gguf: Path, threads: int, n_ctx: int, log: Path) -> R
 
 def start_noop_upstream(log: Path) -> Running:
     """The no-work upstream (``noop_upstream.py``), the gateway's TTFT reference."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "noop_upstream.py"), str(free_port())],
-        stdout=subprocess.PIPE,
-        stderr=log.open("wb"),
+    args = [str(HERE / "noop_upstream.py"), str(free_port())]
+    proc, info, ready = _start_keyed(args, None, log, "/v1/models", 30)
+    return Running(
+        "no-work upstream", Target(info["url"] + "/v1", "noop", info["key"]), proc, ready
     )
-    assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    headers = {"Authorization": f"Bearer {info['key']}"}
-    _wait(info["url"] + "/v1/models", proc, 30, headers)
-    target = Target(info["url"] + "/v1", "noop", info["key"])
-    return Running("no-work upstream", target, proc, time.perf_counter() - t0)
 
 
 def start_gateway(

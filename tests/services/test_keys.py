@@ -124,40 +124,38 @@ async def test_revocation_in_another_process_applies_at_once(db_url: str) -> Non
         await cli_db.close()
 
 
-async def test_cached_keys_follow_the_change_token(tmp_path: Path) -> None:
+@pytest.fixture
+async def sqlite_keys(tmp_path: Path) -> AsyncIterator[KeyService]:
+    """Keys on a SQLite file (``c.db``): the per-process copies need its change token."""
     url = f"sqlite:///{tmp_path}/c.db"
     upgrade(url)
     db = Database(url)
-    keys = KeyService(db, SECRET, None)
-    try:
-        created = await keys.create_key((await keys.create_project("p-c")).id)
-        header = f"Bearer {created.key}"
+    yield KeyService(db, SECRET, None)
+    await db.close()
+
+
+async def test_cached_keys_follow_the_change_token(sqlite_keys: KeyService, tmp_path: Path) -> None:
+    keys, db = sqlite_keys, sqlite_keys._db
+    created = await keys.create_key((await keys.create_project("p-c")).id)
+    header = f"Bearer {created.key}"
+    await keys.authenticate(header)
+    async with db.engine.begin() as conn:  # behind corral's back: the token stays
+        await conn.execute(text("DELETE FROM api_keys"))
+    assert (await keys.authenticate(header)).key_id == created.id  # served cached
+    epoch = db.epoch("auth")
+    assert epoch is not None
+    os.remove(f"{tmp_path}/c.db-auth.epoch")  # a lost token is a new one
+    with pytest.raises(AuthenticationError, match="Incorrect API key"):
         await keys.authenticate(header)
-        async with db.engine.begin() as conn:  # behind corral's back: the token stays
-            await conn.execute(text("DELETE FROM api_keys"))
-        assert (await keys.authenticate(header)).key_id == created.id  # served cached
-        epoch = db.epoch("auth")
-        assert epoch is not None
-        os.remove(f"{tmp_path}/c.db-auth.epoch")  # a lost token is a new one
-        with pytest.raises(AuthenticationError, match="Incorrect API key"):
-            await keys.authenticate(header)
-        assert epoch.read() is not None
-    finally:
-        await db.close()
+    assert epoch.read() is not None
 
 
-async def test_a_cached_key_still_expires(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/e.db"
-    upgrade(url)
-    db = Database(url)
-    keys = KeyService(db, SECRET, None)
-    try:
-        project = await keys.create_project("p-e")
-        soon = datetime.now(UTC) + timedelta(seconds=1)
-        created = await keys.create_key(project.id, expires_at=soon)
+async def test_a_cached_key_still_expires(sqlite_keys: KeyService) -> None:
+    keys = sqlite_keys
+    project = await keys.create_project("p-e")
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    created = await keys.create_key(project.id, expires_at=soon)
+    await keys.authenticate(f"Bearer {created.key}")
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    with pytest.raises(AuthenticationError, match="expired"):
         await keys.authenticate(f"Bearer {created.key}")
-        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
-        with pytest.raises(AuthenticationError, match="expired"):
-            await keys.authenticate(f"Bearer {created.key}")
-    finally:
-        await db.close()
