@@ -60,3 +60,15 @@ async def test_an_unexpected_error_is_a_logged_500_in_openai_shape(
     assert_error(r, 500, None)
     assert "fell over" not in r.text  # internals stay in the log
     assert any("fell over" in str(rec.exc_info) for rec in caplog.records)
+
+
+def test_the_table_is_what_the_routers_declare() -> None:
+    from corral.api.direct import table
+    from corral.api.routes import chat, completions, embeddings
+
+    routes = table(chat.router, completions.router, embeddings.router)
+    assert routes == {
+        ("POST", "/v1/chat/completions"): chat.create_chat_completion,
+        ("POST", "/v1/completions"): completions.create_completion,
+        ("POST", "/v1/embeddings"): embeddings.create_embeddings,
+    }

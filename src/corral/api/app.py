@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from corral import __version__
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
-from corral.api.direct import DirectRoutes
+from corral.api.direct import DirectRoutes, table
 from corral.api.errors import install_error_handlers
 from corral.api.lifecycle import LifecycleHeaders
 from corral.api.routes import (
@@ -192,14 +192,8 @@ def create_app(
     ):
         app.include_router(module.router)
     # Added first, so it runs inside lifecycle headers and auth (the last added is outermost).
-    app.add_middleware(
-        DirectRoutes,
-        routes={
-            ("POST", "/v1/chat/completions"): chat.create_chat_completion,
-            ("POST", "/v1/completions"): completions.create_completion,
-            ("POST", "/v1/embeddings"): embeddings.create_embeddings,
-        },
-    )
+    routes = table(chat.router, completions.router, embeddings.router)
+    app.add_middleware(DirectRoutes, routes=routes)
     app.add_middleware(LifecycleHeaders)
     app.add_middleware(AuthMiddleware, keys=services.keys)
     return app

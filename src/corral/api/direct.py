@@ -13,7 +13,10 @@ same ``response_for`` as the app's exception handlers.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +25,18 @@ from corral.api.deps import Services
 from corral.api.errors import response_for
 
 Handler = Callable[[Request, Services], Awaitable[Response]]
+
+
+def table(*routers: APIRouter) -> dict[tuple[str, str], Handler]:
+    """(method, path) → endpoint of every route on these routers, as they declare them
+    (so the table cannot drift from the paths the schema shows)."""
+    return {
+        (method, route.path): cast(Handler, route.endpoint)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
 
 
 class DirectRoutes:

@@ -135,14 +135,13 @@ class KeyService:
             return Principal(None, None, DEFAULT_ORG, is_admin=True)
         if not KEY_RE.fullmatch(token):
             raise _invalid()
-        # Core columns, no ORM objects or session: this runs on every request, before the
-        # first token.
-        # The token is read before the row: a change committed after this read rewrites
-        # it, so the copy cached below cannot outlive that change.
+        # The change token is read before the row: a change committed after this read
+        # rewrites it, so the copy cached below cannot outlive that change.
         epoch = self._epoch.read() if self._epoch is not None else None
         cached = self._cached(digest, epoch)
         if cached is not None:
             return cached
+        # Core columns, no ORM objects or session: this runs before the first token.
         row = await self._db.first(_AUTH_QUERY, {"digest": digest})
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise _invalid()

@@ -36,11 +36,11 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite://", "sqlite://")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: Any, busy_ms: int = 30000) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer; busy_timeout: writers queue instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -60,8 +60,8 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
         path = make_url(self.url).database if self.is_sqlite else None
-        in_file = bool(path) and path != ":memory:"  # a memory DB is per connection
-        self._file = path if path and in_file else None
+        # A memory database is per connection: no file for a reader or a change token.
+        self._file = path if path and path != ":memory:" else None
         self._reader = (
             SQLiteReader(self._file, self.engine.dialect, busy_ms=50) if self._file else None
         )
@@ -98,14 +98,14 @@ class Database:
             self._reader.close()
 
 
-def sync_engine(url: str, busy_ms: int = 30000) -> Engine:
+def sync_engine(url: str) -> Engine:
     """A synchronous engine on the same database (the training worker's)."""
     from sqlalchemy import create_engine
 
     sqlite = sync_url(url).startswith("sqlite")
     engine = create_engine(sync_url(url), pool_pre_ping=not sqlite)
     if sqlite:
-        event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, busy_ms))
+        event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
