@@ -86,8 +86,12 @@ def app(key: str) -> web.Application:
         choice = {"index": 0, "text": " word", "finish_reason": "length"}
         usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         return web.json_response(
-            {"object": "text_completion", "model": body.get("model"), "choices": [choice]}
-            | {"usage": usage}
+            {
+                "object": "text_completion",
+                "model": body.get("model"),
+                "choices": [choice],
+                "usage": usage,
+            }
         )
 
     async def models(request: web.Request) -> web.Response:

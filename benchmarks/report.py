@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -49,18 +50,12 @@ def _ttft(data: dict[str, Any], level: dict[str, Any]) -> tuple[float, int]:
     return level["ttft_p50_ms"], level["requests"]
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def added_interval(ours: list[float], theirs: list[float]) -> tuple[float, float]:
     """95% bootstrap interval of the difference of two medians (fixed seed: the report
     regenerates the same from the same run)."""
     rng = random.Random(0)
     diffs = sorted(
-        _median(rng.choices(ours, k=len(ours))) - _median(rng.choices(theirs, k=len(theirs)))
+        median(rng.choices(ours, k=len(ours))) - median(rng.choices(theirs, k=len(theirs)))
         for _ in range(BOOTSTRAP)
     )
     return diffs[int(0.025 * BOOTSTRAP)], diffs[int(0.975 * BOOTSTRAP) - 1]
