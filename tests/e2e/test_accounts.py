@@ -133,6 +133,24 @@ def test_revocation_takes_effect_on_the_next_request(secured: tuple[LiveServer, 
         chat(c)
 
 
+def test_revocation_by_the_cli_reaches_the_running_server(
+    secured: tuple[LiveServer, str],
+) -> None:
+    """The server keeps keys it verified; `corral keys revoke`, another process, rewrites
+    the change token beside the database, so the next request is refused all the same."""
+    server, _ = secured
+    data = server.log.parent
+    key = cli(data, "keys", "create", "--project", "cli-rev")
+    c = client(server, key)
+    chat(c)
+    chat(c)  # the second one is answered from the server's copy of the key
+    prefix = key[: len("sk-corral-") + 4]
+    line = next(row for row in cli(data, "keys", "list").splitlines() if f" {prefix}…" in row)
+    cli(data, "keys", "revoke", line.split()[0])
+    with pytest.raises(openai.AuthenticationError):
+        chat(c)
+
+
 def test_usage_reports_match_requests(secured: tuple[LiveServer, str]) -> None:
     server, _ = secured
     admin = {"Authorization": f"Bearer {ADMIN}"}
