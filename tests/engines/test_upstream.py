@@ -1,12 +1,10 @@
-"""The upstream engine's event-stream reader, on aiohttp's own StreamReader."""
+"""The upstream engine's event-stream reader, fed bytes cut anywhere."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
-from aiohttp.base_protocol import BaseProtocol
 
 from corral.core.errors import InvalidRequestError
 from corral.engines.base import Body
@@ -14,12 +12,11 @@ from corral.engines.upstream import _sse
 
 
 async def _read(*pieces: bytes) -> list[Body]:
-    loop = asyncio.get_running_loop()
-    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-    for piece in pieces:
-        reader.feed_data(piece)
-    reader.feed_eof()
-    return [chunk async for chunk in _sse(reader)]
+    async def arrive() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    return [chunk async for chunk in _sse(arrive())]
 
 
 async def test_events_split_anywhere_and_crlf_lines_are_read_whole() -> None:

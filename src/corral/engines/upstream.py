@@ -17,10 +17,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
-from yarl import URL
 
 from corral.core.errors import (
     ContextLengthExceededError,
@@ -31,21 +29,16 @@ from corral.core.errors import (
     RateLimitError,
 )
 from corral.engines.base import Body, EngineInfo
+from corral.engines.http1 import Endpoint, StreamClient
 from corral.engines.pool import Pool, Replica
 from corral.engines.supervisor import Supervisor
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 # How a request to a replica that is going away fails before its first byte. httpcore
 # also lets anyio's AttributeError through when the socket closes while it connects
-# (seen with a replica killed under load): a transport failure all the same.
-SEND_FAILURES = (
-    httpx.TransportError,
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
-    TimeoutError,
-    OSError,
-    AttributeError,
-)
+# (seen with a replica killed under load): a transport failure all the same. The
+# stream client's failures are OSErrors (ConnectionError) and TimeoutError.
+SEND_FAILURES = (httpx.TransportError, TimeoutError, OSError, AttributeError)
 BACKOFF_S = (0.05, 0.2, 0.5)
 
 
@@ -106,13 +99,13 @@ class UpstreamEngine:
             max_embedding_tokens=context_window,
         )
         self._http: httpx.AsyncClient | None = None
-        # Streams take aiohttp: its C parser and plain protocol reads cost about half of
-        # httpx's per chunk (anyio cancel scopes, h11, a pause/resume per read), and a
-        # chunk is a token on the hottest path corral has. Health checks and whole
-        # answers stay on httpx.
-        self._streams: aiohttp.ClientSession | None = None
+        # Streams take their own client (engines/http1.py): a chunk is a token on the
+        # hottest path corral has, and httpx costs about twice aiohttp per chunk (anyio
+        # cancel scopes, h11), which costs more than it on the way to the first token.
+        # Health checks and whole answers stay on httpx.
+        self._streams: StreamClient | None = None
         self._health: asyncio.Task[None] | None = None
-        self._targets: dict[tuple[str, str], tuple[URL, dict[str, str]]] = {}
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
 
     @property
     def info(self) -> EngineInfo:
@@ -133,16 +126,10 @@ class UpstreamEngine:
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout, connect=5.0), limits=limits
         )
-        self._streams = aiohttp.ClientSession(
-            # Idle connections close after 1 s: llama.cpp's server polls each one every
-            # 10 ms while it is open (a reconnect on loopback is ~0.2 ms).
-            connector=aiohttp.TCPConnector(limit=1024, limit_per_host=0, keepalive_timeout=1.0),
-            timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=self._timeout),
-            auto_decompress=False,
-            # Cookies an upstream sets must not ride along on other users' requests (and
-            # filtering a jar is per-request work).
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        # Idle connections close after 1 s: llama.cpp's server polls each one every
+        # 10 ms while it is open (a reconnect on loopback is ~0.2 ms). No cookies are
+        # kept: what an upstream sets must not ride along on other users' requests.
+        self._streams = StreamClient(connect_timeout=5.0, read_timeout=self._timeout)
         await self._pool.check(self._http)
         self._health = asyncio.create_task(self._pool.health_loop(self._http))
 
@@ -161,7 +148,7 @@ class UpstreamEngine:
             raise EngineUnavailableError("upstream engine not started")
         return self._http
 
-    def _stream_client(self) -> aiohttp.ClientSession:
+    def _stream_client(self) -> StreamClient:
         if self._streams is None:
             raise EngineUnavailableError("upstream engine not started")
         return self._streams
@@ -178,15 +165,15 @@ class UpstreamEngine:
     def _body(self, body: Body) -> Body:
         return {**body, "model": self._model}
 
-    def _target(self, replica: Replica, path: str) -> tuple[URL, dict[str, str]]:
-        """A replica endpoint's URL and headers, made once: parsing the URL and merging
-        headers for every stream was measurable on the way to its first token."""
+    def _endpoint(self, replica: Replica, path: str) -> Endpoint:
+        """A replica's endpoint with its request head, made once: parsing the URL and
+        merging headers for every stream was measurable on the way to its first token."""
         key = (replica.url, path)
-        target = self._targets.get(key)
-        if target is None:
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
             headers = {**replica.headers, "content-type": "application/json"}
-            target = self._targets[key] = (URL(replica.url + path), headers)
-        return target
+            endpoint = self._endpoints[key] = Endpoint.of(replica.url + path, headers)
+        return endpoint
 
     async def _post(self, path: str, body: Body) -> Body:
         tried: set[str] = set()
@@ -236,18 +223,16 @@ class UpstreamEngine:
                 continue
             replica.outstanding += 1
             started = False
-            url, headers = self._target(replica, path)
+            endpoint = self._endpoint(replica, path)
             try:
-                async with self._stream_client().post(
-                    url, data=orjson.dumps(payload), headers=headers
-                ) as response:
+                async with self._stream_client().post(endpoint, orjson.dumps(payload)) as response:
                     if response.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
                         raise RetryableError(str(response.status))
                     if response.status != 200:
                         raise upstream_error(response.status, _loads(await response.read()))
                     self._pool.succeeded(replica)
                     replica.served += 1
-                    async for chunk in _sse(response.content):
+                    async for chunk in _sse(response.iter_any()):
                         started = True
                         yield chunk
                 return
@@ -299,7 +284,7 @@ def _loads(data: bytes) -> Any:
         return {"error": {"message": data[:500].decode(errors="replace")}}
 
 
-async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Body]:
+async def _sse(content: AsyncIterator[bytes]) -> AsyncIterator[Body]:
     """The JSON payloads of an event stream, up to ``[DONE]``.
 
     Reads whatever bytes arrived (usually one whole event) rather than line by line:
@@ -307,7 +292,7 @@ async def _sse(content: aiohttp.StreamReader) -> AsyncIterator[Body]:
     """
     pending = b""
     data: list[bytes] = []
-    async for piece in content.iter_any():
+    async for piece in content:
         *lines, pending = (pending + piece).split(b"\n")
         for line in lines:
             line = line.rstrip(b"\r")
