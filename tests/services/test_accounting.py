@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from corral.core.errors import InsufficientQuotaError, PermissionDeniedError, RateLimitError
-from corral.services.accounting import Accounting, cost_nano
+from corral.services.accounting import Accounting, Ticket, cost_nano
 from corral.services.catalog import ModelSpec
 from corral.services.keys import KeyService, Principal
 from corral.services.limits import RateLimiter
@@ -102,9 +102,21 @@ async def test_concurrency_cap(setup: tuple[Database, KeyService, Accounting]) -
     await accounting.settle(await accounting.admit(who, SPEC, "chat", 10, 10), None, "ok")
 
 
-async def test_budget_holds_under_200_concurrent_requests(
-    setup: tuple[Database, KeyService, Accounting],
+async def settle_now_or_later(
+    accounting: Accounting, later: bool, ticket: Ticket, used: dict[str, object]
 ) -> None:
+    if later:
+        accounting.settle_later(ticket, used, "ok", lambda cost: None)
+    else:
+        await accounting.settle(ticket, used, "ok")
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["in-line", "later"])
+async def test_budget_holds_under_200_concurrent_requests(
+    setup: tuple[Database, KeyService, Accounting], later: bool
+) -> None:
+    """Settled in line or by a task after the response (the API's way): a budget is
+    never passed by more than one reservation, and every charge has its usage row."""
     db, keys, accounting = setup
     # Each request reserves at most 400 prompt + 100 output tokens = $0.0006.
     budget_usd = 0.03  # room for ~50 reservations, not 200
@@ -123,9 +135,11 @@ async def test_budget_holds_under_200_concurrent_requests(
             return
         admitted += 1
         await asyncio.sleep(rng.random() / 50)
-        await accounting.settle(ticket, usage(rng.randint(50, 400), rng.randint(1, 100)), "ok")
+        used = usage(rng.randint(50, 400), rng.randint(1, 100))
+        await settle_now_or_later(accounting, later, ticket, used)
 
     await asyncio.gather(*(one() for _ in range(200)))
+    await accounting.settled()
     async with db.session() as s:
         spend = (await s.scalars(select(Spend).where(Spend.project_id == who.project_id))).one()
         charged = await s.scalar(
@@ -163,6 +177,44 @@ async def test_usage_and_costs_reports_match_charges(
     total = sum(r["amount"]["value"] for b in costs["data"] for r in b["results"])
     expected = sum(cost_nano(SPEC, p, 0, c) for p, c in ((10, 5), (20, 7), (30, 9))) / NANO
     assert total == pytest.approx(expected, abs=1e-12)
+
+
+async def test_settling_later_frees_the_slot_at_once_and_reports_wait_for_it(
+    setup: tuple[Database, KeyService, Accounting],
+) -> None:
+    db, keys, accounting = setup
+    who = await principal(keys, max_concurrent=1)
+    charged: list[int] = []
+    for prompt, completion in ((10, 5), (20, 7)):
+        ticket = await accounting.admit(who, SPEC, "chat", 100, 10)
+        accounting.settle_later(ticket, usage(prompt, completion), "ok", charged.append)
+        accounting.settle_later(ticket, usage(prompt, completion), "ok", charged.append)  # no-op
+    # The second admission above found the first's slot free without awaiting its row.
+    import time
+
+    window = Window.parse(int(time.time()) - 3600, None, "1d", 2)
+    page = await UsageService(db, accounting.settled).completions(
+        window, ["model"], [who.project_id or ""]
+    )
+    assert sum(r["num_model_requests"] for b in page["data"] for r in b["results"]) == 2
+    assert charged == [cost_nano(SPEC, 10, 0, 5), cost_nano(SPEC, 20, 0, 7)]
+
+
+async def test_a_failed_settlement_is_logged_not_raised(
+    setup: tuple[Database, KeyService, Accounting],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, keys, accounting = setup
+    ticket = await accounting.admit(await principal(keys), SPEC, "chat", 100, 10)
+
+    async def broken(*_: object) -> int:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(accounting, "_record", broken)
+    accounting.settle_later(ticket, usage(1, 1), "ok", lambda cost: None)
+    await accounting.settled()
+    assert f"settling {ticket.request_id} failed" in caplog.text
 
 
 async def test_settling_twice_bills_once(setup: tuple[Database, KeyService, Accounting]) -> None:

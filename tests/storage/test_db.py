@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import bindparam, insert, inspect, select, update
 
 from corral.core.clock import now
@@ -52,3 +54,31 @@ async def test_first_reads_one_row_and_sees_writes_at_once(db_url: str) -> None:
         assert row is not None and row.name == "Y"
     finally:
         await db.close()
+
+
+async def test_writes_take_turns_on_sqlite_and_all_land(db_url: str) -> None:
+    """``writing`` serializes a process's transactions on SQLite (no busy-handler
+    polling between its own connections); on PostgreSQL they overlap (row locks do the
+    rest). Either way every write commits."""
+    upgrade(db_url)
+    db = Database(db_url)
+    inside, most = 0, 0
+
+    async def write(i: int) -> None:
+        nonlocal inside, most
+        async with db.writing() as conn:
+            inside += 1
+            most = max(most, inside)
+            stamp = now()
+            await conn.execute(
+                insert(Organization).values(id=f"org-w{i}", name=f"w{i}", created_at=stamp)
+            )
+            await asyncio.sleep(0.05)
+            inside -= 1
+
+    await asyncio.gather(*(write(i) for i in range(8)))
+    async with db.engine.connect() as conn:
+        ids = (await conn.execute(select(Organization.id))).scalars().all()
+    await db.close()
+    assert {f"org-w{i}" for i in range(8)} <= set(ids)
+    assert most == 1 if db.is_sqlite else most > 1

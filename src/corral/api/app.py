@@ -120,7 +120,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         db=db,
         keys=keys,
         accounting=accounting,
-        usage=UsageService(db),
+        usage=UsageService(db, accounting.settled),
         idempotency=Idempotency(db, settings.accounts.idempotency_ttl_s),
         settings=settings,
         registry=registry,
@@ -171,6 +171,7 @@ def create_app(
             await services.fine_tuning.close()
             sweeper.cancel()
             await registry.close()
+            await services.accounting.settled()
             await services.db.close()
 
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)

@@ -27,6 +27,10 @@ def _charged(services: Services, ticket: Ticket, cost_nano: int) -> None:
     services.telemetry.cost.labels(ticket.spec.id).inc(cost_nano / NANO)
 
 
+def _charger(services: Services, ticket: Ticket) -> Callable[[int], None]:
+    return lambda cost_nano: _charged(services, ticket, cost_nano)
+
+
 def principal_of(request: Request) -> Principal:
     principal: Principal = getattr(request.state, "principal", ANONYMOUS)
     return principal
@@ -55,8 +59,9 @@ async def _metered_stream(
     finally:
         if usage is None:  # cut short: bill what was generated, one chunk a token
             usage = {"prompt_tokens": ticket.prompt_estimate, "completion_tokens": pieces}
-        with anyio.CancelScope(shield=True):  # settle even when the client is gone
-            _charged(services, ticket, await services.accounting.settle(ticket, usage, status))
+        # A task of its own: settled even when the client is gone, and the stream's end
+        # does not wait for the database.
+        services.accounting.settle_later(ticket, usage, status, _charger(services, ticket))
 
 
 async def metered(
@@ -122,15 +127,12 @@ async def _metered(
     try:
         result = await run()
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await services.accounting.settle(ticket, None, "error")
+        services.accounting.settle_later(ticket, None, "error", _charger(services, ticket))
         raise
     if isinstance(result, BaseModel):
         usage = getattr(result, "usage", None)
-        cost = await services.accounting.settle(
-            ticket, usage.model_dump() if usage is not None else None, "ok"
-        )
-        _charged(services, ticket, cost)
+        usage_dict = usage.model_dump() if usage is not None else None
+        services.accounting.settle_later(ticket, usage_dict, "ok", _charger(services, ticket))
         return Response(
             result.model_dump_json(), media_type="application/json", headers=ticket.headers()
         )

@@ -10,8 +10,10 @@ loses no settled row, and a stale reservation is swept back after its TTL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +89,7 @@ class Accounting:
         self._db = db
         self._limiter = limiter
         self._ttl = timedelta(seconds=reservation_ttl_s)
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def admit(
         self,
@@ -152,13 +155,61 @@ class Accounting:
             )
         ticket.reserved_nano, ticket.period = amount, period
 
+    def _close(self, ticket: Ticket) -> bool:
+        """Mark the ticket settled and free its concurrency slot; False if it was."""
+        if ticket.settled:
+            return False
+        ticket.settled = True
+        self._limiter.leave(ticket.concurrency)
+        return True
+
     async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> int:
         """Charge the real cost and write the usage row; returns the cost in nano-dollars
         (0 when the ticket was already settled)."""
-        if ticket.settled:
+        if not self._close(ticket):
             return 0
-        ticket.settled = True
-        self._limiter.leave(ticket.concurrency)
+        return await self._record(ticket, usage, status)
+
+    def settle_later(
+        self,
+        ticket: Ticket,
+        usage: dict[str, Any] | None,
+        status: str,
+        charged: Callable[[int], None],
+    ) -> None:
+        """Settle without holding the response back: the concurrency slot is free at once
+        and a task writes the rows, then calls ``charged`` with the cost.
+
+        Awaited in line, settling was the last thing before a response's end: ~2 ms of
+        database hand-offs, and at 8 streams ending together a queue of them (p50 7 ms,
+        p90 21 ms measured). Until the task ran, the reservation still holds the
+        request's maximum cost, so no budget can be passed meanwhile; usage reads wait
+        for it (``settled``), and so does shutdown.
+        """
+        if not self._close(ticket):
+            return
+        task = asyncio.create_task(self._record_later(ticket, usage, status, charged))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _record_later(
+        self,
+        ticket: Ticket,
+        usage: dict[str, Any] | None,
+        status: str,
+        charged: Callable[[int], None],
+    ) -> None:
+        try:
+            charged(await self._record(ticket, usage, status))
+        except Exception:  # a task: nobody else would hear of it
+            log.exception("settling %s failed", ticket.request_id)
+
+    async def settled(self) -> None:
+        """Wait until every settlement started so far is written."""
+        while self._pending:
+            await asyncio.wait(list(self._pending))
+
+    async def _record(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> int:
         usage = usage or {}
         prompt = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
@@ -185,7 +236,7 @@ class Accounting:
         try:
             # Core statements on one connection, not an ORM session: this runs once per
             # request, and the unit of work cost more CPU than the writes themselves.
-            async with self._db.engine.begin() as conn:
+            async with self._db.writing() as conn:
                 await self._release(conn, ticket, charge=cost)
                 await conn.execute(insert(Usage).values(row))
         except IntegrityError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,10 +50,13 @@ def _groups(group_by: list[str] | None, allowed: dict[str, str]) -> list[str]:
 
 
 class UsageService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settled: Callable[[], Awaitable[None]] | None = None) -> None:
         self._db = db
+        self._settled = settled  # waits for the settlements still being written
 
     async def _rows(self, window: Window, project_ids: list[str] | None) -> list[Usage]:
+        if self._settled is not None:
+            await self._settled()
         query = select(Usage).where(
             Usage.created_at >= datetime.fromtimestamp(window.start, UTC),
             Usage.created_at < datetime.fromtimestamp(window.end, UTC),

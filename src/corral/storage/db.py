@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Select, event, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -59,6 +64,9 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Per event loop: a Database outlives the loops of the CLI's asyncio.run calls.
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+        self._write_locks = weakref.WeakKeyDictionary()
         path = make_url(self.url).database if self.is_sqlite else None
         # A memory database is per connection: no file for a reader or a change token.
         self._file = path if path and path != ":memory:" else None
@@ -91,6 +99,24 @@ class Database:
     def begin(self) -> Any:
         """A session in a transaction: ``async with db.begin() as s: ...``."""
         return self.session.begin()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A Core transaction for the writes every request makes (usage, spend).
+
+        On SQLite these take turns within the process. Two connections that write at
+        once meet SQLite's busy handler, which polls with sleeps of 1, 2, 5, 10 … ms: at
+        8 concurrent streams that held each request's end back by milliseconds, and the
+        lock wakes the next writer the moment the last one commits.
+        """
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop) or self._write_locks.setdefault(loop, asyncio.Lock())
+        async with lock, self.engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()
