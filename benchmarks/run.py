@@ -30,6 +30,14 @@ from corral.services.catalog import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE_S = 0.05  # before each request of the TTFT probe
+# (system, its reference): the throughput targets compare these, pair by pair. The
+# engine in a child process is `corral` or "corral, process engine", whichever ran.
+PAIRED = (
+    ("corral", "engine direct"),
+    ("corral gateway", "engine direct"),
+    ("corral", "corral, inline engine"),
+    ("corral, process engine", "corral"),
+)
 
 
 @dataclass
@@ -49,6 +57,8 @@ class Plan:
     # The levels the targets compare (1 and 8 streams) run twice as many rounds: their
     # ratios are within a few percent of the bar, and one round moves them by as much.
     target_levels: tuple[int, ...] = (1, 8)
+    # Throughput ratios at the target levels, batch against batch (see paired_throughput).
+    pairs: int = 10
 
     def requests(self, concurrency: int) -> int:
         return max(8, 2 * concurrency)
@@ -92,6 +102,44 @@ async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
                 raise RuntimeError(f"prefix-cache request failed: {result.error}")
             ttfts.append(result.ttft * 1000)
     return {"first_ms": ttfts[0], "second_ms": ttfts[1], "ratio": ttfts[1] / ttfts[0]}
+
+
+async def _batch_tps(running: systems.Running, prompts: list[str], max_tokens: int) -> float:
+    """tok/s of one batch: every prompt as its own stream, all at once; NaN on an error."""
+    level = await run_level(running.target, prompts, len(prompts), len(prompts), max_tokens)
+    return float("nan") if level.errors else level.tokens_per_s
+
+
+async def paired_throughput(
+    running: dict[str, systems.Running], plan: Plan
+) -> dict[str, dict[str, list[float]]]:
+    """Per-pair tok/s ratios of each PAIRED system to its reference at the target levels.
+
+    A level's rounds last seconds each, and this machine's speed drifts by ±10% over
+    minutes, so a ratio of two levels' tok/s moved by as much between runs. Here one
+    batch of ``c`` streams runs on each system in turn, ABBA (A B, B A, A B, …), so a
+    drift slower than a batch cancels within the pairs. Every batch sends the same
+    prompts, sent once to each system before, so every batch finds the same cache.
+    """
+    out: dict[str, dict[str, list[float]]] = {}
+    for ours, base in PAIRED:
+        if ours not in running or base not in running:
+            continue
+        out[f"{ours} / {base}"] = ratios = {}
+        for c in plan.target_levels:
+            prompts = short_prompts(c, seed=4)
+            print(f"  tok/s in pairs, {c} stream(s): {ours} vs {base} …", flush=True)
+            for name in (ours, base):
+                await _batch_tps(running[name], prompts, plan.max_tokens)
+            ratios[str(c)] = []
+            for i in range(plan.pairs):
+                order = (ours, base) if i % 2 == 0 else (base, ours)
+                tps = {
+                    name: await _batch_tps(running[name], prompts, plan.max_tokens)
+                    for name in order
+                }
+                ratios[str(c)].append(tps[ours] / tps[base])
+    return out
 
 
 async def ttft_probe(running: dict[str, systems.Running], samples: int) -> dict[str, Any]:
@@ -149,7 +197,9 @@ async def warm_up(target: Target) -> None:
         await one_request(http, target, "Hello", max_tokens=8)
 
 
-async def drive(running: dict[str, systems.Running], plan: Plan) -> dict[str, Any]:
+async def drive(
+    running: dict[str, systems.Running], plan: Plan
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every level runs on each system in turn (interleaved, so drift in the machine's
     speed hits all systems alike); the systems that are not being driven sit idle."""
     out: dict[str, Any] = {name: {"short": [], "long": []} for name in running}
@@ -174,13 +224,14 @@ async def drive(running: dict[str, systems.Running], plan: Plan) -> dict[str, An
                 c, [x for p in parts for x in p.results], sum(p.wall for p in parts)
             )
             out[name][scenario].append(level_summary(merged, cpu[name]))
+    paired = await paired_throughput(running, plan)
     print(f"  TTFT at one stream, {plan.ttft_samples} requests per system …", flush=True)
     for name, probe in (await ttft_probe(running, plan.ttft_samples)).items():
         out[name]["ttft"] = probe
     for index, (name, r) in enumerate(running.items()):
         print(f"  prefix cache: {name} …", flush=True)
         out[name]["prefix_cache"] = await prefix_cache(r.target, seed=1000 + index)
-    return out
+    return out, paired
 
 
 def machine() -> dict[str, Any]:
@@ -228,6 +279,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
             "max_tokens": plan.max_tokens,
             "long_max_tokens": plan.long_max_tokens,
             "rounds": plan.rounds,
+            "pairs": plan.pairs,
         },
         "systems": {},
     }
@@ -264,7 +316,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
                 results["systems"][name] = None
                 continue
             running[name] = started
-        data = await drive(running, plan)
+        data, results["paired_throughput"] = await drive(running, plan)
         for name, r in running.items():
             data[name]["ready_s"] = r.ready_s
             data[name]["rss_mb"] = systems.rss_mb(r.proc.pid)
@@ -283,7 +335,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per level")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    quick = Plan(levels=(1, 8), long_levels=(1,), rounds=1, ttft_samples=20, noop_samples=60)
+    quick = Plan(
+        levels=(1, 8), long_levels=(1,), rounds=1, ttft_samples=20, noop_samples=60, pairs=2
+    )
     plan = quick if args.quick else Plan()
     plan.rounds = args.rounds if not args.quick else 1
     results = asyncio.run(bench(plan))
