@@ -150,28 +150,44 @@ async def test_a_connection_is_kept_alive_then_closed_when_idle() -> None:
 
 
 async def test_a_reader_that_stops_at_done_still_gives_the_connection_back() -> None:
-    """The stream reader stops at [DONE]; the chunked body's end arrives after it."""
-    release = asyncio.Event()
+    """The stream reader stops at [DONE]; the chunked body's end arrives just after it
+    and is waited for, so the next request finds the connection in the pool."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             await read_request(reader)
             writer.write(OK_HEAD + chunk(b"data: [DONE]\n\n"))
             await writer.drain()
-            await asyncio.wait_for(release.wait(), 5)
-            release.clear()
+            await asyncio.sleep(0.01)
             writer.write(b"0\r\n\r\n")
             await writer.drain()
 
     async with serving(handle) as (server, endpoint):
         client = StreamClient()
-        for _ in range(2):
+        for _ in range(3):
             async with client.post(endpoint, b"{}") as response:
                 assert await anext(response.iter_any()) == b"data: [DONE]\n\n"
-            release.set()
-            await asyncio.sleep(0.05)
         await client.close()
     assert server.connections == 1
+
+
+async def test_an_answer_that_does_not_end_after_its_reader_left_is_closed() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(OK_HEAD + chunk(b"data: [DONE]\n\n"))  # and never the end
+            await writer.drain()
+
+    async with serving(handle) as (server, endpoint):
+        client = StreamClient()
+        loop = asyncio.get_running_loop()
+        for _ in range(2):
+            started = loop.time()
+            async with client.post(endpoint, b"{}") as response:
+                assert await anext(response.iter_any()) == b"data: [DONE]\n\n"
+            assert loop.time() - started < 1
+        await client.close()
+    assert server.connections == 2
 
 
 async def test_a_kept_alive_connection_the_upstream_closed_is_replaced() -> None:
@@ -335,7 +351,7 @@ def test_endpoints_refuse_line_breaks_and_other_schemes() -> None:
     assert endpoint.request(b"ab").endswith(b"Content-Length: 2\r\n\r\nab")
 
 
-async def test_a_paused_answer_left_unread_is_drained_and_its_connection_reused() -> None:
+async def test_a_paused_answer_left_unread_is_read_to_its_end_and_its_connection_reused() -> None:
     blob = b"x" * (4 * HIGH_WATER)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -350,7 +366,6 @@ async def test_a_paused_answer_left_unread_is_drained_and_its_connection_reused(
             async with client.post(endpoint, b"{}") as response:
                 await asyncio.sleep(0.2)  # the socket pauses behind the unread blob
                 assert response._connection._paused
-            await asyncio.sleep(0.2)  # drained meanwhile
         await client.close()
     assert server.connections == 1
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -24,6 +24,7 @@ from yarl import URL
 
 HIGH_WATER = 1 << 16  # response bytes buffered before the socket stops being read
 MAX_ERROR_BODY = 1 << 20  # what ``read()`` keeps of an answer (error bodies are small)
+FINISH_S = 0.05  # how long the end of an answer its reader left may take to arrive
 
 
 class UpstreamProtocolError(ConnectionError):
@@ -79,10 +80,6 @@ class _Connection(asyncio.Protocol):
         self.received = False  # any byte of an answer
         self.lost: BaseException | None = None
         self.framed = False  # a Content-Length or chunked body, not one that ends at EOF
-        # While the rest of an answer nobody reads drains: what puts the connection back
-        # in the pool when it ends, and the timer that closes it if it never does.
-        self.drained: Callable[[], None] | None = None
-        self.drain_timer: asyncio.TimerHandle | None = None
         self.idle: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
@@ -123,8 +120,6 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.drained is not None:  # nobody reads the rest
-            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._paused and self._transport:
@@ -134,27 +129,21 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
-        if self.drained is not None:
-            if self.drain_timer is not None:
-                self.drain_timer.cancel()
-            # Not from inside the parser's callback: putting it back makes a new parser.
-            self._loop.call_soon(self.drained)
-            self.drained = self.drain_timer = None
         self._wake()
 
     def send(self, data: bytes) -> None:
         assert self._transport is not None
         self._transport.write(data)
 
-    def drain(self, then: Callable[[], None], within: float) -> None:
-        """Read the rest of an answer nobody wants, then call ``then``; close if it has
-        not ended ``within`` seconds."""
-        self.drained = then
-        self.drain_timer = self._loop.call_later(within, self.abort)
-        self._chunks, self._buffered = [], 0
-        if self._paused and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
+    async def finish(self, within: float) -> bool:
+        """Read and drop what is left of the answer; False if it does not end in time."""
+        try:
+            async with asyncio.timeout(within):
+                while await self.next_bytes():
+                    pass
+        except (TimeoutError, ConnectionError):
+            return False
+        return True
 
     def reset(self) -> None:
         """Ready for the next request on this connection."""
@@ -295,16 +284,6 @@ class StreamClient:
             idle.remove(connection)
         connection.abort()
 
-    def _release(self, endpoint: Endpoint, connection: _Connection) -> None:
-        """Back to the pool once its answer is complete: the stream's reader stops at
-        ``[DONE]``, usually just before the end of the chunked body arrives."""
-        if connection.complete:
-            self._put_back(endpoint, connection)
-        elif connection.closed or not connection.keep_alive:
-            connection.abort()
-        else:
-            connection.drain(lambda: self._put_back(endpoint, connection), self._keepalive)
-
     async def _send(self, endpoint: Endpoint, request: bytes) -> _Connection:
         connection = self._take_idle(endpoint)
         if connection is not None:
@@ -331,10 +310,19 @@ class StreamClient:
         connection = await self._send(endpoint, endpoint.request(body))
         try:
             yield Response(connection)
+            # A stream's reader stops at [DONE]; the end of the chunked body follows it
+            # at once. Waiting for it here, not in the background, puts the connection
+            # back before the next request looks for one: a connection that came back
+            # late made the next request open another, and an idle connection costs
+            # llama.cpp's server a wake-up every 10 ms (it polls each one).
+            finished = connection.complete or await connection.finish(FINISH_S)
         except BaseException:
-            connection.abort()
+            connection.abort()  # the reader gave up: the upstream stops generating
             raise
-        self._release(endpoint, connection)
+        if finished:
+            self._put_back(endpoint, connection)
+        else:
+            connection.abort()
 
     async def close(self) -> None:
         for idle in self._idle.values():
