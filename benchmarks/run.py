@@ -54,11 +54,17 @@ class Plan:
     # The gateway against the no-work upstream: only corral's part varies, so a few
     # hundred requests pin its added TTFT to a fraction of a millisecond.
     noop_samples: int = 300
+    noop_levels: tuple[int, ...] = (1, 8, 32)
     # The levels the targets compare (1 and 8 streams) run twice as many rounds: their
     # ratios are within a few percent of the bar, and one round moves them by as much.
     target_levels: tuple[int, ...] = (1, 8)
-    # Throughput ratios at the target levels, batch against batch (see paired_throughput).
+    # Throughput ratios at the target levels, batch against batch (see paired_ratios):
+    # one stream's batches vary more and cost less, so they get more pairs.
     pairs: int = 10
+    pairs_one_stream: int = 30
+
+    def pairs_for(self, concurrency: int) -> int:
+        return self.pairs_one_stream if concurrency == 1 else self.pairs
 
     def requests(self, concurrency: int) -> int:
         return max(8, 2 * concurrency)
@@ -110,35 +116,42 @@ async def _batch_tps(running: systems.Running, prompts: list[str], max_tokens: i
     return float("nan") if level.errors else level.tokens_per_s
 
 
-async def paired_throughput(
-    running: dict[str, systems.Running], plan: Plan
-) -> dict[str, dict[str, list[float]]]:
-    """Per-pair tok/s ratios of each PAIRED system to its reference at the target levels.
+async def paired_ratios(
+    ours: systems.Running, base: systems.Running, c: int, pairs: int, max_tokens: int
+) -> list[float]:
+    """tok/s of ``ours`` over ``base``, one pair of batches of ``c`` streams at a time.
 
     A level's rounds last seconds each, and this machine's speed drifts by ±10% over
     minutes, so a ratio of two levels' tok/s moved by as much between runs. Here one
-    batch of ``c`` streams runs on each system in turn, ABBA (A B, B A, A B, …), so a
-    drift slower than a batch cancels within the pairs. Every batch sends the same
-    prompts, sent once to each system before, so every batch finds the same cache.
+    batch runs on each system in turn, ABBA (A B, B A, A B, …), so a drift slower than
+    a batch cancels within the pairs. Every batch sends the same prompts, sent once to
+    each system before, so every batch finds the same cache.
     """
+    prompts = short_prompts(c, seed=4)
+    for r in (ours, base):
+        await _batch_tps(r, prompts, max_tokens)
+    ratios = []
+    for i in range(pairs):
+        order = (ours, base) if i % 2 == 0 else (base, ours)
+        tps = {id(r): await _batch_tps(r, prompts, max_tokens) for r in order}
+        ratios.append(tps[id(ours)] / tps[id(base)])
+    return ratios
+
+
+async def paired_throughput(
+    running: dict[str, systems.Running], plan: Plan
+) -> dict[str, dict[str, list[float]]]:
+    """Per-pair tok/s ratios of each PAIRED system to its reference at the target levels."""
     out: dict[str, dict[str, list[float]]] = {}
     for ours, base in PAIRED:
         if ours not in running or base not in running:
             continue
         out[f"{ours} / {base}"] = ratios = {}
         for c in plan.target_levels:
-            prompts = short_prompts(c, seed=4)
             print(f"  tok/s in pairs, {c} stream(s): {ours} vs {base} …", flush=True)
-            for name in (ours, base):
-                await _batch_tps(running[name], prompts, plan.max_tokens)
-            ratios[str(c)] = []
-            for i in range(plan.pairs):
-                order = (ours, base) if i % 2 == 0 else (base, ours)
-                tps = {
-                    name: await _batch_tps(running[name], prompts, plan.max_tokens)
-                    for name in order
-                }
-                ratios[str(c)].append(tps[ours] / tps[base])
+            ratios[str(c)] = await paired_ratios(
+                running[ours], running[base], c, plan.pairs_for(c), plan.max_tokens
+            )
     return out
 
 
@@ -186,8 +199,55 @@ async def gateway_overhead(env: dict[str, str], logs: Path, plan: Plan) -> dict[
         for r in pair.values():
             await warm_up(r.target)
         print(f"  TTFT, {plan.noop_samples} requests each …", flush=True)
-        return await ttft_probe(pair, plan.noop_samples)
+        out: dict[str, Any] = await ttft_probe(pair, plan.noop_samples)
+        # The no-work upstream keeps its pace whatever corral does (a GPU server's way):
+        # these ratios are what the gateway's own work costs a stream, up to the
+        # concurrency where one gateway process would fall behind.
+        out["throughput"] = {}
+        for c in plan.noop_levels:
+            print(f"  tok/s in pairs, {c} stream(s) …", flush=True)
+            out["throughput"][str(c)] = await paired_ratios(
+                pair["corral gateway"], upstream, c, plan.pairs_for(c), plan.max_tokens
+            )
+        return out
     finally:
+        for r in pair.values():
+            r.stop()
+
+
+async def gateway_own_core(env: dict[str, str], logs: Path, plan: Plan) -> dict[str, Any]:
+    """tok/s of the gateway against the engine direct, with the engine (one thread) alone
+    on CPU 0 and the gateway and this client on CPU 1: an upstream on hardware of its
+    own, as a GPU server is, with a real engine.
+
+    In the main run the engine's two threads and the gateway share both cores, so every
+    token the gateway handles takes CPU from the engine it measures (the engine stalls
+    at its threads' barrier while one of them waits for a core)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return {}
+    print("starting an engine on CPU 0 (1 thread) and a gateway on CPU 1", flush=True)
+    own = {**env, "CORRAL_ENGINE__N_THREADS": "1"}
+    engine = systems.start_engine_direct(own, logs / "engine-own-core.log")
+    pair = {"engine direct": engine}
+    cpus = os.sched_getaffinity(0)
+    try:
+        pair["corral gateway"] = systems.start_gateway(
+            own, logs / "gateway-own-core.log", engine, logs, name="gateway-own-core"
+        )
+        systems.pin(engine.proc.pid, {0})
+        systems.pin(pair["corral gateway"].proc.pid, {1})
+        os.sched_setaffinity(0, {1})
+        for r in pair.values():
+            await warm_up(r.target)
+        out: dict[str, Any] = {}
+        for c in plan.target_levels:
+            print(f"  tok/s in pairs, {c} stream(s) …", flush=True)
+            out[str(c)] = await paired_ratios(
+                pair["corral gateway"], engine, c, plan.pairs_for(c), plan.max_tokens
+            )
+        return out
+    finally:
+        os.sched_setaffinity(0, cpus)
         for r in pair.values():
             r.stop()
 
@@ -280,6 +340,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
             "long_max_tokens": plan.long_max_tokens,
             "rounds": plan.rounds,
             "pairs": plan.pairs,
+            "pairs_one_stream": plan.pairs_one_stream,
         },
         "systems": {},
     }
@@ -326,6 +387,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
             r.stop()
     # After the others stopped: their idle pollers would otherwise be part of it.
     results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
+    results["gateway_own_core"] = await gateway_own_core(env, logs, plan)
     return results
 
 
@@ -336,7 +398,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     quick = Plan(
-        levels=(1, 8), long_levels=(1,), rounds=1, ttft_samples=20, noop_samples=60, pairs=2
+        levels=(1, 8),
+        long_levels=(1,),
+        rounds=1,
+        ttft_samples=20,
+        noop_samples=60,
+        pairs=2,
+        pairs_one_stream=2,
     )
     plan = quick if args.quick else Plan()
     plan.rounds = args.rounds if not args.quick else 1

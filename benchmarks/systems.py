@@ -75,6 +75,13 @@ class Running:
             self.proc.kill()
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process onto ``cpus`` (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(tid), cpus)
+
+
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float, headers: dict[str, str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
