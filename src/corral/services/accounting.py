@@ -188,21 +188,16 @@ class Accounting:
         """
         if not self._close(ticket):
             return
-        task = asyncio.create_task(self._record_later(ticket, usage, status, charged))
+
+        async def record() -> None:
+            try:
+                charged(await self._record(ticket, usage, status))
+            except Exception:  # a task: nobody else would hear of it
+                log.exception("settling %s failed", ticket.request_id)
+
+        task = asyncio.create_task(record())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-
-    async def _record_later(
-        self,
-        ticket: Ticket,
-        usage: dict[str, Any] | None,
-        status: str,
-        charged: Callable[[int], None],
-    ) -> None:
-        try:
-            charged(await self._record(ticket, usage, status))
-        except Exception:  # a task: nobody else would hear of it
-            log.exception("settling %s failed", ticket.request_id)
 
     async def settled(self) -> None:
         """Wait until every settlement started so far is written."""
