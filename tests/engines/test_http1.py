@@ -4,8 +4,12 @@ the bytes each case needs (chunk boundaries, early closes, garbage)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -387,3 +391,58 @@ async def test_a_pooled_connection_that_spoke_unasked_is_not_reused() -> None:
         assert await read_all(client, endpoint) == b'data: {"a": 1}\n\ndata: [DONE]\n\n'
         await client.close()
     assert server.connections == 2
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_upstreams_are_verified(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    ref: list[Server] = []
+    server = Server(keep_answering(ref, OK_HEAD + SSE))
+    ref.append(server)
+    listener = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_side)
+    port = listener.sockets[0].getsockname()[1]
+    endpoint = Endpoint.of(f"https://127.0.0.1:{port}/v1/chat/completions", {})
+    try:
+        trusting = StreamClient(ssl_context=ssl.create_default_context(cafile=str(cert)))
+        for _ in range(2):
+            assert await read_all(trusting, endpoint) == b'data: {"a": 1}\n\ndata: [DONE]\n\n'
+        await trusting.close()
+        assert server.connections == 1  # kept alive over TLS too
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await read_all(StreamClient(), endpoint)  # the system's CAs do not know it
+    finally:
+        listener.close()

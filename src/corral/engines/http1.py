@@ -233,13 +233,18 @@ class StreamClient:
     """POSTs whose answers are read as they arrive, over kept-alive connections."""
 
     def __init__(
-        self, connect_timeout: float = 5.0, read_timeout: float = 600.0, keepalive_s: float = 1.0
+        self,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 600.0,
+        keepalive_s: float = 1.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._keepalive = keepalive_s
         self._idle: dict[Endpoint, list[_Connection]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        # https upstreams: the system's CAs (SSL_CERT_FILE works) unless given one.
+        self._ssl = ssl_context
 
     async def _connect(self, endpoint: Endpoint) -> _Connection:
         context = None
