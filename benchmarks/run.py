@@ -138,6 +138,17 @@ async def paired_ratios(
     return ratios
 
 
+async def pairs_by_level(
+    ours: systems.Running, base: systems.Running, levels: tuple[int, ...], plan: Plan, what: str
+) -> dict[str, list[float]]:
+    """``paired_ratios`` at each level, keyed by the level as the JSON writes it."""
+    ratios = {}
+    for c in levels:
+        print(f"  tok/s in pairs, {c} stream(s){what} …", flush=True)
+        ratios[str(c)] = await paired_ratios(ours, base, c, plan.pairs_for(c), plan.max_tokens)
+    return ratios
+
+
 async def paired_throughput(
     running: dict[str, systems.Running], plan: Plan
 ) -> dict[str, dict[str, list[float]]]:
@@ -146,12 +157,9 @@ async def paired_throughput(
     for ours, base in PAIRED:
         if ours not in running or base not in running:
             continue
-        out[f"{ours} / {base}"] = ratios = {}
-        for c in plan.target_levels:
-            print(f"  tok/s in pairs, {c} stream(s): {ours} vs {base} …", flush=True)
-            ratios[str(c)] = await paired_ratios(
-                running[ours], running[base], c, plan.pairs_for(c), plan.max_tokens
-            )
+        out[f"{ours} / {base}"] = await pairs_by_level(
+            running[ours], running[base], plan.target_levels, plan, f": {ours} vs {base}"
+        )
     return out
 
 
@@ -203,19 +211,16 @@ async def gateway_overhead(env: dict[str, str], logs: Path, plan: Plan) -> dict[
         # The no-work upstream keeps its pace whatever corral does (a GPU server's way):
         # these ratios are what the gateway's own work costs a stream, up to the
         # concurrency where one gateway process would fall behind.
-        out["throughput"] = {}
-        for c in plan.noop_levels:
-            print(f"  tok/s in pairs, {c} stream(s) …", flush=True)
-            out["throughput"][str(c)] = await paired_ratios(
-                pair["corral gateway"], upstream, c, plan.pairs_for(c), plan.max_tokens
-            )
+        out["throughput"] = await pairs_by_level(
+            pair["corral gateway"], upstream, plan.noop_levels, plan, ""
+        )
         return out
     finally:
         for r in pair.values():
             r.stop()
 
 
-async def gateway_own_core(env: dict[str, str], logs: Path, plan: Plan) -> dict[str, Any]:
+async def gateway_own_core(env: dict[str, str], logs: Path, plan: Plan) -> dict[str, list[float]]:
     """tok/s of the gateway against the engine direct, with the engine (one thread) alone
     on CPU 0 and the gateway and this client on CPU 1: an upstream on hardware of its
     own, as a GPU server is, with a real engine.
@@ -239,13 +244,7 @@ async def gateway_own_core(env: dict[str, str], logs: Path, plan: Plan) -> dict[
         os.sched_setaffinity(0, {1})
         for r in pair.values():
             await warm_up(r.target)
-        out: dict[str, Any] = {}
-        for c in plan.target_levels:
-            print(f"  tok/s in pairs, {c} stream(s) …", flush=True)
-            out[str(c)] = await paired_ratios(
-                pair["corral gateway"], engine, c, plan.pairs_for(c), plan.max_tokens
-            )
-        return out
+        return await pairs_by_level(pair["corral gateway"], engine, plan.target_levels, plan, "")
     finally:
         os.sched_setaffinity(0, cpus)
         for r in pair.values():
