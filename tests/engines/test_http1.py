@@ -42,11 +42,27 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 class Server:
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    """Counts connections; ``answer``: a handler of its own, or the bytes to answer every
+    request of a connection with (the requests are kept)."""
+
+    def __init__(self, answer: Handler | bytes) -> None:
+        self.handler = self.keep_answering(answer) if isinstance(answer, bytes) else answer
         self.connections = 0
         self.requests: list[tuple[bytes, bytes]] = []
         self.closed = asyncio.Event()  # a connection saw EOF from the client
+
+    def keep_answering(self, answer: bytes) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    self.requests.append(await read_request(reader))
+                except asyncio.IncompleteReadError:
+                    self.closed.set()
+                    return
+                writer.write(answer)
+                await writer.drain()
+
+        return handle
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -59,8 +75,8 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(handler: Handler) -> AsyncIterator[tuple[Server, Endpoint]]:
-    server = Server(handler)
+async def serving(answer: Handler | bytes) -> AsyncIterator[tuple[Server, Endpoint]]:
+    server = Server(answer)
     listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     endpoint = Endpoint.of(
@@ -72,18 +88,15 @@ async def serving(handler: Handler) -> AsyncIterator[tuple[Server, Endpoint]]:
         listener.close()
 
 
-def keep_answering(server_ref: list[Server], answer: bytes) -> Handler:
-    """A handler that answers every request on the connection with ``answer``."""
+def answer_once(answer: bytes, hold_s: float = 0.0) -> Handler:
+    """A handler that answers one request with ``answer``, then keeps the connection open
+    for ``hold_s`` before closing it."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                server_ref[0].requests.append(await read_request(reader))
-            except asyncio.IncompleteReadError:
-                server_ref[0].closed.set()
-                return
-            writer.write(answer)
-            await writer.drain()
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        await asyncio.sleep(hold_s)
 
     return handle
 
@@ -98,9 +111,7 @@ SSE = chunk(b'data: {"a": 1}\n\n') + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
 
 async def test_request_head_and_body_are_sent_as_configured() -> None:
-    ref: list[Server] = []
-    async with serving(keep_answering(ref, OK_HEAD + SSE)) as (server, endpoint):
-        ref.append(server)
+    async with serving(OK_HEAD + SSE) as (server, endpoint):
         client = StreamClient()
         assert await read_all(client, endpoint, b'{"x": 1}') == (
             b'data: {"a": 1}\n\ndata: [DONE]\n\n'
@@ -140,9 +151,7 @@ async def test_chunks_reach_the_reader_before_the_answer_ends() -> None:
 
 
 async def test_a_connection_is_kept_alive_then_closed_when_idle() -> None:
-    ref: list[Server] = []
-    async with serving(keep_answering(ref, OK_HEAD + SSE)) as (server, endpoint):
-        ref.append(server)
+    async with serving(OK_HEAD + SSE) as (server, endpoint):
         client = StreamClient(keepalive_s=0.2)
         for _ in range(3):
             await read_all(client, endpoint)
@@ -176,13 +185,8 @@ async def test_a_reader_that_stops_at_done_still_gives_the_connection_back() -> 
 
 
 async def test_an_answer_that_does_not_end_after_its_reader_left_is_closed() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(OK_HEAD + chunk(b"data: [DONE]\n\n"))  # and never the end
-            await writer.drain()
-
-    async with serving(handle) as (server, endpoint):
+    never_ends = OK_HEAD + chunk(b"data: [DONE]\n\n")
+    async with serving(never_ends) as (server, endpoint):
         client = StreamClient()
         loop = asyncio.get_running_loop()
         for _ in range(2):
@@ -198,13 +202,8 @@ async def test_a_kept_alive_connection_the_upstream_closed_is_replaced() -> None
     """The upstream closes each connection after one answer without saying so: the
     client finds its pooled connection dead and sends again on a new one."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK_HEAD + SSE)
-        await writer.drain()
-        # Closes at once, no `connection: close`: the client pooled it.
-
-    async with serving(handle) as (server, endpoint):
+    # Closes after its one answer, no `connection: close`: the client pooled it.
+    async with serving(answer_once(OK_HEAD + SSE)) as (server, endpoint):
         client = StreamClient()
         await read_all(client, endpoint)
         await asyncio.sleep(0.05)  # the close reached the client
@@ -235,9 +234,7 @@ async def test_a_request_the_upstream_dropped_unanswered_on_a_reused_connection_
 async def test_error_answers_are_read_whole() -> None:
     error = b'{"error": {"message": "no"}}'
     answer = b"HTTP/1.1 400 Bad Request\r\ncontent-length: %d\r\n\r\n%s" % (len(error), error)
-    ref: list[Server] = []
-    async with serving(keep_answering(ref, answer)) as (server, endpoint):
-        ref.append(server)
+    async with serving(answer) as (_, endpoint):
         client = StreamClient()
         async with client.post(endpoint, b"{}") as response:
             assert response.status == 400
@@ -246,12 +243,9 @@ async def test_error_answers_are_read_whole() -> None:
 
 
 async def test_a_body_that_ends_with_the_connection_is_complete() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\nupstream down")
-        await writer.drain()
-
-    async with serving(handle) as (_, endpoint):
+    async with serving(
+        answer_once(b"HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\nupstream down")
+    ) as (_, endpoint):
         client = StreamClient()
         async with client.post(endpoint, b"{}") as response:
             assert response.status == 502
@@ -260,12 +254,7 @@ async def test_a_body_that_ends_with_the_connection_is_complete() -> None:
 
 
 async def test_a_stream_cut_short_raises_a_connection_error() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK_HEAD + chunk(b"data: 1\n\n"))
-        await writer.drain()
-
-    async with serving(handle) as (_, endpoint):
+    async with serving(answer_once(OK_HEAD + chunk(b"data: 1\n\n"))) as (_, endpoint):
         client = StreamClient()
         pieces = []
         with pytest.raises(ConnectionError):
@@ -277,13 +266,7 @@ async def test_a_stream_cut_short_raises_a_connection_error() -> None:
 
 
 async def test_garbage_is_a_protocol_error() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(1)
-
-    async with serving(handle) as (_, endpoint):
+    async with serving(answer_once(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", hold_s=1)) as (_, endpoint):
         client = StreamClient()
         with pytest.raises(UpstreamProtocolError):
             async with client.post(endpoint, b"{}"):
@@ -292,13 +275,7 @@ async def test_garbage_is_a_protocol_error() -> None:
 
 
 async def test_silence_past_the_read_timeout_raises() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK_HEAD + chunk(b"data: 1\n\n"))
-        await writer.drain()
-        await asyncio.sleep(5)
-
-    async with serving(handle) as (_, endpoint):
+    async with serving(answer_once(OK_HEAD + chunk(b"data: 1\n\n"), hold_s=5)) as (_, endpoint):
         client = StreamClient(read_timeout=0.2)
         loop = asyncio.get_running_loop()
         async with client.post(endpoint, b"{}") as response:
@@ -326,15 +303,10 @@ async def test_a_reader_that_falls_behind_pauses_the_socket_and_loses_nothing() 
     blob = bytes(range(256)) * (HIGH_WATER // 64)  # 4x the high-water mark
     pieces = [blob[i : i + 4096] for i in range(0, len(blob), 4096)]
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK_HEAD)
-        for piece in pieces:
-            writer.write(chunk(piece))
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-
-    async with serving(handle) as (_, endpoint):
+    async with serving(answer_once(OK_HEAD + b"".join(map(chunk, pieces)) + b"0\r\n\r\n")) as (
+        _,
+        endpoint,
+    ):
         client = StreamClient()
         async with client.post(endpoint, b"{}") as response:
             await asyncio.sleep(0.2)  # everything the socket allows arrives meanwhile
@@ -358,13 +330,8 @@ def test_endpoints_refuse_line_breaks_and_other_schemes() -> None:
 async def test_a_paused_answer_left_unread_is_read_to_its_end_and_its_connection_reused() -> None:
     blob = b"x" * (4 * HIGH_WATER)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(OK_HEAD + chunk(b"data: [DONE]\n\n") + chunk(blob) + b"0\r\n\r\n")
-            await writer.drain()
-
-    async with serving(handle) as (server, endpoint):
+    answer = OK_HEAD + chunk(b"data: [DONE]\n\n") + chunk(blob) + b"0\r\n\r\n"
+    async with serving(answer) as (server, endpoint):
         client = StreamClient()
         for _ in range(2):
             async with client.post(endpoint, b"{}") as response:
@@ -430,9 +397,7 @@ async def test_https_upstreams_are_verified(tls_files: tuple[Path, Path]) -> Non
     cert, key = tls_files
     server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_side.load_cert_chain(cert, key)
-    ref: list[Server] = []
-    server = Server(keep_answering(ref, OK_HEAD + SSE))
-    ref.append(server)
+    server = Server(OK_HEAD + SSE)
     listener = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_side)
     port = listener.sockets[0].getsockname()[1]
     endpoint = Endpoint.of(f"https://127.0.0.1:{port}/v1/chat/completions", {})
