@@ -18,18 +18,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.core.errors import InsufficientQuotaError, ModelNotFoundError, PermissionDeniedError
 from corral.core.ids import new_id
 from corral.services.catalog import ModelSpec
 from corral.services.keys import Principal
 from corral.services.limits import LimitState, RateLimiter
+from corral.services.settlements import Entry, SettlementWriter
 from corral.storage.db import Database
-from corral.storage.tables import NANO, Reservation, Spend, Usage
+from corral.storage.tables import NANO, Reservation, Spend
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +89,7 @@ class Accounting:
         self._limiter = limiter
         self._ttl = timedelta(seconds=reservation_ttl_s)
         self._pending: set[asyncio.Task[None]] = set()
+        self._settlements = SettlementWriter(db)
 
     async def admit(
         self,
@@ -228,45 +228,12 @@ class Accounting:
             "latency_ms": round((time.perf_counter() - ticket.started) * 1000),
             "status": status,
         }
-        try:
-            # Core statements on one connection, not an ORM session: this runs once per
-            # request, and the unit of work cost more CPU than the writes themselves.
-            async with self._db.writing() as conn:
-                await self._release(conn, ticket, charge=cost)
-                await conn.execute(insert(Usage).values(row))
-        except IntegrityError:
+        period = ticket.period or period_of(who.budget_period, datetime.now(UTC))
+        if not await self._settlements.write(Entry(row, period, ticket.reserved_nano)):
             log.warning("usage for %s already recorded", ticket.request_id)
             cost = 0
         await self._limiter.reconcile(ticket.limits, prompt + completion - ticket.prompt_estimate)
         return cost
-
-    async def _release(self, conn: AsyncConnection, ticket: Ticket, charge: int) -> None:
-        who = ticket.principal
-        reserved = 0
-        if ticket.reserved_nano:
-            gone = await conn.execute(
-                delete(Reservation).where(Reservation.request_id == ticket.request_id)
-            )
-            reserved = ticket.reserved_nano if gone.rowcount else 0  # swept already
-        if who.project_id is None:
-            return
-        period = ticket.period or period_of(who.budget_period, datetime.now(UTC))
-        await conn.execute(
-            self._insert(Spend)
-            .values(
-                project_id=who.project_id,
-                period=period,
-                spent_nano=charge,
-                reserved_nano=-reserved,
-            )
-            .on_conflict_do_update(
-                index_elements=[Spend.project_id, Spend.period],
-                set_={
-                    "spent_nano": Spend.spent_nano + charge,
-                    "reserved_nano": Spend.reserved_nano - reserved,
-                },
-            )
-        )
 
     async def sweep(self) -> int:
         """Release reservations whose request never settled (a crash, a lost task)."""
