@@ -141,3 +141,21 @@ async def test_requests_without_a_project_write_their_row_only(db: Database) -> 
     async with db.session() as s:
         assert await s.scalar(select(Usage.cost_nano).where(Usage.request_id == "req-anon")) == 7
         assert await s.scalar(select(func.count()).select_from(Spend)) == 0
+
+
+@pytest.mark.parametrize("when", ["before it ran", "while it wrote"])
+async def test_a_stopped_writer_fails_its_waiters_instead_of_hanging(
+    db: Database, when: str
+) -> None:
+    writer = SettlementWriter(db)
+    project_id = await project(db)
+    waiting = [asyncio.ensure_future(writer.write(entry(project_id, f"r{i}", 1))) for i in range(3)]
+    await asyncio.sleep(0)  # the writes are queued and the writer's task created
+    if when == "while it wrote":
+        await asyncio.sleep(0)  # it took the batch and is inside the transaction
+    task = writer._writer
+    assert task is not None
+    task.cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert await writer.write(entry(project_id, "after", 1)) is True  # a new writer starts

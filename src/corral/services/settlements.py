@@ -49,6 +49,7 @@ class SettlementWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._queue: list[tuple[Entry, asyncio.Future[bool]]] = []
+        self._batch: list[tuple[Entry, asyncio.Future[bool]]] = []  # being written
         self._writer: asyncio.Task[None] | None = None
         dialect = sqlite if db.is_sqlite else postgresql
         # Built once: the same statements every time, so SQLAlchemy's compiled cache
@@ -79,27 +80,44 @@ class SettlementWriter:
         self._queue.append((entry, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
+            self._writer.add_done_callback(self._stopped)
         return await done
 
     async def _drain(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                charged = await self._write([entry for entry, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                # One bad row must not lose the others: each again, on its own.
-                log.warning("a batch of %d settlements failed; writing each alone", len(batch))
-                for entry, done in batch:
-                    try:
-                        _settle(done, (await self._write([entry]))[0])
-                    except Exception as one:
-                        _settle(done, one)
-                continue
-            for (_, done), was in zip(batch, charged, strict=True):
-                _settle(done, was)
+            self._batch, self._queue = self._queue, []
+            await self._write_batch(self._batch)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """Cancelled (the loop is closing), perhaps before it ran: no waiter may wait
+        forever. (This runs a loop turn after the task ends: a newer writer may have
+        started meanwhile, and the queue is then its own.)"""
+        if not task.cancelled() and task.exception() is None:
+            return
+        stranded = self._batch + (self._queue if self._writer is task else [])
+        for _, done in stranded:
+            _settle(done, RuntimeError("the settlement writer stopped"))
+        self._batch = []
+        if self._writer is task:
+            self._queue = []
+
+    async def _write_batch(self, batch: list[tuple[Entry, asyncio.Future[bool]]]) -> None:
+        try:
+            charged = await self._write([entry for entry, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            # One bad row must not lose the others: each again, on its own.
+            log.warning("a batch of %d settlements failed; writing each alone", len(batch))
+            for entry, done in batch:
+                try:
+                    _settle(done, (await self._write([entry]))[0])
+                except Exception as one:
+                    _settle(done, one)
+            return
+        for (_, done), was in zip(batch, charged, strict=True):
+            _settle(done, was)
 
     async def _write(self, batch: Sequence[Entry]) -> list[bool]:
         async with self._db.writing() as conn:
