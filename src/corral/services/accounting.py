@@ -211,10 +211,10 @@ class Accounting:
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
         reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0))
         cost = cost_nano(ticket.spec, prompt, cached, completion)
-        who = ticket.principal
+        who, moment = ticket.principal, datetime.now(UTC)
         row = {
             "request_id": ticket.request_id,
-            "created_at": datetime.now(UTC),
+            "created_at": moment,
             "org_id": who.org_id,
             "project_id": who.project_id,
             "key_id": who.key_id,
@@ -228,7 +228,7 @@ class Accounting:
             "latency_ms": round((time.perf_counter() - ticket.started) * 1000),
             "status": status,
         }
-        period = ticket.period or period_of(who.budget_period, datetime.now(UTC))
+        period = ticket.period or period_of(who.budget_period, moment)
         if not await self._settlements.write(Entry(row, period, ticket.reserved_nano)):
             log.warning("usage for %s already recorded", ticket.request_id)
             cost = 0
