@@ -353,7 +353,8 @@ def markdown(results: dict[str, Any]) -> str:
                 "the pairs' (a ratio of the levels' tok/s where a run has no pairs). The "
                 "gateway's are measured three ways: against the engine direct sharing both "
                 "cores with it, against an engine alone on a core of its own (the gateway and "
-                "the client on the other), and against the no-work upstream"
+                "the client on the other; twice the pairs, its batches vary more), and "
+                "against the no-work upstream"
             ]
             if "pairs" in cfg
             else []
