@@ -60,8 +60,15 @@ async def reserve(db: Database, project_id: str, request_id: str, amount: int) -
         else:
             spend.reserved_nano += amount
         expires = datetime.now(UTC) + timedelta(minutes=15)
-        s.add(Reservation(request_id=request_id, project_id=project_id, period=PERIOD,
-                          amount_nano=amount, expires_at=expires))  # fmt: skip
+        s.add(
+            Reservation(
+                request_id=request_id,
+                project_id=project_id,
+                period=PERIOD,
+                amount_nano=amount,
+                expires_at=expires,
+            )
+        )
 
 
 async def spend_of(db: Database, project_id: str) -> tuple[int, int]:
