@@ -59,6 +59,18 @@ def test_cost_in_nano_dollars() -> None:
     assert cost_nano(SPEC, 10, 0, 5) == 20_000  # 10e-6 + 10e-6 USD
 
 
+@pytest.fixture
+def one_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter's clock stands still mid-window: a test that ran across a minute's
+    end saw its window roll over and its last request admitted."""
+    from types import SimpleNamespace
+
+    from corral.services import limits
+
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
+
+
+@pytest.mark.usefixtures("one_minute")
 async def test_requests_per_minute(setup: tuple[Database, KeyService, Accounting]) -> None:
     _, keys, accounting = setup
     who = await principal(keys, rpm=3)
@@ -76,6 +88,7 @@ async def test_requests_per_minute(setup: tuple[Database, KeyService, Accounting
     assert 1 <= int(err.value.headers["retry-after"]) <= 60
 
 
+@pytest.mark.usefixtures("one_minute")
 async def test_tokens_per_minute(setup: tuple[Database, KeyService, Accounting]) -> None:
     _, keys, accounting = setup
     who = await principal(keys, tpm=100)
@@ -236,11 +249,30 @@ async def test_stale_reservations_are_swept(setup: tuple[Database, KeyService, A
     db, keys, _ = setup
     accounting = Accounting(db, RateLimiter(db), reservation_ttl_s=-1)  # expire at once
     who = await principal(keys, budget_usd=1.0)
-    await accounting.admit(who, SPEC, "chat", 100, 10)  # never settled: a crash
-    assert await accounting.sweep() == 1
+    for _ in range(3):
+        await accounting.admit(who, SPEC, "chat", 100, 10)  # never settled: a crash
+    settled = await accounting.admit(who, SPEC, "chat", 100, 10)
+    await accounting.settle(settled, usage(10, 5), "ok")  # its reservation is gone
+    assert await accounting.sweep() == 3
+    assert await accounting.sweep() == 0
     async with db.session() as s:
         spend = (await s.scalars(select(Spend).where(Spend.project_id == who.project_id))).one()
     assert spend.reserved_nano == 0
+    assert spend.spent_nano == cost_nano(SPEC, 10, 0, 5)
+
+
+async def test_shutdown_waits_for_an_in_line_settlement_whose_caller_was_cancelled(
+    setup: tuple[Database, KeyService, Accounting],
+) -> None:
+    db, keys, accounting = setup
+    ticket = await accounting.admit(await principal(keys), SPEC, "chat", 100, 10)
+    caller = asyncio.create_task(accounting.settle(ticket, usage(10, 5), "ok"))
+    await asyncio.sleep(0)  # its entry is queued for the writer
+    caller.cancel()
+    await accounting.settled()
+    async with db.session() as s:
+        rows = await s.scalar(select(func.count()).where(Usage.request_id == ticket.request_id))
+    assert rows == 1
 
 
 async def test_fine_tuned_models_are_their_organizations(

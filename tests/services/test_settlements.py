@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from corral.services.keys import KeyService
-from corral.services.settlements import Entry, SettlementWriter
+from corral.services.settlements import MAX_BATCH, Entry, SettlementWriter
 from corral.storage.db import Database, upgrade
 from corral.storage.tables import Reservation, Spend, Usage
 
@@ -166,3 +167,32 @@ async def test_a_stopped_writer_fails_its_waiters_instead_of_hanging(
     outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     assert await writer.write(entry(project_id, "after", 1)) is True  # a new writer starts
+
+
+async def test_a_backlog_is_written_in_bounded_transactions(db: Database) -> None:
+    writer = SettlementWriter(db)
+    project_id = await project(db)
+    commits = count_commits(db)
+    n = 2 * MAX_BATCH + 7
+    charged = await asyncio.gather(*(writer.write(entry(project_id, f"r{i}", 1)) for i in range(n)))
+    assert charged == [True] * n
+    assert len(commits) == 3
+    assert await spend_of(db, project_id) == (n, 0)
+
+
+async def test_a_database_failure_fails_the_batch_without_retrying_each(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = SettlementWriter(db)
+    calls: list[int] = []
+
+    async def gone(batch: list[Entry]) -> list[bool]:
+        calls.append(len(batch))
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(writer, "_write", gone)
+    outcomes = await asyncio.gather(
+        *(writer.write(entry(None, f"r{i}", 1)) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert calls == [5]  # a row-by-row retry would wait out the outage five more times

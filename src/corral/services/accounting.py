@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from corral.core.errors import InsufficientQuotaError, ModelNotFoundError, PermissionDeniedError
@@ -200,9 +200,11 @@ class Accounting:
         task.add_done_callback(self._pending.discard)
 
     async def settled(self) -> None:
-        """Wait until every settlement started so far is written."""
+        """Wait until every settlement started so far is written (an in-line one whose
+        caller was cancelled included: its entry is still in the writer's queue)."""
         while self._pending:
             await asyncio.wait(list(self._pending))
+        await self._settlements.idle()
 
     async def _record(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> int:
         usage = usage or {}
@@ -236,19 +238,26 @@ class Accounting:
         return cost
 
     async def sweep(self) -> int:
-        """Release reservations whose request never settled (a crash, a lost task)."""
+        """Release reservations whose request never settled (a crash, a lost task).
+
+        One ``DELETE … RETURNING``: a reservation a settlement deleted meanwhile is not
+        returned, so it is not released twice (a select-then-delete did that on
+        PostgreSQL); the spend rows are then updated in key order, as settlements do."""
         moment = datetime.now(UTC)
-        released = 0
-        async with self._db.begin() as s:
-            stale = list(
-                await s.scalars(select(Reservation).where(Reservation.expires_at < moment))
+        freed: dict[tuple[str, str], int] = {}
+        async with self._db.writing() as conn:
+            gone = await conn.execute(
+                delete(Reservation)
+                .where(Reservation.expires_at < moment)
+                .returning(Reservation.project_id, Reservation.period, Reservation.amount_nano)
             )
-            for r in stale:
-                await s.execute(delete(Reservation).where(Reservation.request_id == r.request_id))
-                await s.execute(
+            rows = list(gone)
+            for project_id, period, amount in rows:
+                freed[(project_id, period)] = freed.get((project_id, period), 0) + amount
+            for (project_id, period), amount in sorted(freed.items()):
+                await conn.execute(
                     update(Spend)
-                    .where(Spend.project_id == r.project_id, Spend.period == r.period)
-                    .values(reserved_nano=Spend.reserved_nano - r.amount_nano)
+                    .where(Spend.project_id == project_id, Spend.period == period)
+                    .values(reserved_nano=Spend.reserved_nano - amount)
                 )
-                released += 1
-        return released
+        return len(rows)

@@ -20,12 +20,15 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.storage.db import Database
 from corral.storage.tables import Reservation, Spend, Usage
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 500  # settlements a transaction
 
 
 @dataclass
@@ -49,7 +52,6 @@ class SettlementWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._queue: list[tuple[Entry, asyncio.Future[bool]]] = []
-        self._batch: list[tuple[Entry, asyncio.Future[bool]]] = []  # being written
         self._writer: asyncio.Task[None] | None = None
         dialect = sqlite if db.is_sqlite else postgresql
         # Built once: the same statements every time, so SQLAlchemy's compiled cache
@@ -83,28 +85,37 @@ class SettlementWriter:
             self._writer.add_done_callback(self._stopped)
         return await done
 
+    async def idle(self) -> None:
+        """Wait until everything queued so far is written."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
     async def _drain(self) -> None:
-        while self._queue:
-            self._batch, self._queue = self._queue, []
-            await self._write_batch(self._batch)
+        batch: list[tuple[Entry, asyncio.Future[bool]]] = []
+        try:
+            while self._queue:
+                # Bounded: a backlog after a stall must not become one statement past
+                # the databases' bind-parameter limits (the reservations' IN list).
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._write_batch(batch)
+        except asyncio.CancelledError:  # the loop is closing: tell the batch's waiters
+            for _, done in batch:
+                _settle(done, RuntimeError("the settlement writer stopped"))
+            raise
 
     def _stopped(self, task: asyncio.Task[None]) -> None:
-        """Cancelled (the loop is closing), perhaps before it ran: no waiter may wait
-        forever. (This runs a loop turn after the task ends: a newer writer may have
-        started meanwhile, and the queue is then its own.)"""
-        if not task.cancelled() and task.exception() is None:
-            return
-        stranded = self._batch + (self._queue if self._writer is task else [])
-        for _, done in stranded:
-            _settle(done, RuntimeError("the settlement writer stopped"))
-        self._batch = []
-        if self._writer is task:
+        """A writer cancelled before it ran leaves its queue behind: no waiter may wait
+        forever. (This runs a loop turn after the task ended: if a newer writer started
+        meanwhile, the queue is its own.)"""
+        if self._writer is task and task.cancelled():
+            for _, done in self._queue:
+                _settle(done, RuntimeError("the settlement writer stopped"))
             self._queue = []
 
     async def _write_batch(self, batch: list[tuple[Entry, asyncio.Future[bool]]]) -> None:
         try:
             charged = await self._write([entry for entry, _ in batch])
-        except Exception as exc:
+        except (IntegrityError, DataError) as exc:  # a row the database refuses
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
@@ -115,6 +126,10 @@ class SettlementWriter:
                     _settle(done, (await self._write([entry]))[0])
                 except Exception as one:
                     _settle(done, one)
+            return
+        except Exception as exc:  # the database itself (gone, locked): all alike
+            for _, done in batch:
+                _settle(done, exc)
             return
         for (_, done), was in zip(batch, charged, strict=True):
             _settle(done, was)
