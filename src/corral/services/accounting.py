@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from corral.core.errors import InsufficientQuotaError, ModelNotFoundError, PermissionDeniedError
 from corral.core.ids import new_id
@@ -113,9 +112,6 @@ class Accounting:
             raise
         return ticket
 
-    def _insert(self, table: Any) -> Any:
-        return (sqlite if self._db.is_sqlite else postgresql).insert(table)
-
     async def _reserve(self, ticket: Ticket, amount: int) -> None:
         who = ticket.principal
         assert who.project_id is not None and who.budget_nano is not None
@@ -123,7 +119,7 @@ class Accounting:
         period = period_of(who.budget_period, moment)
         async with self._db.begin() as s:
             await s.execute(
-                self._insert(Spend)
+                self._db.insert(Spend)
                 .values(project_id=who.project_id, period=period, spent_nano=0, reserved_nano=0)
                 .on_conflict_do_nothing()
             )

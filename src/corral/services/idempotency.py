@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from corral.core.errors import ConflictError, InvalidRequestError
 from corral.storage.db import Database
@@ -40,7 +39,7 @@ class Idempotency:
                 param="Idempotency-Key",
             )
         now = datetime.now(UTC)
-        insert = (sqlite if self._db.is_sqlite else postgresql).insert(IdempotentResponse)
+        insert = self._db.insert(IdempotentResponse)
         async with self._db.begin() as s:
             claimed = await s.execute(
                 insert.values(scope=scope, key=key, request_hash=digest, created_at=now)

@@ -11,10 +11,8 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from corral.core.errors import RateLimitError
 from corral.services.keys import Principal
@@ -69,11 +67,10 @@ class RateLimiter:
         self._db = db
         self._in_flight: Counter[str] = Counter()
 
-    def _insert(self) -> Any:
-        return (sqlite if self._db.is_sqlite else postgresql).insert(RateWindow)
-
     async def _count(self, scope: str, window: int, requests: int, tokens: int) -> tuple[int, int]:
-        stmt = self._insert().values(scope=scope, window=window, requests=requests, tokens=tokens)
+        stmt = self._db.insert(RateWindow).values(
+            scope=scope, window=window, requests=requests, tokens=tokens
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "window"],
             set_={

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,11 +52,10 @@ class SettlementWriter:
         self._db = db
         self._queue: list[tuple[Entry, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
-        dialect = sqlite if db.is_sqlite else postgresql
         # Built once: the same statements every time, so SQLAlchemy's compiled cache
         # hits without walking the values for a cache key.
         self._insert_usage = (
-            dialect.insert(Usage)
+            db.insert(Usage)
             .on_conflict_do_nothing(index_elements=[Usage.request_id])
             .returning(Usage.request_id)
         )
@@ -66,7 +64,7 @@ class SettlementWriter:
             .where(Reservation.request_id.in_(bindparam("ids", expanding=True)))
             .returning(Reservation.request_id)
         )
-        upsert = dialect.insert(Spend)
+        upsert = db.insert(Spend)
         self._add_spend = upsert.on_conflict_do_update(
             index_elements=[Spend.project_id, Spend.period],
             set_={

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Select, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -95,6 +96,11 @@ class Database:
                 pass
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).first()
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT in this database's dialect, for its ``ON CONFLICT`` clauses (the two
+        dialects' classes differ, hence ``Any``)."""
+        return (sqlite if self.is_sqlite else postgresql).insert(table)
 
     def begin(self) -> Any:
         """A session in a transaction: ``async with db.begin() as s: ...``."""
