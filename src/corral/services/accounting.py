@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 
 from corral.core.errors import InsufficientQuotaError, ModelNotFoundError, PermissionDeniedError
 from corral.core.ids import new_id
@@ -234,26 +234,5 @@ class Accounting:
         return cost
 
     async def sweep(self) -> int:
-        """Release reservations whose request never settled (a crash, a lost task).
-
-        One ``DELETE … RETURNING``: a reservation a settlement deleted meanwhile is not
-        returned, so it is not released twice (a select-then-delete did that on
-        PostgreSQL); the spend rows are then updated in key order, as settlements do."""
-        moment = datetime.now(UTC)
-        freed: dict[tuple[str, str], int] = {}
-        async with self._db.writing() as conn:
-            gone = await conn.execute(
-                delete(Reservation)
-                .where(Reservation.expires_at < moment)
-                .returning(Reservation.project_id, Reservation.period, Reservation.amount_nano)
-            )
-            rows = list(gone)
-            for project_id, period, amount in rows:
-                freed[(project_id, period)] = freed.get((project_id, period), 0) + amount
-            for (project_id, period), amount in sorted(freed.items()):
-                await conn.execute(
-                    update(Spend)
-                    .where(Spend.project_id == project_id, Spend.period == period)
-                    .values(reserved_nano=Spend.reserved_nano - amount)
-                )
-        return len(rows)
+        """Release reservations whose request never settled (a crash, a lost task)."""
+        return await self._settlements.release_stale(datetime.now(UTC))

@@ -16,6 +16,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete
@@ -146,6 +147,27 @@ class SettlementWriter:
                 await conn.execute(self._add_spend, spends)
         return charged
 
+    async def release_stale(self, moment: datetime) -> int:
+        """Release the reservations that expired before ``moment``; returns how many.
+
+        One ``DELETE … RETURNING``: a reservation a settlement deleted meanwhile is not
+        returned, so it is not released twice (a select-then-delete did that on
+        PostgreSQL)."""
+        async with self._db.writing() as conn:
+            gone = list(
+                await conn.execute(
+                    delete(Reservation)
+                    .where(Reservation.expires_at < moment)
+                    .returning(Reservation.project_id, Reservation.period, Reservation.amount_nano)
+                )
+            )
+            totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+            for project_id, period, amount in gone:
+                totals[(project_id, period)][1] -= amount
+            if totals:
+                await conn.execute(self._add_spend, _in_key_order(totals))
+        return len(gone)
+
     async def _free_reservations(self, conn: AsyncConnection, batch: Sequence[Entry]) -> set[str]:
         """Delete the batch's reservations; returns those still there (the sweeper may
         have released one already, and then it must not be released twice)."""
@@ -158,8 +180,7 @@ class SettlementWriter:
 def _spend_changes(
     batch: Sequence[Entry], charged: Sequence[bool], freed: set[str]
 ) -> list[dict[str, Any]]:
-    """One spend change per project and period, in key order: two writers that touch the
-    same rows lock them in the same order (PostgreSQL), so they cannot deadlock."""
+    """One spend change per project and period."""
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     unfreed = set(freed)  # a reservation is freed once, however often its id comes
     for entry, was in zip(batch, charged, strict=True):
@@ -170,9 +191,16 @@ def _spend_changes(
         if entry.request_id in unfreed:
             total[1] -= entry.reserved_nano
             unfreed.discard(entry.request_id)
+    return _in_key_order(totals)
+
+
+def _in_key_order(totals: dict[tuple[str, str], list[int]]) -> list[dict[str, Any]]:
+    """Spend rows to add (spent, reserved) by project and period, in key order: two
+    writers that touch the same rows lock them in the same order (PostgreSQL), so they
+    cannot deadlock."""
     return [
-        {"project_id": project, "period": period, "spent_nano": spent, "reserved_nano": freed_}
-        for (project, period), (spent, freed_) in sorted(totals.items())
+        {"project_id": project, "period": period, "spent_nano": spent, "reserved_nano": reserved}
+        for (project, period), (spent, reserved) in sorted(totals.items())
     ]
 
 
