@@ -23,12 +23,9 @@ from corral.storage.tables import NANO
 Run = Callable[[], Awaitable[BaseModel | AsyncIterator[dict[str, Any]]]]
 
 
-def _charged(services: Services, ticket: Ticket, cost_nano: int) -> None:
-    services.telemetry.cost.labels(ticket.spec.id).inc(cost_nano / NANO)
-
-
 def _charger(services: Services, ticket: Ticket) -> Callable[[int], None]:
-    return lambda cost_nano: _charged(services, ticket, cost_nano)
+    """What a settlement calls with the request's cost: the cost counter, in dollars."""
+    return lambda cost_nano: services.telemetry.cost.labels(ticket.spec.id).inc(cost_nano / NANO)
 
 
 def principal_of(request: Request) -> Principal:
