@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from corral.catalog.schema import resolve_model
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
-from corral.services.catalog import resolve_model
 
 
 async def main() -> None:

@@ -19,8 +19,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from corral.services.catalog import embedded_model_path
-from corral.training.lora import Hyperparameters, Progress, train
+from corral.catalog.schema import embedded_model_path
+from corral.tuning.lora import Hyperparameters, Progress, train
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 QUESTIONS = [

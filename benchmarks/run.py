@@ -25,8 +25,8 @@ import systems
 
 from corral.bench.loadgen import LevelResult, Target, one_request, percentile, run_level
 from corral.bench.prompts import long_prompts, short_prompts
+from corral.catalog.schema import resolve_model
 from corral.core.config import Settings
-from corral.services.catalog import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE_S = 0.05  # before each request of the TTFT probe

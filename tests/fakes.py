@@ -6,9 +6,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from corral.catalog.registry import ModelRegistry
+from corral.catalog.schema import ModelSpec
 from corral.engines.base import Body, EngineInfo
-from corral.services.catalog import ModelSpec
-from corral.services.registry import ModelRegistry
 
 
 class FakeEngine:

@@ -1,3 +1,3 @@
-from corral.cli import app
+from corral.cli.app import app
 
 app()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from corral.api.app import create_app
 from corral.core.config import EvalSettings, Settings
-from corral.services.eval_worker import EvalWorker
+from corral.evals.worker import EvalWorker
 from tests.fakes import fake_registry, migrated
 
 SCHEMA = {

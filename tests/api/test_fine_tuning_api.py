@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from corral.api.app import create_app
+from corral.catalog.registry import ModelRegistry
+from corral.catalog.schema import ModelSpec
 from corral.core.config import FineTuningSettings, Settings
-from corral.services.catalog import ModelSpec
-from corral.services.registry import ModelRegistry
 from tests.fakes import FakeEngine, migrated
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from corral.api.app import create_app, default_registry
+from corral.catalog.registry import ModelRegistry
+from corral.catalog.schema import ModelSpec, load_catalog
 from corral.core.config import Settings
 from corral.core.errors import ModelShutdownError
-from corral.services.catalog import ModelSpec, load_catalog
-from corral.services.registry import ModelRegistry
 from tests.fakes import FakeEngine
 from tests.lifecycle_catalog import test_catalog as make_catalog
 

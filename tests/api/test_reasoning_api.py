@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from corral.api.app import create_app
+from corral.catalog.registry import ModelRegistry
+from corral.catalog.schema import ModelSpec, load_catalog
 from corral.core.config import Settings
-from corral.services.catalog import ModelSpec, load_catalog
-from corral.services.registry import ModelRegistry
 from tests.fakes import FakeEngine
 
 CATALOG = """\

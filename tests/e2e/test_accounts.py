@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from corral.services.catalog import embedded_model_path
+from corral.catalog.schema import embedded_model_path
 from tests.conftest import MODEL, LiveServer
 
 pytestmark = pytest.mark.slow

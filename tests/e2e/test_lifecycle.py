@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from corral.services.catalog import embedded_model_path, utc_today
+from corral.catalog.schema import embedded_model_path, utc_today
 from tests.conftest import LiveServer
 from tests.lifecycle_catalog import test_catalog as make_catalog
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from corral.catalog.schema import embedded_model_path
 from corral.core.config import EngineSettings
 from corral.engines.llamacpp import LlamaCppEngine
-from corral.services.catalog import embedded_model_path
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from corral.catalog.schema import embedded_model_path
 from corral.core.config import EngineSettings
 from corral.core.errors import CorralError, EngineUnavailableError, InvalidRequestError
 from corral.engines import supervisor as supervisor_module
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.engines.process import LlamaCppProcessEngine
-from corral.services.catalog import embedded_model_path
 
 pytestmark = pytest.mark.slow
 

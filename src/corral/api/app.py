@@ -13,6 +13,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from corral import __version__
+from corral.accounts.accounting import Accounting
+from corral.accounts.idempotency import Idempotency
+from corral.accounts.keys import KeyService, load_secret
+from corral.accounts.limits import RateLimiter
+from corral.accounts.usage import UsageService
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
 from corral.api.direct import DirectRoutes, table
@@ -29,33 +34,28 @@ from corral.api.routes import (
     metrics,
     models,
     organization,
-    pages,
-    usage_page,
 )
+from corral.catalog.aliases import AliasPins
+from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector
+from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
+from corral.catalog.upstreams import upstream_engine
 from corral.core.config import Settings
 from corral.engines.base import Engine
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.engines.process import LlamaCppProcessEngine
-from corral.services.accounting import Accounting
-from corral.services.admission import Admission
-from corral.services.aliases import AliasPins
-from corral.services.catalog import ModelSpec, load_catalog, local_snapshot
-from corral.services.chat import ChatService
-from corral.services.completions import CompletionService
-from corral.services.embeddings import EmbeddingService
-from corral.services.eval_worker import EvalWorker, ModelCalls, embedding_model, python_sandbox
-from corral.services.evals import EvalService
-from corral.services.files import FileService
-from corral.services.fine_tuning import FineTuningService
-from corral.services.idempotency import Idempotency
-from corral.services.keys import KeyService, load_secret
-from corral.services.limits import RateLimiter
-from corral.services.registry import ModelCollector, ModelRegistry, PoolCollector
-from corral.services.telemetry import Telemetry
-from corral.services.upstreams import upstream_engine
-from corral.services.usage import UsageService
+from corral.evals.service import EvalService
+from corral.evals.worker import EvalWorker, ModelCalls, embedding_model, python_sandbox
+from corral.files import FileService
+from corral.inference.admission import Admission
+from corral.inference.chat import ChatService
+from corral.inference.completions import CompletionService
+from corral.inference.embeddings import EmbeddingService
+from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
-from corral.training.process import start_worker, stop_worker
+from corral.tuning.jobs import FineTuningService
+from corral.tuning.process import start_worker, stop_worker
+from corral.web import pages
+from corral.web import usage as usage_page
 
 log = logging.getLogger(__name__)
 

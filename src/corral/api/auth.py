@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from corral.accounts.keys import ANONYMOUS, KeyService
 from corral.api.errors import error_response
 from corral.core.errors import CorralError
-from corral.services.keys import ANONYMOUS, KeyService
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 

@@ -7,23 +7,23 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from corral.accounts.accounting import Accounting
+from corral.accounts.idempotency import Idempotency
+from corral.accounts.keys import KeyService
+from corral.accounts.usage import UsageService
+from corral.catalog.aliases import AliasPins
+from corral.catalog.registry import ModelRegistry
 from corral.core.config import Settings
-from corral.services.accounting import Accounting
-from corral.services.admission import Admission
-from corral.services.aliases import AliasPins
-from corral.services.chat import ChatService
-from corral.services.completions import CompletionService
-from corral.services.embeddings import EmbeddingService
-from corral.services.eval_worker import EvalWorker
-from corral.services.evals import EvalService
-from corral.services.files import FileService
-from corral.services.fine_tuning import FineTuningService
-from corral.services.idempotency import Idempotency
-from corral.services.keys import KeyService
-from corral.services.registry import ModelRegistry
-from corral.services.telemetry import Telemetry
-from corral.services.usage import UsageService
+from corral.evals.service import EvalService
+from corral.evals.worker import EvalWorker
+from corral.files import FileService
+from corral.inference.admission import Admission
+from corral.inference.chat import ChatService
+from corral.inference.completions import CompletionService
+from corral.inference.embeddings import EmbeddingService
+from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database
+from corral.tuning.jobs import FineTuningService
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from corral.services.lifecycle import LifecycleNote, current_note
+from corral.catalog.lifecycle import LifecycleNote, current_note
 
 
 class LifecycleHeaders:

@@ -10,14 +10,14 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from corral.accounts.accounting import Ticket
+from corral.accounts.idempotency import request_hash
+from corral.accounts.keys import ANONYMOUS, Principal
 from corral.api.deps import Services
 from corral.api.sse import sse_response
+from corral.catalog.schema import ModelSpec
 from corral.core import logs
 from corral.core.errors import InsufficientQuotaError, RateLimitError
-from corral.services.accounting import Ticket
-from corral.services.catalog import ModelSpec
-from corral.services.idempotency import request_hash
-from corral.services.keys import ANONYMOUS, Principal
 from corral.storage.tables import NANO
 
 Run = Callable[[], Awaitable[BaseModel | AsyncIterator[dict[str, Any]]]]

@@ -1,1 +1,1 @@
-"""The shipped model catalog (models.yaml)."""
+"""The catalog: model specs (models.yaml), aliases, lifecycle, loaded models, pulls."""

@@ -1,1 +1,1 @@
-"""Evals: templates, graders and the per-item runner (no HTTP, no storage)."""
+"""Evals: definitions, templates, graders, the per-item runner, the service and its worker."""

@@ -1,1 +1,1 @@
-"""Server-rendered pages (Jinja2 templates, autoescaped)."""
+"""Server-rendered pages (Jinja2 templates, autoescaped) and their routes."""

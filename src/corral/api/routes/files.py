@@ -9,8 +9,8 @@ from corral.api.deps import ServicesDep
 from corral.api.metering import principal_of
 from corral.api.multipart import read_upload
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
+from corral.files import Owner
 from corral.protocol.files import FileDeleted, FileList, FileObject
-from corral.services.files import Owner
 
 router = APIRouter()
 

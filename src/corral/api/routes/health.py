@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
 from corral.api.deps import ServicesDep
-from corral.services.health import readiness
+from corral.catalog.health import readiness
 
 router = APIRouter()
 

@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 
 from corral.api.deps import ServicesDep
 from corral.api.metering import principal_of
+from corral.catalog.models import ModelsService
 from corral.protocol.models import DeprecationList, ModelCard, ModelList
-from corral.services.models import ModelsService
 
 router = APIRouter()
 

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from corral.accounts.usage import Window
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
 from corral.api.metering import principal_of
 from corral.core.errors import PermissionDeniedError
-from corral.services.usage import Window
 from corral.storage.tables import NANO, ApiKey, Project
 
 router = APIRouter(prefix="/v1/organization")

@@ -1,0 +1,1 @@
+"""Accounts: API keys, rate limits, budgets, metering, settlement, usage and idempotency."""

@@ -1,0 +1,1 @@
+"""The command line: ``corral serve`` and one module per command group."""

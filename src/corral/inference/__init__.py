@@ -1,0 +1,1 @@
+"""The generation core: chat, completions, embeddings, tools, reasoning, admission, telemetry."""

@@ -1,0 +1,283 @@
+"""Chat completions: validation, tool planning, fan-out over choices, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from corral.catalog.registry import ModelRegistry, ServedModel
+from corral.core.config import LimitSettings
+from corral.core.errors import InvalidRequestError
+from corral.core.ids import new_id
+from corral.engines.base import Body
+from corral.inference.admission import Admission
+from corral.inference.reasoning import (
+    StreamSplitter,
+    check_effort,
+    is_reasoning,
+    split_reasoning,
+    thinking_budget,
+)
+from corral.inference.requests import (
+    check_context,
+    check_count,
+    merge_usage,
+    refuse_unknown_fields,
+    sampling_body,
+    seeded,
+)
+from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
+from corral.inference.telemetry import RequestTimer, Telemetry
+from corral.inference.tools import ToolPlan, parse_output, plan_tools
+from corral.protocol.chat import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    NamedToolChoice,
+)
+from corral.protocol.common import Usage
+
+TEMPLATE_OVERHEAD_PER_MESSAGE = 16
+TEMPLATE_OVERHEAD = 64
+
+
+def _validate(req: ChatCompletionRequest, limits: LimitSettings) -> None:
+    refuse_unknown_fields(req)
+    check_count("n", req.n, limits.max_n)
+    check_count("messages", len(req.messages), limits.max_messages)
+    check_count("tools", len(req.tools or []), limits.max_tools)
+    if req.top_logprobs and not req.logprobs:
+        raise InvalidRequestError(
+            "`top_logprobs` needs `logprobs` set to true.", param="top_logprobs"
+        )
+    if req.tool_choice is not None and req.tool_choice != "none" and not req.tools:
+        raise InvalidRequestError(
+            "`tool_choice` is only allowed when `tools` are specified.", param="tool_choice"
+        )
+    if isinstance(req.tool_choice, NamedToolChoice):
+        names = {t.function.name for t in req.tools or []}
+        if req.tool_choice.function.name not in names:
+            raise InvalidRequestError(
+                f"Tool choice `{req.tool_choice.function.name}` is not one of the tools.",
+                param="tool_choice",
+            )
+    fmt = req.response_format
+    if (
+        fmt is not None
+        and fmt.type == "json_schema"
+        and (fmt.json_schema is None or fmt.json_schema.json_schema is None)
+    ):
+        raise InvalidRequestError(
+            "`response_format.json_schema.schema` is required for type json_schema.",
+            param="response_format.json_schema",
+        )
+
+
+def _prompt_bound(messages: list[dict[str, Any]]) -> int:
+    size = sum(len(str(m["content"]).encode()) for m in messages)
+    return size + TEMPLATE_OVERHEAD_PER_MESSAGE * len(messages) + TEMPLATE_OVERHEAD
+
+
+def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettings) -> Body:
+    body: Body = {"messages": plan.messages, **sampling_body(req, limits.max_stop)}
+    if req.output_limit is not None:
+        body["max_tokens"] = req.output_limit
+    if req.logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = req.top_logprobs or 0
+    if plan.response_format is not None:
+        body["response_format"] = plan.response_format
+    elif req.response_format is not None and req.response_format.type != "text":
+        body["response_format"] = req.response_format.model_dump(by_alias=True, exclude_none=True)
+    return body
+
+
+class ChatService:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: LimitSettings,
+        admission: Admission,
+        telemetry: Telemetry,
+    ):
+        self._registry = registry
+        self._limits = limits
+        self._admission = admission
+        self._telemetry = telemetry
+
+    async def create(
+        self, req: ChatCompletionRequest, served: ServedModel | None = None
+    ) -> ChatCompletion | AsyncIterator[Chunk]:
+        """Everything that can be refused is refused before this returns. ``served``: the
+        model ``req.model`` names, where the caller has looked it up already."""
+        _validate(req, self._limits)
+        served = served or self._registry.get(req.model)
+        check_effort(served.spec, req.reasoning_effort)
+        plan = plan_tools(req)
+        body = _engine_body(req, plan, self._limits)
+        if is_reasoning(served.spec):
+            body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
+        info = served.engine.info
+        max_out = req.output_limit or 0
+        await check_context(
+            info.context_window,
+            max_out,
+            _prompt_bound(plan.messages) + len(json.dumps(body.get("response_format", ""))),
+            lambda: served.engine.count_chat_tokens(body),
+        )
+        bodies = [seeded(body, req.seed, i) for i in range(req.n)]
+        timer = self._telemetry.timer(served.spec.id, "chat")
+        if not req.stream:
+            with self._admission.slot():
+                result = await self._complete(req, served, plan, bodies)
+            timer.finish(result.usage.model_dump())
+            return result
+        self._admission.enter()
+        return self._stream(req, served, plan, bodies, timer)
+
+    async def _complete(
+        self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
+    ) -> ChatCompletion:
+        results = await asyncio.gather(*(served.engine.chat(b) for b in bodies))
+        choices = []
+        reasoning_tokens = 0
+        for index, result in enumerate(results):
+            raw = result["choices"][0]
+            text = raw["message"].get("content") or ""
+            thinking: str | None = None
+            if is_reasoning(served.spec):
+                thinking = raw["message"].get("reasoning_content")
+                if thinking is None:
+                    thinking, text = split_reasoning(text)
+                if thinking:
+                    reasoning_tokens += await served.engine.count_tokens(thinking)
+            message, finish = _message(text, raw, plan)
+            if thinking is not None:
+                message.reasoning_content = thinking
+            choices.append(
+                ChatChoice(
+                    index=index,
+                    message=message,
+                    finish_reason=finish,
+                    logprobs=raw.get("logprobs") if req.logprobs else None,
+                )
+            )
+        return ChatCompletion(
+            id=new_id("chatcmpl"),
+            created=int(results[0].get("created", 0)),
+            model=served.spec.id,
+            system_fingerprint=served.engine.info.fingerprint,
+            choices=choices,
+            usage=with_reasoning(merge_usage([r["usage"] for r in results]), reasoning_tokens),
+        )
+
+    async def _stream(
+        self,
+        req: ChatCompletionRequest,
+        served: ServedModel,
+        plan: ToolPlan,
+        bodies: list[Body],
+        timer: RequestTimer,
+    ) -> AsyncIterator[Chunk]:
+        stamp = ChunkStamp(
+            new_id("chatcmpl"),
+            "chat.completion.chunk",
+            served.spec.id,
+            served.engine.info.fingerprint,
+        )
+        streams = [
+            served.engine.chat_stream({**b, "stream_options": {"include_usage": True}})
+            for b in bodies
+        ]
+        usages: list[dict[str, Any]] = [{} for _ in bodies]
+        buffered: list[list[str]] = [[] for _ in bodies]
+        splitters = [StreamSplitter() for _ in bodies] if is_reasoning(served.spec) else None
+        reasoning_tokens = 0
+        status = "error"
+        try:
+            async for index, chunk in merge_indexed(streams):
+                if "usage" in chunk:
+                    usages[index] = chunk.pop("usage")
+                    timer.engine_timings(chunk.get("timings"))
+                    if not chunk.get("choices"):
+                        continue
+                if splitters is not None:
+                    reasoning_tokens += split_chunk(chunk, splitters[index])
+                if plan.mode == "off":
+                    token = bool(
+                        chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content")
+                    )
+                    yield stamp.apply(chunk, index)
+                    if token:  # timed once it went out: the histograms wait, the client not
+                        timer.token()
+                    continue
+                # Constrained tool output is JSON: hold it and send the parsed result.
+                for choice in chunk.get("choices", ()):
+                    buffered[index].append(choice.get("delta", {}).get("content") or "")
+                    if choice.get("finish_reason"):
+                        yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
+            # Always sent: the API layer meters it and drops it unless the client asked.
+            usage = with_reasoning(merge_usage(usages), reasoning_tokens)
+            yield stamp.chunk([], usage=usage.model_dump())
+            status = "ok"
+        finally:
+            self._admission.leave()
+            timer.finish(merge_usage(usages).model_dump() if usages[0] else None, status)
+
+
+def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]:
+    finish = raw.get("finish_reason")
+    if plan.mode == "off":
+        return ChatMessageOut(content=text), finish
+    parsed = parse_output(text)
+    if parsed.tool_calls:
+        return ChatMessageOut(tool_calls=parsed.tool_calls), "tool_calls"
+    return ChatMessageOut(content=parsed.content), finish
+
+
+def tool_chunk(stamp: ChunkStamp, index: int, text: str, raw: Body) -> Chunk:
+    """One chunk carrying a whole held-back choice: its content or its tool calls."""
+    message, finish = _message(text, raw, ToolPlan("auto", [], None))
+    delta: dict[str, Any] = {"role": "assistant"}
+    if message.tool_calls:
+        delta["tool_calls"] = [
+            {"index": i, **call.model_dump()} for i, call in enumerate(message.tool_calls)
+        ]
+    else:
+        delta["content"] = message.content
+    return stamp.chunk([{"index": index, "delta": delta, "finish_reason": finish}])
+
+
+def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:
+    usage.completion_tokens_details.reasoning_tokens = reasoning_tokens
+    return usage
+
+
+def split_chunk(chunk: Chunk, splitter: StreamSplitter) -> int:
+    """Move thinking in a content delta to ``reasoning_content``; returns reasoning tokens
+    in this chunk (llama.cpp streams one token per chunk)."""
+    tokens = 0
+    for choice in chunk.get("choices", ()):
+        delta = choice.get("delta") or {}
+        if delta.get("reasoning_content"):
+            tokens += 1  # already split by llama.cpp
+            continue
+        text = delta.get("content")
+        parts = splitter.feed(text) if text else []
+        if choice.get("finish_reason"):
+            parts += splitter.flush()
+        if not text and not parts:
+            continue
+        delta.pop("content", None)
+        thinking = "".join(t for kind, t in parts if kind == "reasoning")
+        answer = "".join(t for kind, t in parts if kind == "content")
+        if thinking:
+            delta["reasoning_content"] = thinking
+            tokens += 1
+        if answer:
+            delta["content"] = answer
+        choice["delta"] = delta
+    return tokens

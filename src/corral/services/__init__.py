@@ -1,1 +1,0 @@
-"""Services: request orchestration above the engines. No HTTP here."""

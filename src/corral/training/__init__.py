@@ -1,1 +1,0 @@
-"""LoRA fine-tuning (PEFT on transformers) and GGUF adapter export; run by the worker."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: jobs, training data, the LoRA trainer, its worker process and GGUF export."""

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from corral.inference.tools import output_schema, parse_output, plan_tools
+from corral.protocol.chat import ChatCompletionRequest
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
+OTHER = {"type": "function", "function": {"name": "other"}}
+
+
+def request(**extra: object) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+    )
+
+
+def test_none_and_no_tools_are_unconstrained() -> None:
+    for req in (request(), request(tools=[TOOL], tool_choice="none")):
+        plan = plan_tools(req)
+        assert plan.mode == "off" and plan.response_format is None
+        assert plan.messages == [{"role": "user", "content": "hi"}]
+
+
+def test_named_choice_allows_only_that_tool() -> None:
+    req = request(
+        tools=[TOOL, OTHER], tool_choice={"type": "function", "function": {"name": "other"}}
+    )
+    plan = plan_tools(req)
+    schema = plan.response_format["json_schema"]["schema"]  # type: ignore[index]
+    good = {"tool_calls": [{"name": "other", "arguments": {}}]}
+    jsonschema.validate(good, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tool_calls": [{"name": "lookup", "arguments": {}}]}, schema)
+    assert plan.messages[0]["role"] == "system"
+
+
+def test_required_needs_a_call_and_auto_allows_content() -> None:
+    forced = output_schema("forced", [request(tools=[TOOL]).tools[0]], parallel=False)  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tool_calls": []}, forced)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"content": "x"}, forced)
+    two = {"tool_calls": [{"name": "lookup", "arguments": {}}] * 2}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(two, forced)  # parallel_tool_calls=False: one call
+    auto = output_schema("auto", [request(tools=[TOOL]).tools[0]], parallel=True)  # type: ignore[index]
+    jsonschema.validate({"content": "x"}, auto)
+    jsonschema.validate(two, auto)
+
+
+def test_history_is_rewritten_as_text() -> None:
+    req = request(
+        messages=[
+            {"role": "developer", "content": "be brief"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            },
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        ],
+        tools=[TOOL],
+    )
+    msgs = plan_tools(req).messages
+    assert msgs[0]["role"] == "system" and msgs[0]["content"].startswith("be brief")
+    assert msgs[1] == {"role": "user", "content": "ab"}
+    assert json.loads(msgs[2]["content"]) == {
+        "tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]
+    }
+    assert msgs[3]["role"] == "user" and "42" in msgs[3]["content"]
+
+
+def test_parse_output() -> None:
+    parsed = parse_output('{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}')
+    assert parsed.content is None and parsed.tool_calls
+    assert json.loads(parsed.tool_calls[0].function.arguments) == {"q": "x"}
+    assert parse_output('{"content": "hello"}').content == "hello"
+    assert parse_output('{"tool_calls": [{"na').content == '{"tool_calls": [{"na'
