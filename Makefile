@@ -44,6 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo  # the layer contract in pyproject.toml
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
 from tests.fakes import FakeEngine, fake_registry, migrated
 

@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.core.config import Settings
 from tests.fakes import fake_registry, migrated
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.core.config import Settings
 from corral.engines.base import Body
 from tests.api.test_app import assert_error, chat

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.core.config import EvalSettings, Settings
 from corral.evals.worker import EvalWorker
 from tests.fakes import fake_registry, migrated

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.catalog.registry import ModelRegistry
 from corral.catalog.schema import ModelSpec
 from corral.core.config import FineTuningSettings, Settings

@@ -14,7 +14,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from corral.api.app import create_app, default_registry
+from corral.app import create_app, default_registry
 from corral.catalog.registry import ModelRegistry
 from corral.catalog.schema import ModelSpec, load_catalog
 from corral.core.config import Settings

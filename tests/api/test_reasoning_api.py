@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from corral.api.app import create_app
+from corral.app import create_app
 from corral.catalog.registry import ModelRegistry
 from corral.catalog.schema import ModelSpec, load_catalog
 from corral.core.config import Settings

@@ -52,7 +52,7 @@ def serve(
     """Serve the OpenAI-compatible API."""
     import uvicorn
 
-    from corral.api.app import create_app
+    from corral.app import create_app
     from corral.catalog.schema import CatalogError
 
     base = Settings()

@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the one place corral is composed. No module globals."""
+"""The composition root: `create_app(settings)` wires every domain into one ASGI app."""
 
 from __future__ import annotations
 
