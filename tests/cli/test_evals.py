@@ -17,19 +17,20 @@ from typer.testing import CliRunner
 
 from corral.cli import evals as cli_eval
 from corral.cli.app import app
-from corral.cli.evals import (
-    BarReporter,
+from corral.cli.eval_api import BarReporter, reporter
+from corral.cli.eval_defs import (
     EvalError,
     ModelVariant,
-    below_threshold,
     eval_directory,
     load_eval,
     parse_variant,
     parse_variants,
-    print_results,
-    reporter,
-    results_table,
     run_body,
+)
+from corral.cli.eval_results import (
+    below_threshold,
+    print_results,
+    results_table,
     summarize,
     wilson_interval,
 )

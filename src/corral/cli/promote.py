@@ -87,17 +87,16 @@ def _eval_gate(
     """Run the eval on both snapshots at once and compare their pass rates."""
     from rich.console import Console
 
-    from corral.cli.evals import (
-        Api,
+    from corral.cli.eval_api import Api
+    from corral.cli.eval_defs import (
         EvalError,
         ServerError,
         eval_directory,
-        execute_runs,
         load_eval,
         parse_variants,
-        print_results,
-        summarize,
     )
+    from corral.cli.eval_results import print_results, summarize
+    from corral.cli.evals import execute_runs
 
     try:
         loaded = load_eval(eval_directory(directory, name))
