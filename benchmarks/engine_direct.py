@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
+from corral.catalog.registry import engine_info
 from corral.catalog.schema import resolve_model
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
@@ -20,7 +20,7 @@ from corral.engines.llamacpp import LlamaCppEngine
 async def main() -> None:
     settings = Settings()
     spec = resolve_model(settings.model)
-    engine = LlamaCppEngine(spec.path, settings.engine, Path(settings.data_dir) / "cache")
+    engine = LlamaCppEngine(spec.path, settings.engine, engine_info(spec, settings.engine))
     await engine.start()
     print(json.dumps({"url": engine.listening_address, "key": engine.listener_key}), flush=True)
     try:

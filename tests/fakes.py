@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from corral.catalog.registry import ModelRegistry
 from corral.catalog.schema import ModelSpec
+from corral.core.config import EngineSettings
 from corral.engines.base import Body, EngineInfo
 
 
@@ -101,13 +103,17 @@ class FakeEngine:
         return 0
 
 
-def fake_registry(engine: FakeEngine | None = None, model_id: str = "fake-model") -> ModelRegistry:
+def fake_registry(
+    engine: FakeEngine | None = None, model_id: str = "fake-model", **spec: Any
+) -> ModelRegistry:
+    """One fake model; ``spec``: more ModelSpec fields (prices, say)."""
     registry = ModelRegistry()
     spec = ModelSpec(
         id=model_id,
         path=__import__("pathlib").Path("/nonexistent.gguf"),
         owned_by="test",
         description="fake",
+        **spec,
     )
     registry.add(spec, engine or FakeEngine())
     return registry
@@ -120,3 +126,13 @@ def migrated(settings: Any) -> Any:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.db_url)
     return settings
+
+
+def local_info(settings: EngineSettings, path: Path | None = None) -> EngineInfo:
+    """The EngineInfo the catalog gives a local GGUF's engine (the embedded model's)."""
+    from corral.catalog.registry import engine_info
+    from corral.catalog.schema import embedded_model_path
+
+    path = path or embedded_model_path()
+    spec = ModelSpec(id=path.stem, path=path, owned_by="test", description="local")
+    return engine_info(spec, settings)

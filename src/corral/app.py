@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -17,12 +16,12 @@ from corral.accounts.accounting import Accounting
 from corral.accounts.idempotency import Idempotency
 from corral.accounts.keys import KeyService, load_secret
 from corral.accounts.limits import RateLimiter
+from corral.accounts.metering import Meter
 from corral.accounts.usage import UsageService
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
 from corral.api.direct import DirectRoutes, table
 from corral.api.errors import install_error_handlers
-from corral.api.lifecycle import LifecycleHeaders
 from corral.api.routes import (
     chat,
     completions,
@@ -36,7 +35,7 @@ from corral.api.routes import (
     organization,
 )
 from corral.catalog.aliases import AliasPins
-from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector
+from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
 from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
 from corral.catalog.upstreams import upstream_engine
 from corral.core.config import Settings
@@ -67,20 +66,19 @@ def default_registry(settings: Settings) -> ModelRegistry:
     if catalog.resolve(preload) is None:  # not a catalog name: a GGUF path
         snap = local_snapshot(Path(preload))
         catalog, preload = catalog.with_snapshots([snap]), snap.id
-    cache_dir = settings.data_dir / "cache"
     registry: ModelRegistry | None = None
 
     def engine_for(spec: ModelSpec) -> Engine:
+        info = engine_info(spec, settings.engine)
+        log_dir = settings.data_dir / "engines"
         if spec.upstream is not None:
-            return upstream_engine(spec, settings.data_dir / "engines")
-        n_ctx = min(settings.engine.n_ctx, spec.context_window or settings.engine.n_ctx)
-        engine_settings = settings.engine.model_copy(update={"n_ctx": n_ctx})
+            return upstream_engine(spec, info, log_dir)
+        engine_settings = settings.engine.model_copy(update={"n_ctx": info.context_window})
         # The base loads with its fine-tunes' LoRA adapters (a request selects one).
         adapters = registry.adapters_for(spec.id) if registry is not None else ()
         if engine_settings.isolation == "process":
-            log_dir = settings.data_dir / "engines"
-            return LlamaCppProcessEngine(spec.path, engine_settings, cache_dir, log_dir, adapters)
-        return LlamaCppEngine(spec.path, engine_settings, cache_dir, adapters)
+            return LlamaCppProcessEngine(spec.path, engine_settings, info, log_dir, adapters)
+        return LlamaCppEngine(spec.path, engine_settings, info, adapters)
 
     registry = ModelRegistry(
         catalog,
@@ -107,10 +105,11 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     keys = KeyService(db, load_secret(secret, settings.data_dir), admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
+    meter = Meter(accounting, cost=telemetry.cost, rejected=telemetry.rejected)
     file_service = FileService(db, settings.data_dir / "files", settings.files.max_bytes)
     chat = ChatService(registry, settings.limits, admission, telemetry)
     embeddings = EmbeddingService(registry, settings.limits, admission)
-    calls = ModelCalls(registry, chat, embeddings, accounting, embedding_model(settings))
+    calls = ModelCalls(registry, chat, embeddings, meter, embedding_model(settings))
     sandbox = python_sandbox(settings)
     eval_worker = EvalWorker(db, calls, settings.evals, sandbox)
     eval_service = EvalService(
@@ -120,6 +119,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         db=db,
         keys=keys,
         accounting=accounting,
+        meter=meter,
         usage=UsageService(db, accounting.settled),
         idempotency=Idempotency(db, settings.accounts.idempotency_ttl_s),
         settings=settings,
@@ -192,10 +192,9 @@ def create_app(
         usage_page,
     ):
         app.include_router(module.router)
-    # Added first, so it runs inside lifecycle headers and auth (the last added is outermost).
+    # Added first, so it runs inside auth (the last added is outermost).
     routes = table(chat.router, completions.router, embeddings.router)
     app.add_middleware(DirectRoutes, routes=routes)
-    app.add_middleware(LifecycleHeaders)
     app.add_middleware(AuthMiddleware, keys=services.keys)
     return app
 
@@ -225,7 +224,10 @@ async def check_exposure(settings: Settings, keys: KeyService) -> None:
 async def sweep_forever(accounting: Accounting) -> None:
     while True:
         await asyncio.sleep(SWEEP_INTERVAL_S)
-        with contextlib.suppress(Exception):  # a failed sweep is retried next interval
+        try:
             released = await accounting.sweep()
-            if released:
-                log.info("released %d stale budget reservations", released)
+        except Exception:  # retried next interval; said, so a database gone is seen
+            log.warning("sweeping stale reservations failed", exc_info=True)
+            continue
+        if released:
+            log.info("released %d stale budget reservations", released)

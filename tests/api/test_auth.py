@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -74,3 +75,18 @@ async def test_admin_endpoints_refuse_project_keys(tmp_path: Path) -> None:
             f"/v1/organization/projects/{project['id']}/api_keys", headers=admin
         )
         assert key not in listed.text and listed.json()["data"][0]["redacted_value"]
+
+
+def test_principal_of_fails_closed() -> None:
+    """A request no middleware checked is refused, never taken for an admin."""
+    from starlette.requests import Request
+
+    from corral.accounts.keys import ANONYMOUS
+    from corral.api.auth import principal_of
+    from corral.core.errors import AuthenticationError
+
+    unchecked = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+    with pytest.raises(AuthenticationError):
+        principal_of(unchecked)
+    checked = Request({"type": "http", "headers": [], "state": {"principal": ANONYMOUS}})
+    assert principal_of(checked) is ANONYMOUS

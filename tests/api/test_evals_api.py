@@ -291,3 +291,22 @@ async def test_cosine_similarity_embeds_through_the_served_model(
     assert run["result_counts"] == {"total": 5, "passed": 3, "failed": 2, "errored": 0}
     calls = {u["model_name"]: u["invocation_count"] for u in run["per_model_usage"]}
     assert calls == {"fake-model": 10}  # a sample and an embedding call per item
+
+
+async def test_eval_costs_reach_the_cost_counter(tmp_path: Path) -> None:
+    """Eval runs are metered by the same meter as the API: their cost is on /metrics."""
+    settings = migrated(Settings(data_dir=tmp_path / "priced"))
+    prices = {"price_input_per_m": 3.0, "price_output_per_m": 5.0}
+    app = create_app(settings, fake_registry(**prices))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        eval_id = await new_eval(http)
+        run = await finished_run(app, http, eval_id, completions(ITEMS))
+        assert run["status"] == "completed", run
+        charged = sum(u["cost_usd"] for u in run["per_model_usage"])
+        assert charged > 0
+        metrics = (await http.get("/metrics")).text
+    line = next(
+        m for m in metrics.splitlines() if m.startswith('corral_cost_usd_total{model="fake-model"}')
+    )
+    assert float(line.split()[-1]) == pytest.approx(charged, rel=1e-6)

@@ -212,3 +212,33 @@ def test_a_gguf_path_is_served_as_its_own_snapshot(tmp_path: Path) -> None:
     served = registry.get("my-model.q4")
     assert served.spec.path == gguf.resolve() and served.spec.owned_by == "local"
     assert registry.get("llama3.1-8b").spec.id == "llama3.1-8b-2024-07-23"  # catalog too
+
+
+async def test_get_has_no_side_effects_and_an_eval_check_sets_no_headers(setup) -> None:  # type: ignore[no-untyped-def]
+    """registry.get returns the lifecycle headers instead of writing them anywhere: a
+    yes/no check of a model (an eval run's) leaves its response alone."""
+    http, registry = setup
+    served = registry.get("tiny-a")
+    assert served.headers["x-corral-alias"] == "tiny-a; snapshot=tiny-a-new"
+    assert registry.get("tiny-a-new").headers == {"x-corral-model": "tiny-a-new"}
+    assert "sunset" in registry.get("tiny-a-old").headers
+    config = {"type": "custom", "item_schema": {"type": "object"}, "include_sample_schema": True}
+    check = {
+        "type": "string_check",
+        "name": "c",
+        "input": "{{sample.output_text}}",
+        "reference": "x",
+        "operation": "eq",
+    }
+    body = {"name": "e", "data_source_config": config, "testing_criteria": [check]}
+    r = await http.post("/v1/evals", json=body)
+    assert r.status_code == 200, r.text
+    source = {
+        "type": "completions",
+        "model": "tiny-a-old",
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "x"}]},
+        "source": {"type": "file_content", "content": [{"item": {}}]},
+    }
+    run = await http.post(f"/v1/evals/{r.json()['id']}/runs", json={"data_source": source})
+    assert run.status_code == 200, run.text
+    assert "sunset" not in run.headers and "x-corral-model" not in run.headers

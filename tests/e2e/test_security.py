@@ -11,6 +11,7 @@ import pytest
 from corral.catalog.schema import embedded_model_path
 from corral.core.config import EngineSettings
 from corral.engines.llamacpp import LlamaCppEngine
+from tests.fakes import local_info
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,8 @@ HOSTILE = [
 
 
 async def test_engine_listener_refuses_without_its_key(tmp_path: Path) -> None:
-    engine = LlamaCppEngine(embedded_model_path(), EngineSettings(n_parallel=1), tmp_path)
+    one = EngineSettings(n_parallel=1)
+    engine = LlamaCppEngine(embedded_model_path(), one, local_info(one))
     await engine.start()
     try:
         async with httpx.AsyncClient(base_url=engine.listening_address) as http:
@@ -47,7 +49,7 @@ async def test_hostile_template_runs_no_code(tmp_path: Path, template: str) -> N
     marker = tmp_path / "pwned"
     settings = EngineSettings(n_parallel=1, chat_template=template.replace("MARKER", str(marker)))
     try:
-        engine = LlamaCppEngine(embedded_model_path(), settings, tmp_path)
+        engine = LlamaCppEngine(embedded_model_path(), settings, local_info(settings))
         await engine.start()
     except Exception:
         assert not marker.exists()

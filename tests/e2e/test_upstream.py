@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from corral.core.errors import CorralError
+from corral.engines.base import EngineInfo
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.upstream import UpstreamEngine
 from tests.conftest import MODEL, LiveServer
@@ -35,7 +36,7 @@ def engine_for(servers: list[LiveServer]) -> UpstreamEngine:
         [Replica(s.url + "/v1") for s in servers],
         PoolSettings(eject_after=1, eject_for_s=2.0, health_interval_s=0.3),
     )
-    return UpstreamEngine(pool, MODEL, context_window=8192)
+    return UpstreamEngine(pool, MODEL, EngineInfo(8192, "fp_up_test", True, 8, 8192))
 
 
 BODY = {

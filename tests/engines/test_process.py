@@ -18,6 +18,7 @@ from corral.core.errors import CorralError, EngineUnavailableError, InvalidReque
 from corral.engines import supervisor as supervisor_module
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.engines.process import LlamaCppProcessEngine
+from tests.fakes import local_info
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ HELLO = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 
 @pytest.fixture(scope="module")
 async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LlamaCppProcessEngine]:
     folder = tmp_path_factory.mktemp("engine")
-    engine = LlamaCppProcessEngine(embedded_model_path(), SETTINGS, folder / "cache", folder)
+    engine = LlamaCppProcessEngine(embedded_model_path(), SETTINGS, local_info(SETTINGS), folder)
     await engine.start()
     try:
         yield engine
@@ -39,7 +40,7 @@ async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Llam
 async def test_same_answers_and_counts_as_inline(
     engine: LlamaCppProcessEngine, tmp_path: Path
 ) -> None:
-    inline = LlamaCppEngine(embedded_model_path(), SETTINGS, tmp_path / "cache")
+    inline = LlamaCppEngine(embedded_model_path(), SETTINGS, local_info(SETTINGS))
     await inline.start()
     try:
         assert engine.info == inline.info  # same model, same build: same fingerprint
@@ -98,7 +99,7 @@ async def test_crash_fails_the_stream_then_503_then_restart(
 
 
 async def test_close_stops_the_child(tmp_path: Path) -> None:
-    engine = LlamaCppProcessEngine(embedded_model_path(), SETTINGS, tmp_path, tmp_path)
+    engine = LlamaCppProcessEngine(embedded_model_path(), SETTINGS, local_info(SETTINGS), tmp_path)
     await engine.start()
     pid = engine.pid
     assert pid is not None

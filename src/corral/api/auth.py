@@ -6,11 +6,12 @@ without auth: unknown paths, docs and the OpenAPI schema are covered too.
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from corral.accounts.keys import ANONYMOUS, KeyService
+from corral.accounts.keys import ANONYMOUS, KeyService, Principal
 from corral.api.errors import error_response
-from corral.core.errors import CorralError
+from corral.core.errors import AuthenticationError, CorralError
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
@@ -38,3 +39,13 @@ class AuthMiddleware:
                 return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+def principal_of(request: Request) -> Principal:
+    """Who is calling, as the middleware found it. A request that did not pass through
+    it (a route mounted around it, a test app without it) is refused, never let in as
+    an admin: fail closed."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise AuthenticationError("No credentials were checked for this request.")
+    return principal

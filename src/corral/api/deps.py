@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from corral.accounts.accounting import Accounting
 from corral.accounts.idempotency import Idempotency
 from corral.accounts.keys import KeyService
+from corral.accounts.metering import Meter
 from corral.accounts.usage import UsageService
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelRegistry
@@ -38,6 +39,7 @@ class Services:
     db: Database
     keys: KeyService
     accounting: Accounting
+    meter: Meter
     usage: UsageService
     idempotency: Idempotency
     files: FileService

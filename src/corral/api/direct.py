@@ -6,7 +6,7 @@ route table, FastAPI's request wrappers and ``solve_dependencies`` cost about 0.
 request here (measured between the auth middleware and the handler, against a no-work
 upstream); a dictionary lookup costs nothing. The routes stay registered on their
 routers, so the OpenAPI schema, other methods (405) and tests of the router see them;
-auth and lifecycle headers still wrap this middleware, and errors answer through the
+auth still wraps this middleware, and errors answer through the
 same ``response_for`` as the app's exception handlers.
 """
 

@@ -7,13 +7,12 @@ base at scale 0, and a request for a fine-tuned model selects its adapter
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from corral.core.errors import InvalidRequestError
-from corral.engines.base import ADAPTER_KEY, Body, Engine, EngineInfo
+from corral.engines.base import ADAPTER_KEY, Body, Engine, EngineInfo, fingerprint
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,7 @@ class AdapterEngine:
     def __init__(self, base: Engine, adapter: Path) -> None:
         self._base = base
         self._adapter = str(adapter)
-        digest = hashlib.sha256(f"{base.info.fingerprint}|{adapter}".encode()).hexdigest()
-        self._fingerprint = "fp_" + digest[:12]
+        self._fingerprint = fingerprint(base.info.fingerprint, adapter)
 
     @property
     def info(self) -> EngineInfo:

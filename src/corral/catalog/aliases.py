@@ -4,7 +4,6 @@ server sharing it follows them; servers reload them every ``REFRESH_S`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -60,8 +59,10 @@ class AliasPins:
     async def follow(self, catalog: Catalog) -> None:
         """Keep ``catalog.pins`` current (a task for the server's lifetime)."""
         while True:
-            with contextlib.suppress(Exception):  # a failed read is retried next time
+            try:
                 catalog.pins = await self.load()
+            except Exception:  # retried next time; said, so a database gone is seen
+                log.warning("reading alias pins failed; retrying in %ss", REFRESH_S, exc_info=True)
             await asyncio.sleep(REFRESH_S)
 
 

@@ -1,30 +1,19 @@
 """Lifecycle facts a response carries: which snapshot served, and its deprecation.
 
-The registry notes each resolution in a per-request holder (a context variable the API
-layer sets up), so every endpoint that names a model gets the same headers without each
-route building them: ``x-corral-model`` (the snapshot), ``x-corral-alias`` (the alias the
-caller used), and for a deprecated snapshot RFC 9745 ``Deprecation``, RFC 8594 ``Sunset``
-and a ``Link`` to its successor.
+The registry computes them with each resolution (``ServedModel.headers``) and whoever
+answers with the model sends them: ``x-corral-model`` (the snapshot), ``x-corral-alias``
+(the alias the caller used), and for a deprecated snapshot RFC 9745 ``Deprecation``,
+RFC 8594 ``Sunset`` and a ``Link`` to its successor.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from corral.catalog.schema import Catalog, Resolution, Snapshot
-
-
-@dataclass
-class LifecycleNote:
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-current_note: ContextVar[LifecycleNote | None] = ContextVar("corral_lifecycle", default=None)
 
 
 def _midnight(day: date) -> datetime:
@@ -55,9 +44,3 @@ def deprecation_headers(catalog: Catalog, snap: Snapshot) -> dict[str, str]:
         links.insert(0, f'</v1/models/{replacement}>; rel="successor-version"')
     headers["link"] = ", ".join(links)
     return headers
-
-
-def note_resolution(catalog: Catalog, resolution: Resolution, today: date) -> None:
-    note = current_note.get()
-    if note is not None:
-        note.headers.update(lifecycle_headers(catalog, resolution, today))

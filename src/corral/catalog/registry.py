@@ -9,11 +9,10 @@ models are unloaded until the new one fits the memory budget.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import version
@@ -23,7 +22,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from corral.catalog.adapters import AdapterEngine, FineTunedModel
-from corral.catalog.lifecycle import note_resolution
+from corral.catalog.lifecycle import lifecycle_headers
 from corral.catalog.schema import Catalog, ModelSpec, Resolution, Snapshot
 from corral.core.config import EngineSettings
 from corral.core.errors import (
@@ -33,7 +32,7 @@ from corral.core.errors import (
     ModelNotFoundError,
     ModelShutdownError,
 )
-from corral.engines.base import Body, Engine, EngineInfo
+from corral.engines.base import Body, Engine, EngineInfo, fingerprint
 from corral.engines.pool import Pool
 from corral.engines.process import LlamaCppProcessEngine
 from corral.engines.supervisor import Supervisor
@@ -99,6 +98,9 @@ class PooledEngine(Protocol):
 class ServedModel:
     spec: ModelSpec
     engine: Engine
+    # What an answer from it says of its lifecycle: the snapshot that served, the alias
+    # the caller used, deprecation and sunset (see ``catalog.lifecycle``).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,15 +213,41 @@ class ManagedEngine:
         return await self.loaded.engine.slots_busy()
 
 
-def fingerprint(spec: ModelSpec) -> str:
-    """Names the weights and the engine build, without reading gigabytes to hash them."""
+UPSTREAM_WINDOW = 8192  # an upstream's context window where the catalog gives none
+
+
+def _weights(path: Path) -> str:
+    """The weights' identity without reading gigabytes to hash them."""
     try:
-        st = spec.path.stat()
-        weights = f"{spec.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        st = path.stat()
     except OSError:
-        weights = str(spec.path)
-    build = f"xllamacpp-{version('xllamacpp')}|{spec.id}|{weights}"
-    return "fp_" + hashlib.sha256(build.encode()).hexdigest()[:12]
+        return str(path)
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def engine_info(spec: ModelSpec, settings: EngineSettings) -> EngineInfo:
+    """What the layers above know of a snapshot's engine. Decided here only: the registry
+    gives it to the snapshot's ``ManagedEngine``, the engine factory to the engine."""
+    up = spec.upstream
+    if up is not None:
+        window = spec.context_window or UPSTREAM_WINDOW
+        replicas = up.replicas if up.launch is not None else len(up.pool_urls)
+        return EngineInfo(
+            context_window=window,
+            fingerprint=fingerprint(
+                "upstream", spec.id, up.model or spec.id, up.launch or up.pool_urls
+            ),
+            embeddings="embeddings" in spec.capabilities,
+            slots=up.max_concurrent * replicas,
+            max_embedding_tokens=window,
+        )
+    return EngineInfo(
+        context_window=min(settings.n_ctx, spec.context_window or settings.n_ctx),
+        fingerprint=fingerprint(f"xllamacpp-{version('xllamacpp')}", spec.id, _weights(spec.path)),
+        embeddings=settings.embeddings and "embeddings" in spec.capabilities,
+        slots=settings.n_parallel,
+        max_embedding_tokens=settings.n_ubatch,
+    )
 
 
 class ModelRegistry:
@@ -303,7 +331,8 @@ class ModelRegistry:
         return True
 
     def get(self, name: str) -> ServedModel:
-        """The model a name means, loaded or not; its engine loads on first use."""
+        """The model a name means, loaded or not; its engine loads on first use. Free of
+        side effects: a caller that answers with it adds its ``headers``."""
         static = self._static.get(name)
         if static is not None:
             return static
@@ -311,8 +340,8 @@ class ModelRegistry:
         if fine_tuned is not None:
             return self._fine_tuned_model(fine_tuned)
         resolution = self.resolve(name)
-        note_resolution(self.catalog, resolution, self.today())
-        return self.get_snapshot(resolution.snapshot)
+        headers = lifecycle_headers(self.catalog, resolution, self.today())
+        return replace(self.get_snapshot(resolution.snapshot), headers=headers)
 
     def get_snapshot(self, snap: Snapshot) -> ServedModel:
         return ServedModel(self._spec(snap), self._engine_for(snap))
@@ -331,14 +360,7 @@ class ModelRegistry:
         managed = self._managed.get(snap.id)
         if managed is None:
             spec = self._spec(snap)
-            s = self._settings
-            info = EngineInfo(
-                context_window=min(s.n_ctx, spec.context_window or s.n_ctx),
-                fingerprint=fingerprint(spec),
-                embeddings=s.embeddings and "embeddings" in spec.capabilities,
-                slots=s.n_parallel,
-                max_embedding_tokens=s.n_ubatch,
-            )
+            info = engine_info(spec, self._settings)
             managed = self._managed[snap.id] = ManagedEngine(self, spec, info)
         return managed
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from corral.catalog.schema import ModelSpec
 from corral.core.errors import ModelNotAvailableError
+from corral.engines.base import EngineInfo
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
 from corral.engines.upstream import UpstreamEngine
 
 
-def upstream_engine(spec: ModelSpec, log_dir: Path) -> UpstreamEngine:
+def upstream_engine(spec: ModelSpec, info: EngineInfo, log_dir: Path) -> UpstreamEngine:
     source = spec.upstream
     if source is None:
         raise ModelNotAvailableError(f"`{spec.id}` has no upstream configured.", param="model")
@@ -34,7 +35,7 @@ def upstream_engine(spec: ModelSpec, log_dir: Path) -> UpstreamEngine:
     return UpstreamEngine(
         pool,
         source.model or spec.id,
-        context_window=spec.context_window or 8192,
+        info,
         timeout_s=source.timeout_s,
         supervisors=supervisors,
     )

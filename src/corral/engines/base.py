@@ -7,6 +7,7 @@ translate once and any engine can sit behind it. Engines raise ``corral.core.err
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +28,12 @@ class EngineInfo:
     embeddings: bool
     slots: int
     max_embedding_tokens: int
+
+
+def fingerprint(*parts: object) -> str:
+    """The one way a served configuration is named (``system_fingerprint``): its parts,
+    hashed. Who decides the parts: ``catalog.registry.engine_info``."""
+    return "fp_" + hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:12]
 
 
 class Engine(Protocol):

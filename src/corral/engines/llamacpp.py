@@ -8,7 +8,6 @@ the chunk callback returns True once the consumer is gone, which stops the gener
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
@@ -16,7 +15,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -59,22 +57,6 @@ def engine_error(payload: Any) -> CorralError:
     return EngineError(message)
 
 
-def weights_sha256(path: Path, cache_dir: Path) -> str:
-    """sha256 of the weights, cached by path, size and mtime (hashing 5 GB takes a while)."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    cache = cache_dir / f"sha256-{key.hexdigest()[:32]}"
-    if cache.exists():
-        return cache.read_text().strip()
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_text(digest.hexdigest())
-    return digest.hexdigest()
-
-
 def select_lora(body: Body, adapters: tuple[Path, ...]) -> Body:
     """``ADAPTER_KEY`` (set by corral, never by a client) → llama.cpp's per-request
     ``lora`` selection: the named adapter at scale 1, every other one at 0."""
@@ -95,22 +77,6 @@ def select_lora(body: Body, adapters: tuple[Path, ...]) -> Body:
     return body
 
 
-def engine_info(settings: EngineSettings, fingerprint: str) -> EngineInfo:
-    return EngineInfo(
-        context_window=settings.n_ctx,
-        fingerprint=fingerprint,
-        embeddings=settings.embeddings,
-        slots=settings.n_parallel,
-        max_embedding_tokens=settings.n_ubatch,
-    )
-
-
-def build_fingerprint(path: Path, cache_dir: Path) -> str:
-    """The engine build and the weights' hash (blocking: hashes the file once)."""
-    build = f"xllamacpp-{version('xllamacpp')}|{weights_sha256(path, cache_dir)}"
-    return "fp_" + hashlib.sha256(build.encode()).hexdigest()[:12]
-
-
 class LlamaCppEngine:
     """One GGUF model served by llama.cpp with continuous batching over ``n_parallel`` slots."""
 
@@ -118,17 +84,16 @@ class LlamaCppEngine:
         self,
         model_path: Path,
         settings: EngineSettings,
-        cache_dir: Path,
+        info: EngineInfo,
         adapters: tuple[Path, ...] = (),
     ) -> None:
         self._path = model_path
+        self._info = info  # decided by the catalog (catalog.registry.engine_info)
         # LoRA adapters loaded beside the base at scale 0; a request picks one (see below).
         self.adapters = adapters
         self._settings = settings
-        self._cache_dir = cache_dir
         self._pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="llamacpp")
         self._server: Any = None
-        self._info: EngineInfo | None = None
         # llama.cpp's own HTTP listener is always on; a random key keeps it closed to
         # everyone but corral (which uses it for tokenization only).
         self._listener_key = secrets.token_urlsafe(32)
@@ -136,8 +101,6 @@ class LlamaCppEngine:
 
     @property
     def info(self) -> EngineInfo:
-        if self._info is None:
-            raise EngineUnavailableError("engine not started")
         return self._info
 
     @property
@@ -152,16 +115,12 @@ class LlamaCppEngine:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.run_in_executor(self._pool, self._load)
-        fingerprint = await loop.run_in_executor(
-            self._pool, build_fingerprint, self._path, self._cache_dir
-        )
-        self._info = engine_info(self._settings, fingerprint)
         self._http = httpx.AsyncClient(
             base_url=self.listening_address,
             headers={"Authorization": f"Bearer {self._listener_key}"},
             timeout=30.0,
         )
-        log.info("engine ready: %s (%s)", self._path.name, fingerprint)
+        log.info("engine ready: %s (%s)", self._path.name, self._info.fingerprint)
 
     def _load(self) -> Any:
         import xllamacpp as xlc

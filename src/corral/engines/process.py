@@ -10,7 +10,6 @@ error event mid-stream), answers 503 while the child restarts, and never touches
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import shlex
@@ -25,7 +24,7 @@ from corral.core.config import EngineSettings
 from corral.core.errors import EngineError, EngineUnavailableError
 from corral.engines.base import Body, EngineInfo
 from corral.engines.child import child_env
-from corral.engines.llamacpp import Listener, build_fingerprint, engine_info, select_lora
+from corral.engines.llamacpp import Listener, select_lora
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
 from corral.engines.upstream import SEND_FAILURES, UpstreamEngine
@@ -55,13 +54,12 @@ class LlamaCppProcessEngine:
         self,
         model_path: Path,
         settings: EngineSettings,
-        cache_dir: Path,
+        info: EngineInfo,
         log_dir: Path,
         adapters: tuple[Path, ...] = (),
     ) -> None:
         self._path = model_path
         self._settings = settings
-        self._cache_dir = cache_dir
         self.adapters = adapters
         key = secrets.token_urlsafe(32)
         self.supervisor = Supervisor(
@@ -84,7 +82,7 @@ class LlamaCppProcessEngine:
             ),
         )
         self._upstream = UpstreamEngine(
-            pool, "corral-embedded", settings.n_ctx, supervisors=[self.supervisor]
+            pool, "corral-embedded", info, supervisors=[self.supervisor]
         )
         self._http = httpx.AsyncClient(
             base_url=self.supervisor.url,
@@ -92,13 +90,10 @@ class LlamaCppProcessEngine:
             timeout=30.0,
         )
         self._listener = Listener(self._http)
-        self._info: EngineInfo | None = None
 
     @property
     def info(self) -> EngineInfo:
-        if self._info is None:
-            raise EngineUnavailableError("engine not started")
-        return self._info
+        return self._upstream.info
 
     @property
     def pool(self) -> Pool:
@@ -113,9 +108,7 @@ class LlamaCppProcessEngine:
         return self.supervisor.pid
 
     async def start(self) -> None:
-        fingerprint = asyncio.to_thread(build_fingerprint, self._path, self._cache_dir)
         await self._upstream.start()
-        self._info = engine_info(self._settings, await fingerprint)
         log.info("engine process ready: %s (pid %s)", self._path.name, self.pid)
 
     async def close(self) -> None:

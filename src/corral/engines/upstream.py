@@ -12,7 +12,6 @@ for the output).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -81,7 +80,7 @@ class UpstreamEngine:
         self,
         pool: Pool,
         model: str,
-        context_window: int,
+        info: EngineInfo,
         timeout_s: float = 600.0,
         supervisors: list[Supervisor] | None = None,
     ) -> None:
@@ -89,15 +88,7 @@ class UpstreamEngine:
         self._supervisors = supervisors or []
         self._model = model
         self._timeout = timeout_s
-        urls = ",".join(r.url for r in pool.replicas)
-        fingerprint = "fp_up_" + hashlib.sha256(f"{urls}|{model}".encode()).hexdigest()[:10]
-        self._info = EngineInfo(
-            context_window=context_window,
-            fingerprint=fingerprint,
-            embeddings=True,
-            slots=pool.settings.max_concurrent * len(pool.replicas),
-            max_embedding_tokens=context_window,
-        )
+        self._info = info  # decided by the catalog (catalog.registry.engine_info)
         self._http: httpx.AsyncClient | None = None
         # Streams take their own client (engines/http1.py): a chunk is a token on the
         # hottest path corral has; httpx cost about twice aiohttp's CPU per chunk (anyio

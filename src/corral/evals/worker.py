@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -28,8 +27,8 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy import select, update
 
-from corral.accounts.accounting import Accounting, check_access
 from corral.accounts.keys import Principal
+from corral.accounts.metering import Charge, Meter
 from corral.catalog.registry import ModelRegistry
 from corral.core.clock import aware, now
 from corral.core.config import EvalSettings, Settings
@@ -101,20 +100,20 @@ async def _retrying(call: Callable[[], Awaitable[R]]) -> R:
 
 
 class ModelCalls:
-    """Chat and embedding calls for eval runs, metered like API requests."""
+    """Chat and embedding calls for eval runs, through the same meter as API requests."""
 
     def __init__(
         self,
         registry: ModelRegistry,
         chat: ChatService,
         embeddings: EmbeddingService,
-        accounting: Accounting,
+        meter: Meter,
         embedding_model: str,
     ) -> None:
         self._registry = registry
         self._chat = chat
         self._embeddings = embeddings
-        self._accounting = accounting
+        self._meter = meter
         self._embedding_model = embedding_model
 
     def serves(self, model: str) -> bool:
@@ -124,22 +123,21 @@ class ModelCalls:
         self, who: Principal, tally: Tally, model: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         req = ChatCompletionRequest.model_validate({"model": model, **body})
+        prepared = await self._chat.prepare(req)
 
         async def complete() -> ChatCompletion:
-            result = await self._chat.create(req)
+            result = await self._chat.run(prepared)
             assert isinstance(result, ChatCompletion)  # never a stream: req.stream is unset
             return result
 
-        bound = len(json.dumps(body.get("messages", "")))
-        done = await self._metered(who, tally, model, bound, req.output_limit or 0, complete)
+        done = await self._metered(who, tally, prepared.charge, complete)
         return done.model_dump()
 
     async def embed(self, who: Principal, tally: Tally, texts: list[str]) -> list[list[float]]:
-        model = self._embedding_model
-        request = EmbeddingRequest(model=model, input=texts)
-        bound = sum(len(t) for t in texts)
+        request = EmbeddingRequest(model=self._embedding_model, input=texts)
+        prepared = await self._embeddings.prepare(request)
         done = await self._metered(
-            who, tally, model, bound, 0, lambda: self._embeddings.create(request)
+            who, tally, prepared.charge, lambda: self._embeddings.run(prepared)
         )
         vectors: list[list[float]] = []
         for d in done.data:
@@ -148,28 +146,18 @@ class ModelCalls:
         return vectors
 
     async def _metered(
-        self,
-        who: Principal,
-        tally: Tally,
-        model: str,
-        bound: int,
-        max_output: int,
-        call: Callable[[], Awaitable[M]],
+        self, who: Principal, tally: Tally, charge: Charge, call: Callable[[], Awaitable[M]]
     ) -> M:
-        """Admit (waiting out limits), call, settle, and count the usage in the run."""
-        spec = self._registry.get(model).spec
-        check_access(who, spec)
-        ticket = await _retrying(
-            lambda: self._accounting.admit(who, spec, "evals", bound, max_output)
-        )
+        """Admit (waiting out limits), call, settle in line, and count the cost in the run."""
+        ticket = await _retrying(lambda: self._meter.admit(who, charge))
         try:
             result = await _retrying(call)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._accounting.settle(ticket, None, "error")
+                await self._meter.settle(ticket, None, "error")
             raise
         usage = result.usage.model_dump()
-        tally.add(spec.id, usage, await self._accounting.settle(ticket, usage, "ok"))
+        tally.add(charge.spec.id, usage, await self._meter.settle(ticket, usage, "ok"))
         return result
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+from corral.accounts.metering import Charge
 from corral.catalog.registry import ModelRegistry, ServedModel
 from corral.core.config import LimitSettings
 from corral.core.errors import InvalidRequestError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
+from corral.inference.prepared import Prepared
 from corral.inference.reasoning import (
     StreamSplitter,
     check_effort,
@@ -95,6 +98,13 @@ def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettin
     return body
 
 
+@dataclass(frozen=True, kw_only=True)
+class PreparedChat(Prepared):
+    req: ChatCompletionRequest
+    plan: ToolPlan
+    bodies: list[Body]  # one per choice, each with its seed
+
+
 class ChatService:
     def __init__(
         self,
@@ -108,35 +118,44 @@ class ChatService:
         self._admission = admission
         self._telemetry = telemetry
 
-    async def create(
-        self, req: ChatCompletionRequest, served: ServedModel | None = None
-    ) -> ChatCompletion | AsyncIterator[Chunk]:
-        """Everything that can be refused is refused before this returns. ``served``: the
-        model ``req.model`` names, where the caller has looked it up already."""
+    async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
+        """Everything that can be refused is refused here, before metering."""
         _validate(req, self._limits)
-        served = served or self._registry.get(req.model)
+        served = self._registry.get(req.model)
         check_effort(served.spec, req.reasoning_effort)
         plan = plan_tools(req)
         body = _engine_body(req, plan, self._limits)
         if is_reasoning(served.spec):
             body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
-        info = served.engine.info
-        max_out = req.output_limit or 0
+        window = served.engine.info.context_window
+        prompt_bound = _prompt_bound(plan.messages) + len(
+            json.dumps(body.get("response_format", ""))
+        )
         await check_context(
-            info.context_window,
-            max_out,
-            _prompt_bound(plan.messages) + len(json.dumps(body.get("response_format", ""))),
+            window,
+            req.output_limit or 0,
+            prompt_bound,
             lambda: served.engine.count_chat_tokens(body),
         )
-        bodies = [seeded(body, req.seed, i) for i in range(req.n)]
-        timer = self._telemetry.timer(served.spec.id, "chat")
-        if not req.stream:
+        return PreparedChat(
+            served=served,
+            charge=Charge(served.spec, "chat", prompt_bound, (req.output_limit or window) * req.n),
+            stream=req.stream,
+            want_usage=bool(req.stream_options and req.stream_options.include_usage),
+            req=req,
+            plan=plan,
+            bodies=[seeded(body, req.seed, i) for i in range(req.n)],
+        )
+
+    async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
+        timer = self._telemetry.timer(p.served.spec.id, "chat")
+        if not p.stream:
             with self._admission.slot():
-                result = await self._complete(req, served, plan, bodies)
+                result = await self._complete(p.req, p.served, p.plan, p.bodies)
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter()
-        return self._stream(req, served, plan, bodies, timer)
+        return self._stream(p.req, p.served, p.plan, p.bodies, timer)
 
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+from corral.accounts.metering import Charge
 from corral.catalog.registry import ModelRegistry, ServedModel
 from corral.core.config import LimitSettings
 from corral.core.errors import UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
+from corral.inference.prepared import Prepared
 from corral.inference.requests import (
     check_context,
     check_count,
@@ -77,6 +80,13 @@ def legacy_logprobs(raw: Any, offset: int) -> dict[str, Any] | None:
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class PreparedCompletion(Prepared):
+    req: CompletionRequest
+    bodies: list[Body]  # one per prompt and choice
+    echoes: list[str]  # the prompt each choice echoes, or ""
+
+
 class CompletionService:
     def __init__(
         self,
@@ -90,40 +100,51 @@ class CompletionService:
         self._admission = admission
         self._telemetry = telemetry
 
-    async def create(
-        self, req: CompletionRequest, served: ServedModel | None = None
-    ) -> Completion | AsyncIterator[Chunk]:
+    async def prepare(self, req: CompletionRequest) -> PreparedCompletion:
+        """Everything that can be refused is refused here, before metering."""
         prompts = _prompts(req)
         _validate(req, self._limits, prompts)
-        served = served or self._registry.get(req.model)
+        served = self._registry.get(req.model)
         base: Body = {**sampling_body(req, self._limits.max_stop)}
         if req.max_tokens is not None:
             base["max_tokens"] = req.max_tokens
         if req.logprobs is not None:
             base["logprobs"] = max(req.logprobs, 1)
         window = served.engine.info.context_window
+        bound = 0
         for prompt in prompts:
-            await self._check_prompt(served, prompt, req.max_tokens or 0, window)
-        bodies = [
-            seeded({**base, "prompt": prompt}, req.seed, i)
-            for prompt in prompts
-            for i in range(req.n)
-        ]
-        echoes = [
-            p if req.echo and isinstance(p, str) else "" for p in prompts for _ in range(req.n)
-        ]
-        timer = self._telemetry.timer(served.spec.id, "completions")
-        if not req.stream:
+            bound += await self._check_prompt(served, prompt, req.max_tokens or 0, window)
+        max_output = (req.max_tokens or window) * req.n * len(prompts)
+        return PreparedCompletion(
+            served=served,
+            charge=Charge(served.spec, "completions", bound, max_output),
+            stream=req.stream,
+            want_usage=bool(req.stream_options and req.stream_options.include_usage),
+            req=req,
+            bodies=[
+                seeded({**base, "prompt": prompt}, req.seed, i)
+                for prompt in prompts
+                for i in range(req.n)
+            ],
+            echoes=[
+                p if req.echo and isinstance(p, str) else "" for p in prompts for _ in range(req.n)
+            ],
+        )
+
+    async def run(self, p: PreparedCompletion) -> Completion | AsyncIterator[Chunk]:
+        timer = self._telemetry.timer(p.served.spec.id, "completions")
+        if not p.stream:
             with self._admission.slot():
-                result = await self._complete(req, served, bodies, echoes)
+                result = await self._complete(p.req, p.served, p.bodies, p.echoes)
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter()
-        return self._stream(req, served, bodies, echoes, timer)
+        return self._stream(p.req, p.served, p.bodies, p.echoes, timer)
 
     async def _check_prompt(
         self, served: ServedModel, prompt: Prompt, max_out: int, window: int
-    ) -> None:
+    ) -> int:
+        """Refuse a prompt over the window; returns its bound in tokens."""
         if isinstance(prompt, list):
             bound = len(prompt)
 
@@ -137,6 +158,7 @@ class CompletionService:
                 return await served.engine.count_tokens(text)
 
         await check_context(window, max_out, bound, exact)
+        return bound
 
     async def _complete(
         self, req: CompletionRequest, served: ServedModel, bodies: list[Body], echoes: list[str]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from corral.api.auth import principal_of
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
-from corral.api.metering import principal_of
 from corral.api.routes.files import owner_of
 from corral.protocol.evals import (
     EvalCreateRequest,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse
 
+from corral.api.auth import principal_of
 from corral.api.deps import ServicesDep
-from corral.api.metering import principal_of
 from corral.api.multipart import read_upload
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
 from corral.files import Owner

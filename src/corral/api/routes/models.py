@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from corral.api.auth import principal_of
 from corral.api.deps import ServicesDep
-from corral.api.metering import principal_of
 from corral.catalog.models import ModelsService
 from corral.protocol.models import DeprecationList, ModelCard, ModelList
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from corral.accounts.usage import Window
+from corral.api.auth import principal_of
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
-from corral.api.metering import principal_of
 from corral.core.errors import PermissionDeniedError
 from corral.storage.tables import NANO, ApiKey, Project
 

@@ -1,0 +1,123 @@
+"""The one metered path: admit (access, limits, budget), run, settle, count the cost.
+
+Every call that costs its caller goes through a ``Meter``: the API's generation routes
+and the jobs (eval runs today; batches and the console's playground to come). What a
+call may cost at most (its ``Charge``) is known before it runs: the generation core's
+``prepare`` computes it after validating the request, so a request refused as invalid
+never reaches ``admit`` and costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from prometheus_client import Counter
+from pydantic import BaseModel
+
+from corral.accounts.accounting import Accounting, Ticket
+from corral.accounts.keys import Principal
+from corral.catalog.schema import ModelSpec
+from corral.core import logs
+from corral.core.errors import InsufficientQuotaError, RateLimitError
+from corral.storage.tables import NANO
+
+Chunk = dict[str, Any]
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a call may cost at most, known before it runs: what admission counts and
+    reserves. ``prompt_bound`` is an upper bound on prompt tokens."""
+
+    spec: ModelSpec
+    endpoint: str
+    prompt_bound: int
+    max_output: int
+
+
+@dataclass(frozen=True)
+class Metered(Generic[R]):
+    """An admitted call's outcome: the answer, or its stream (settled when it ends)."""
+
+    result: R | AsyncIterator[Chunk]
+    ticket: Ticket
+
+
+class Meter:
+    def __init__(self, accounting: Accounting, cost: Counter, rejected: Counter) -> None:
+        self._accounting = accounting
+        self._cost = cost  # corral_cost_usd, by model
+        self._rejected = rejected  # corral_rejected, by reason
+
+    async def admit(self, who: Principal, charge: Charge) -> Ticket:
+        try:
+            ticket = await self._accounting.admit(
+                who, charge.spec, charge.endpoint, charge.prompt_bound, charge.max_output
+            )
+        except (RateLimitError, InsufficientQuotaError) as exc:
+            self._rejected.labels(exc.code or "rate_limit").inc()
+            raise
+        logs.request_id.set(ticket.request_id)
+        return ticket
+
+    async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> int:
+        """Settle in line (a job that needs the cost); returns it in nano-dollars."""
+        cost = await self._accounting.settle(ticket, usage, status)
+        self._count(ticket, cost)
+        return cost
+
+    def settle_later(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> None:
+        """Settle in a task of its own: an answer's end does not wait for the database."""
+        self._accounting.settle_later(ticket, usage, status, lambda c: self._count(ticket, c))
+
+    def _count(self, ticket: Ticket, cost_nano: int) -> None:
+        self._cost.labels(ticket.spec.id).inc(cost_nano / NANO)
+
+    async def run(
+        self,
+        who: Principal,
+        charge: Charge,
+        call: Callable[[], Awaitable[R | AsyncIterator[Chunk]]],
+        *,
+        want_usage: bool = False,
+    ) -> Metered[R]:
+        """Admit, call, and settle the answer (or, for a stream, when the stream ends).
+        ``want_usage``: keep the stream's usage chunk for the caller (it is metered
+        either way)."""
+        ticket = await self.admit(who, charge)
+        try:
+            result = await call()
+        except BaseException:
+            self.settle_later(ticket, None, "error")
+            raise
+        if isinstance(result, BaseModel):
+            usage = getattr(result, "usage", None)
+            self.settle_later(ticket, usage.model_dump() if usage is not None else None, "ok")
+            return Metered(result, ticket)
+        return Metered(self._stream(result, ticket, want_usage), ticket)
+
+    async def _stream(
+        self, stream: AsyncIterator[Chunk], ticket: Ticket, want_usage: bool
+    ) -> AsyncIterator[Chunk]:
+        usage: dict[str, Any] | None = None
+        pieces, status = 0, "cancelled"
+        try:
+            async for chunk in stream:
+                if "usage" in chunk and not chunk.get("choices"):
+                    usage = chunk["usage"]
+                    if not want_usage:
+                        continue
+                pieces += len(chunk.get("choices") or ())
+                yield chunk
+            status = "ok"
+        except Exception:
+            status = "error"
+            raise
+        finally:
+            if usage is None:  # cut short: bill what was generated, one chunk a token
+                usage = {"prompt_tokens": ticket.prompt_estimate, "completion_tokens": pieces}
+            # Settled even when the client is gone.
+            self.settle_later(ticket, usage, status)
