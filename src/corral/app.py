@@ -33,6 +33,7 @@ from corral.api.routes import (
     metrics,
     models,
     organization,
+    responses,
 )
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
@@ -49,6 +50,8 @@ from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
+from corral.inference.response_store import ResponseStore
+from corral.inference.responses import ResponseService
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService
@@ -129,6 +132,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         chat=chat,
         completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=embeddings,
+        responses=ResponseService(chat, ResponseStore(db)),
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
         evals=eval_service,
@@ -188,6 +192,7 @@ def create_app(
         files,
         fine_tuning,
         organization,
+        responses,
         pages,
         usage_page,
     ):

@@ -45,6 +45,9 @@ INVALID: list[tuple[str, dict[str, Any], int]] = [
     ("/v1/completions", {"model": MODEL, "prompt": "x", "suffix": "y"}, 400),
     ("/v1/embeddings", {"model": MODEL, "input": ""}, 400),
     ("/v1/embeddings", {"model": MODEL, "input": "x", "dimensions": 8}, 400),
+    ("/v1/responses", {"model": MODEL, "input": "x", "not_a_field": 1}, 400),
+    ("/v1/responses", {"model": MODEL, "input": [{"type": "bogus"}]}, 400),
+    ("/v1/responses", {"model": MODEL, "input": "x", "previous_response_id": "resp_x"}, 404),
 ]
 
 
@@ -102,11 +105,19 @@ async def test_an_invalid_request_costs_nothing(
     assert await _counts(db_url, project_id) == nothing
     # The key's two requests a minute are both still there, and then spent: the
     # window counts valid requests (so the zeros above are not a meter that is off).
-    for _ in range(2):
-        assert (await client.post("/v1/chat/completions", json=_chat())).status_code == 200
+    assert (await client.post("/v1/chat/completions", json=_chat())).status_code == 200
+    ok = await client.post("/v1/responses", json={"model": MODEL, "input": "hi"})
+    assert ok.status_code == 200, ok.text
     assert (await client.post("/v1/chat/completions", json=_chat())).status_code == 429
     services = client._transport.app.state.services  # type: ignore[attr-defined]
     await services.accounting.settled()
     counts = await _counts(db_url, project_id)
     assert counts["rate_window_requests"] >= 2 and counts["usage_rows"] == 2
+    db = Database(db_url)
+    try:
+        async with db.session() as s:
+            endpoints = set((await s.scalars(select(Usage.endpoint))).all())
+    finally:
+        await db.close()
+    assert endpoints == {"chat", "responses"}
     assert isinstance(services.meter, Meter)

@@ -15,22 +15,39 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from corral.accounts.idempotency import request_hash
+from corral.accounts.metering import Metered
 from corral.api.auth import principal_of
 from corral.api.deps import Services
 from corral.api.sse import sse_response
 from corral.inference.prepared import Prepared
 
 P = TypeVar("P", bound=Prepared)
-Run = Callable[[P], Awaitable[BaseModel | AsyncIterator[dict[str, Any]]]]
+Chunk = dict[str, Any]
+Run = Callable[[P], Awaitable[BaseModel | AsyncIterator[Chunk]]]
+# How a dialect answers with what the core produced: JSON, or its kind of event stream.
+Present = Callable[[P, Metered[Any]], Awaitable[Response]]
+
+
+async def openai_chat(prepared: Prepared, metered: Metered[Any]) -> Response:
+    """Chat Completions' (and legacy completions', embeddings') answer: the core's own."""
+    if isinstance(metered.result, BaseModel):
+        return Response(metered.result.model_dump_json(), media_type="application/json")
+    return await sse_response(metered.result)
 
 
 async def answer(
-    request: Request, services: Services, raw: bytes, prepared: P, run: Run[P]
+    request: Request,
+    services: Services,
+    raw: bytes,
+    prepared: P,
+    run: Run[P],
+    present: Present[P] = openai_chat,
 ) -> Response:
-    """Meter and run a request ``prepare`` accepted; replay or record an Idempotency-Key."""
+    """Meter and run a request ``prepare`` accepted, answer in the dialect's shape
+    (``present``); replay or record an Idempotency-Key."""
     key = request.headers.get("idempotency-key")
     if key is None or prepared.stream:  # streams are not stored, so not replayed
-        return await _answer(request, services, prepared, run)
+        return await _answer(request, services, prepared, run, present)
     scope = principal_of(request).project_id or "-"
     stored = await services.idempotency.begin(scope, key, request_hash(raw))
     if stored is not None:
@@ -41,7 +58,7 @@ async def answer(
             headers={"idempotent-replayed": "true"},
         )
     try:
-        response = await _answer(request, services, prepared, run)
+        response = await _answer(request, services, prepared, run, present)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await services.idempotency.abandon(scope, key)
@@ -52,17 +69,15 @@ async def answer(
     return response
 
 
-async def _answer(request: Request, services: Services, prepared: P, run: Run[P]) -> Response:
+async def _answer(
+    request: Request, services: Services, prepared: P, run: Run[P], present: Present[P]
+) -> Response:
     metered = await services.meter.run(
         principal_of(request),
         prepared.charge,
         lambda: run(prepared),
         want_usage=prepared.want_usage,
     )
-    headers = {**prepared.served.headers, **metered.ticket.headers()}
-    if isinstance(metered.result, BaseModel):
-        body = metered.result.model_dump_json()
-        return Response(body, media_type="application/json", headers=headers)
-    response = await sse_response(metered.result)
-    response.headers.update(headers)
+    response = await present(prepared, metered)
+    response.headers.update({**prepared.served.headers, **metered.ticket.headers()})
     return response

@@ -22,6 +22,7 @@ from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
+from corral.inference.responses import ResponseService
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database
 from corral.tuning.jobs import FineTuningService
@@ -36,6 +37,7 @@ class Services:
     chat: ChatService
     completions: CompletionService
     embeddings: EmbeddingService
+    responses: ResponseService
     db: Database
     keys: KeyService
     accounting: Accounting

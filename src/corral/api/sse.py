@@ -48,3 +48,43 @@ async def sse_response(stream: AsyncIterator[Any]) -> StreamingResponse:
     return StreamingResponse(
         _events(first, stream), media_type="text/event-stream", headers=HEADERS
     )
+
+
+def typed_event(payload: dict[str, Any]) -> bytes:
+    """One event of a typed stream (Responses, Messages): its type named on the
+    ``event:`` line as well."""
+    return (
+        b"event: " + str(payload["type"]).encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    )
+
+
+async def _typed(stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async for payload in stream:
+        yield typed_event(payload)
+
+
+def typed_sse_response(stream: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """A typed event stream: it ends with its own last event (no ``[DONE]``), and the
+    dialect's stream reports its errors as events of its own."""
+    return StreamingResponse(_typed(stream), media_type="text/event-stream", headers=HEADERS)
+
+
+async def first_then_rest(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The stream with its first item already awaited: errors before any output (a bad
+    schema, say) raise here, while an HTTP status can still say so."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        return _empty()
+
+    async def chained() -> AsyncIterator[Any]:
+        yield first
+        async for item in stream:
+            yield item
+
+    return chained()
+
+
+async def _empty() -> AsyncIterator[Any]:
+    return
+    yield

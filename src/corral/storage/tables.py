@@ -251,3 +251,18 @@ class AliasPinRow(Base):
     previous: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text, default="")
     pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoredResponse(Base):
+    """A Responses API response kept for ``previous_response_id``, retrieval and its input
+    items (``store: true``, OpenAI's default). ``scope``: the project that made it."""
+
+    __tablename__ = "responses"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # This response's own input items, and every item the model saw before its output
+    # (the previous responses' inputs and outputs, then these).
+    input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -1,0 +1,83 @@
+"""/v1/responses: create (JSON or typed events), retrieve, delete, input items."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from corral.accounts.metering import Metered
+from corral.api.answer import answer
+from corral.api.auth import principal_of
+from corral.api.body import parse_model, read_body
+from corral.api.deps import ServicesDep
+from corral.api.sse import first_then_rest, typed_sse_response
+from corral.inference.responses import PreparedResponse
+from corral.protocol.chat import ChatCompletion
+from corral.protocol.responses import (
+    DeletedResponse,
+    InputItemList,
+    ResponseObject,
+    ResponseRequest,
+)
+
+router = APIRouter()
+
+
+def scope_of(request: Request) -> str:
+    """Stored responses belong to the caller's project ("-": open mode, admin keys)."""
+    return principal_of(request).project_id or "-"
+
+
+@router.post("/v1/responses", response_model=ResponseObject)
+async def create_response(request: Request, services: ServicesDep) -> Response:
+    raw = await read_body(request, services.settings.limits.max_body_bytes)
+    req = parse_model(raw, ResponseRequest)
+    prepared = await services.responses.prepare(req, scope_of(request))
+
+    async def present(p: PreparedResponse, metered: Metered[Any]) -> Response:
+        if isinstance(metered.result, ChatCompletion):
+            response = await services.responses.finish(p, metered.result)
+            return Response(response.model_dump_json(), media_type="application/json")
+        assert not isinstance(metered.result, BaseModel)
+        chunks = await first_then_rest(metered.result)
+        return typed_sse_response(services.responses.events(p, chunks))
+
+    return await answer(request, services, raw, prepared, services.responses.run, present)
+
+
+@router.get("/v1/responses/{response_id}", response_model=ResponseObject)
+async def get_response(response_id: str, request: Request, services: ServicesDep) -> Any:
+    return await services.responses.get(scope_of(request), response_id)
+
+
+@router.delete("/v1/responses/{response_id}", response_model=DeletedResponse)
+async def delete_response(response_id: str, request: Request, services: ServicesDep) -> Any:
+    await services.responses.delete(scope_of(request), response_id)
+    return DeletedResponse(id=response_id)
+
+
+@router.get("/v1/responses/{response_id}/input_items", response_model=InputItemList)
+async def list_input_items(
+    response_id: str,
+    request: Request,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> Any:
+    items = await services.responses.input_items(scope_of(request), response_id)
+    if order == "desc":
+        items = items[::-1]
+    if after is not None:
+        ids = [i.get("id") for i in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return InputItemList(
+        data=page,
+        first_id=page[0].get("id") if page else None,
+        last_id=page[-1].get("id") if page else None,
+        has_more=len(items) > limit,
+    )

@@ -1,0 +1,174 @@
+"""The Responses API on the generation core: a request is translated onto a Chat
+Completions request (``responses_input``), prepared and run by ``ChatService`` (so every
+guarantee of chat holds: constrained tool calls, JSON schema output, limits), and its
+answer translated back into a response object or typed events (``responses_events``).
+Responses with ``store`` are kept for ``previous_response_id`` and retrieval."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.core.ids import new_id
+from corral.inference.chat import ChatService, PreparedChat
+from corral.inference.prepared import Prepared
+from corral.inference.response_store import ResponseStore, Stored
+from corral.inference.responses_events import EventStream, usage_of
+from corral.inference.responses_input import Item, as_items, chat_body
+from corral.inference.streaming import Chunk
+from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
+from corral.protocol.responses import (
+    FunctionCallItem,
+    IncompleteDetails,
+    OutputItem,
+    OutputMessage,
+    OutputText,
+    ReasoningItem,
+    ReasoningText,
+    ResponseObject,
+    ResponseRequest,
+    TextConfig,
+)
+
+log = logging.getLogger(__name__)
+
+Status = Literal["completed", "in_progress"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedResponse(Prepared):
+    chat: PreparedChat
+    req: ResponseRequest
+    scope: str  # the project it is stored under
+    input_items: list[Item]
+    history: list[Item]  # every item the model sees, these inputs last
+
+
+def output_items(message: ChatMessageOut, finish: str | None, logprobs: Any) -> list[OutputItem]:
+    items: list[OutputItem] = []
+    if message.reasoning_content:
+        text = ReasoningText(text=message.reasoning_content)
+        items.append(ReasoningItem(id=new_id("rs", "_"), content=[text]))
+    for call in message.tool_calls or ():
+        items.append(
+            FunctionCallItem(
+                id=new_id("fc", "_"),
+                call_id=call.id,
+                name=call.function.name,
+                arguments=call.function.arguments,
+            )
+        )
+    if message.content is not None and not message.tool_calls:
+        part = OutputText(text=message.content, logprobs=(logprobs or {}).get("content") or [])
+        status = "incomplete" if finish == "length" else "completed"
+        items.append(OutputMessage(id=new_id("msg", "_"), status=status, content=[part]))
+    return items
+
+
+def _refuse_unserved(req: ResponseRequest) -> None:
+    if req.background:
+        raise UnsupportedParameterError(
+            "`background` responses are not supported yet.", param="background"
+        )
+    if req.conversation is not None:
+        raise UnsupportedParameterError(
+            "`conversation` is not supported yet: use `previous_response_id`.",
+            param="conversation",
+        )
+
+
+class ResponseService:
+    def __init__(self, chat: ChatService, store: ResponseStore) -> None:
+        self._chat = chat
+        self._store = store
+
+    async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
+        """Everything that can be refused is refused here, before metering."""
+        if req.unknown_fields():
+            name = req.unknown_fields()[0]
+            raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
+        _refuse_unserved(req)
+        items = as_items(req.input)
+        before: list[Item] = []
+        if req.previous_response_id is not None:
+            previous = await self._store.get(
+                scope, req.previous_response_id, "previous_response_id"
+            )
+            before = previous.context()
+        history = [*before, *items]
+        chat = await self._chat.prepare(
+            ChatCompletionRequest.model_validate(chat_body(req, history))
+        )
+        return PreparedResponse(
+            served=chat.served,
+            charge=replace(chat.charge, endpoint="responses"),
+            stream=req.stream,
+            want_usage=True,  # the final event carries it
+            chat=chat,
+            req=req,
+            scope=scope,
+            input_items=items,
+            history=history,
+        )
+
+    async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Chunk]:
+        return await self._chat.run(p.chat)
+
+    def skeleton(self, p: PreparedResponse, status: Status) -> ResponseObject:
+        """The response object before its output: what the request asked for, echoed."""
+        req = p.req
+        return ResponseObject(
+            id=new_id("resp", "_"),
+            created_at=int(time.time()),
+            status=status,
+            model=p.served.spec.id,
+            instructions=req.instructions,
+            max_output_tokens=req.max_output_tokens,
+            metadata=req.metadata or {},
+            parallel_tool_calls=req.parallel_tool_calls,
+            previous_response_id=req.previous_response_id,
+            reasoning=req.reasoning,
+            store=req.store,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            text=req.text or TextConfig(),
+            tool_choice=req.tool_choice or "auto",
+            tools=req.tools or [],
+            truncation=req.truncation or "disabled",
+            user=req.user,
+        )
+
+    async def finish(self, p: PreparedResponse, completion: ChatCompletion) -> ResponseObject:
+        choice = completion.choices[0]
+        response = self.skeleton(p, "completed")
+        response.output = output_items(choice.message, choice.finish_reason, choice.logprobs)
+        response.usage = usage_of(completion.usage)
+        if choice.finish_reason == "length":
+            response.status = "incomplete"
+            response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
+        await self.keep(p, response)
+        return response
+
+    def events(self, p: PreparedResponse, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
+        return EventStream(self.skeleton(p, "in_progress"), lambda r: self.keep(p, r)).run(chunks)
+
+    async def keep(self, p: PreparedResponse, response: ResponseObject) -> None:
+        if not p.req.store:
+            return
+        try:
+            await self._store.save(p.scope, Stored(response, p.input_items, p.history))
+        except Exception:  # the answer went out; a lost copy must not turn it into an error
+            log.exception("storing response %s failed", response.id)
+
+    async def get(self, scope: str, response_id: str) -> ResponseObject:
+        return (await self._store.get(scope, response_id)).response
+
+    async def input_items(self, scope: str, response_id: str) -> list[Item]:
+        return (await self._store.get(scope, response_id)).input_items
+
+    async def delete(self, scope: str, response_id: str) -> None:
+        await self._store.delete(scope, response_id)

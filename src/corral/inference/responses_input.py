@@ -1,0 +1,187 @@
+"""A Responses request translated onto the generation core's Chat Completions request:
+input items to messages, flat function tools to chat tools, ``text.format`` to
+``response_format``. Every item is checked here, with its index in the error's ``param``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.core.ids import new_id
+from corral.protocol.responses import ResponseRequest, TextConfig
+
+Item = dict[str, Any]
+Message = dict[str, Any]
+
+ROLES = frozenset({"user", "system", "developer", "assistant"})
+TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+# What `include` may ask for and corral returns.
+INCLUDABLE = frozenset({"message.output_text.logprobs"})
+
+
+def as_items(value: str | list[Item]) -> list[Item]:
+    """The request's input as items in OpenAI's shape, each with an id (input_items lists
+    them)."""
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    items = []
+    for index, raw in enumerate(value):
+        if not isinstance(raw, dict):
+            raise InvalidRequestError("Each input item must be an object.", param=f"input[{index}]")
+        item = {"type": "message", **raw} if "role" in raw else dict(raw)
+        item.setdefault("id", new_id("msg" if item.get("type") == "message" else "item", "_"))
+        items.append(item)
+    return items
+
+
+def _text(content: Any, param: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequestError("`content` must be a string or a list of parts.", param=param)
+    texts = []
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in TEXT_PARTS or not isinstance(part.get("text"), str):
+            raise UnsupportedParameterError(
+                f"Content part type `{kind}` is not supported: this model reads text only.",
+                param=f"{param}[{index}]",
+            )
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _required(item: Item, field: str, param: str) -> str:
+    value = item.get(field)
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"`{field}` is required and must be a string.", param=param)
+    return value
+
+
+def _function_call(item: Item, param: str) -> dict[str, Any]:
+    return {
+        "id": _required(item, "call_id", f"{param}.call_id"),
+        "type": "function",
+        "function": {
+            "name": _required(item, "name", f"{param}.name"),
+            "arguments": _required(item, "arguments", f"{param}.arguments"),
+        },
+    }
+
+
+def _output(value: Any, param: str) -> str:
+    if isinstance(value, str):
+        return value
+    return _text(value, param)
+
+
+def to_messages(items: list[Item], instructions: str | None) -> list[Message]:
+    """Chat messages for the items; consecutive function calls become one assistant turn.
+    Reasoning items are not replayed: the model's earlier thinking is not its input."""
+    messages: list[Message] = [{"role": "system", "content": instructions}] if instructions else []
+    for index, item in enumerate(items):
+        param, kind = f"input[{index}]", item.get("type")
+        if kind == "message":
+            role = item.get("role")
+            if role not in ROLES:
+                raise InvalidRequestError(f"Unknown role `{role}`.", param=f"{param}.role")
+            messages.append({"role": role, "content": _text(item.get("content"), param)})
+        elif kind == "function_call":
+            call = _function_call(item, param)
+            last = messages[-1] if messages else None
+            if last is not None and last.get("tool_calls") and last.get("content") is None:
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": _required(item, "call_id", f"{param}.call_id"),
+                    "content": _output(item.get("output"), f"{param}.output"),
+                }
+            )
+        elif kind != "reasoning":
+            raise UnsupportedParameterError(
+                f"Input item type `{kind}` is not supported.", param=f"{param}.type"
+            )
+    return messages
+
+
+def to_tools(tools: list[Item]) -> list[dict[str, Any]]:
+    chat_tools = []
+    for index, tool in enumerate(tools):
+        if tool.get("type") != "function":
+            raise UnsupportedParameterError(
+                f"Tool type `{tool.get('type')}` is not supported: only `function` tools, "
+                "which the client runs.",
+                param=f"tools[{index}].type",
+            )
+        function: Item = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}
+        if tool.get("strict") is not None:
+            function["strict"] = tool["strict"]
+        chat_tools.append({"type": "function", "function": function})
+    return chat_tools
+
+
+def to_tool_choice(choice: str | Item | None) -> str | Item | None:
+    if choice is None or isinstance(choice, str):
+        return choice
+    if choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise UnsupportedParameterError(
+        "`tool_choice` must be auto, none, required or {type: function, name}.",
+        param="tool_choice",
+    )
+
+
+def to_response_format(text: TextConfig | None) -> Item | None:
+    fmt = text.format if text is not None else None
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    if fmt.json_schema is None:
+        raise InvalidRequestError(
+            "`text.format.schema` is required for type json_schema.", param="text.format.schema"
+        )
+    schema: Item = {"name": fmt.name or "response", "schema": fmt.json_schema}
+    if fmt.strict is not None:
+        schema["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def chat_body(req: ResponseRequest, items: list[Item]) -> dict[str, Any]:
+    """The Chat Completions request the core runs for this Responses request."""
+    unknown = sorted(set(req.include or ()) - INCLUDABLE)
+    if unknown:
+        raise UnsupportedParameterError(
+            f"`include` value `{unknown[0]}` is not supported.", param="include"
+        )
+    body: dict[str, Any] = {
+        "model": req.model,
+        "messages": to_messages(items, req.instructions),
+        "parallel_tool_calls": req.parallel_tool_calls,
+        "stream": req.stream,
+    }
+    optional = {
+        "tools": to_tools(req.tools) if req.tools else None,
+        "tool_choice": to_tool_choice(req.tool_choice),
+        "response_format": to_response_format(req.text),
+        "max_completion_tokens": req.max_output_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "user": req.user,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if req.top_logprobs is not None:
+        body.update(logprobs=True, top_logprobs=req.top_logprobs)
+    elif "message.output_text.logprobs" in (req.include or ()):
+        body["logprobs"] = True
+    effort = req.reasoning.effort if req.reasoning is not None else None
+    if effort is not None:
+        body["reasoning_effort"] = "low" if effort == "minimal" else effort
+    if not body["messages"]:
+        raise InvalidRequestError("`input` has no message to answer.", param="input")
+    return body

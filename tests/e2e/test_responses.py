@@ -1,0 +1,245 @@
+"""The Responses API with the official `openai` SDK against a live server on the embedded
+model: plain and streamed (event order), the stream helper, parse, function-call round
+trips (stored and stateless), tool_choice, retrieve/delete/input_items, bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.slow
+
+INSTRUCTIONS = "You are a helpful assistant. Answer briefly."
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+    "strict": True,
+}
+
+
+def test_create_names_the_snapshot_and_counts_usage(client: openai.OpenAI) -> None:
+    raw = client.responses.with_raw_response.create(
+        model=MODEL, instructions=INSTRUCTIONS, input="Say hello.", max_output_tokens=16
+    )
+    r = raw.parse()
+    assert r.id.startswith("resp_") and r.object == "response"
+    assert r.model.startswith("smollm2-135m-instruct-")  # the snapshot, not the alias
+    assert raw.headers["x-corral-model"] == r.model
+    assert r.status in ("completed", "incomplete")
+    message = r.output[-1]
+    assert message.type == "message" and message.content[0].type == "output_text"
+    assert r.output_text == message.content[0].text and r.output_text
+    assert r.usage is not None and r.usage.input_tokens > 0
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    assert r.instructions == INSTRUCTIONS and r.max_output_tokens == 16
+
+
+def test_max_output_tokens_makes_it_incomplete(client: openai.OpenAI) -> None:
+    r = client.responses.create(model=MODEL, input="Count from 1 to 100.", max_output_tokens=4)
+    assert r.status == "incomplete"
+    assert r.incomplete_details is not None
+    assert r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage is not None and r.usage.output_tokens == 4
+
+
+EXPECTED_TEXT_ORDER = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+]
+
+
+def _collapse(types: list[str]) -> list[str]:
+    """Event types with runs of the same type collapsed to one."""
+    return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+
+def test_streamed_events_come_in_the_reference_order(client: openai.OpenAI) -> None:
+    stream = client.responses.create(
+        model=MODEL, instructions=INSTRUCTIONS, input="Name a color.", stream=True
+    )
+    events = list(stream)
+    types = [e.type for e in events]
+    assert _collapse(types)[:-1] == EXPECTED_TEXT_ORDER
+    assert types[-1] in ("response.completed", "response.incomplete")
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    done = next(e for e in events if e.type == "response.output_text.done")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert deltas == done.text == final.output_text
+    assert len({e.response.id for e in events if hasattr(e, "response")}) == 1
+    assert final.usage is not None and final.usage.output_tokens > 0
+
+
+def test_the_stream_helper_accumulates_the_response(client: openai.OpenAI) -> None:
+    with client.responses.stream(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        input="Say hi.",
+        max_output_tokens=200,
+        temperature=0,
+    ) as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(texts) == final.output_text
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+def test_parse_returns_the_pydantic_model(client: openai.OpenAI) -> None:
+    r = client.responses.parse(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        input="Give a city and its country as JSON.",
+        text_format=City,
+        max_output_tokens=64,
+    )
+    assert isinstance(r.output_parsed, City)
+
+
+def _call(client: openai.OpenAI, **extra: Any) -> Any:
+    return client.responses.create(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        input="What is the weather in Paris?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+        parallel_tool_calls=False,  # one short call: several could run into the cap
+        temperature=0,
+        max_output_tokens=200,
+        **extra,
+    )
+
+
+def test_a_function_call_round_trip_with_previous_response_id(client: openai.OpenAI) -> None:
+    first = _call(client)
+    call = next(o for o in first.output if o.type == "function_call")
+    assert call.name == "get_weather" and "city" in json.loads(call.arguments)
+    assert call.call_id and call.id.startswith("fc_")
+    second = client.responses.create(
+        model=MODEL,
+        instructions=INSTRUCTIONS,  # instructions are not carried over (as OpenAI's)
+        tools=[WEATHER],  # type: ignore[list-item]
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"}],
+        max_output_tokens=32,
+    )
+    assert second.previous_response_id == first.id and second.output
+    # The history (first's input and its call) was replayed: the prompt grew.
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens
+
+
+def test_a_stateless_round_trip_replays_the_history(client: openai.OpenAI) -> None:
+    first = _call(client, store=False)
+    call = next(o for o in first.output if o.type == "function_call")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)  # store=False: nothing kept
+    history: list[Any] = [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"},
+    ]
+    second = client.responses.create(
+        model=MODEL, instructions=INSTRUCTIONS, input=history, store=False, max_output_tokens=32
+    )
+    assert second.status in ("completed", "incomplete") and second.output_text
+
+
+@pytest.mark.parametrize(
+    "choice", ["auto", "none", "required", {"type": "function", "name": "get_weather"}]
+)
+def test_each_tool_choice(client: openai.OpenAI, choice: Any) -> None:
+    r = client.responses.create(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        input="What is the weather in Rome?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice=choice,
+        temperature=0,
+        max_output_tokens=128,
+    )
+    calls = [o for o in r.output if o.type == "function_call"]
+    if choice == "none":
+        assert not calls and r.output_text
+    elif choice != "auto":
+        assert calls and all(c.name == "get_weather" for c in calls)
+        assert all(isinstance(json.loads(c.arguments), dict) for c in calls)
+
+
+def test_streamed_function_call_events(client: openai.OpenAI) -> None:
+    events = list(_call(client, stream=True))
+    types = _collapse([e.type for e in events])
+    assert types[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert "response.function_call_arguments.delta" in types
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    assert done.name == "get_weather" and json.loads(done.arguments)["city"]
+    assert events[-1].type == "response.completed"
+
+
+def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
+    r = client.responses.create(model=MODEL, input="Hi there.", max_output_tokens=8)
+    assert client.responses.retrieve(r.id).output_text == r.output_text
+    items = client.responses.input_items.list(r.id)
+    assert [i.type for i in items.data] == ["message"]
+    deleted = client.responses.delete(r.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="x", previous_response_id=r.id)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "x", "not_a_field": 1}, "not_a_field"),
+        ({"input": []}, "input"),
+        ({"input": [{"type": "bogus"}]}, "input[0].type"),
+        ({"input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input[0][0]"),
+        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {"input": "x", "text": {"format": {"type": "json_schema", "name": "x"}}},
+            "text.format.schema",
+        ),
+        ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
+        ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning_effort"),
+        ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"input": "x", "background": True}, "background"),
+        ({"input": "x", "conversation": "conv_1"}, "conversation"),
+    ],
+)
+def test_bad_input_is_a_400_with_param(
+    live_server: LiveServer, body: dict[str, Any], param: str
+) -> None:
+    r = httpx.post(live_server.url + "/v1/responses", json={"model": MODEL, **body}, timeout=30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == param
