@@ -200,6 +200,8 @@ def test_streamed_function_call_events(client: openai.OpenAI) -> None:
     assert "response.function_call_arguments.delta" in types
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
     assert done.name == "get_weather" and json.loads(done.arguments)["city"]
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == done.arguments
     assert events[-1].type == "response.completed"
 
 

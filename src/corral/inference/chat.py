@@ -33,6 +33,7 @@ from corral.inference.requests import (
 )
 from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
 from corral.inference.telemetry import RequestTimer, Telemetry
+from corral.inference.tool_stream import Piece, ToolStream
 from corral.inference.tools import ToolPlan, parse_output, plan_tools
 from corral.protocol.chat import (
     ChatChoice,
@@ -212,7 +213,8 @@ class ChatService:
             for b in bodies
         ]
         usages: list[dict[str, Any]] = [{} for _ in bodies]
-        buffered: list[list[str]] = [[] for _ in bodies]
+        tool_streams = [ToolStream() for _ in bodies]
+        call_ids: list[list[str]] = [[] for _ in bodies]
         splitters = [StreamSplitter() for _ in bodies] if is_reasoning(served.spec) else None
         reasoning_tokens = 0
         status = "error"
@@ -233,11 +235,15 @@ class ChatService:
                     if token:  # timed once it went out: the histograms wait, the client not
                         timer.token()
                     continue
-                # Constrained tool output is JSON: hold it and send the parsed result.
+                # Constrained tool output is JSON: say what it says as it is decoded.
                 for choice in chunk.get("choices", ()):
-                    buffered[index].append(choice.get("delta", {}).get("content") or "")
+                    stream = tool_streams[index]
+                    pieces = stream.feed(choice.get("delta", {}).get("content") or "")
+                    for delta in tool_deltas(pieces, call_ids[index]):
+                        yield stamp.chunk([{"index": index, "delta": delta, "finish_reason": None}])
+                        timer.token()
                     if choice.get("finish_reason"):
-                        yield tool_chunk(stamp, index, "".join(buffered[index]), choice)
+                        yield stamp.chunk([tool_finish(index, choice["finish_reason"], stream)])
             # Always sent: the API layer meters it and drops it unless the client asked.
             usage = with_reasoning(merge_usage(usages), reasoning_tokens)
             yield stamp.chunk([], usage=usage.model_dump())
@@ -257,17 +263,30 @@ def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]
     return ChatMessageOut(content=parsed.content), finish
 
 
-def tool_chunk(stamp: ChunkStamp, index: int, text: str, raw: Body) -> Chunk:
-    """One chunk carrying a whole held-back choice: its content or its tool calls."""
-    message, finish = _message(text, raw, ToolPlan("auto", [], None))
-    delta: dict[str, Any] = {"role": "assistant"}
-    if message.tool_calls:
-        delta["tool_calls"] = [
-            {"index": i, **call.model_dump()} for i, call in enumerate(message.tool_calls)
-        ]
-    else:
-        delta["content"] = message.content
-    return stamp.chunk([{"index": index, "delta": delta, "finish_reason": finish}])
+def tool_deltas(pieces: list[Piece], ids: list[str]) -> list[dict[str, Any]]:
+    """Chat deltas for what the tool output said so far: content, a call's start (id,
+    name), its arguments' JSON piece by piece, as OpenAI streams them."""
+    deltas: list[dict[str, Any]] = []
+    for piece in pieces:
+        delta: dict[str, Any] = {"role": "assistant"}
+        if piece.kind == "content":
+            delta["content"] = piece.text
+        elif piece.kind == "call":
+            ids.append(new_id("call"))
+            function = {"name": piece.text, "arguments": ""}
+            call = {"index": piece.index, "id": ids[-1], "type": "function", "function": function}
+            delta["tool_calls"] = [call]
+        else:
+            arguments = {"index": piece.index, "function": {"arguments": piece.text}}
+            delta["tool_calls"] = [arguments]
+        deltas.append(delta)
+    return deltas
+
+
+def tool_finish(index: int, finish: str, stream: ToolStream) -> dict[str, Any]:
+    """The choice's end: ``tool_calls`` when it called, unless it was cut short."""
+    reason = "tool_calls" if stream.calls and finish != "length" else finish
+    return {"index": index, "delta": {}, "finish_reason": reason}
 
 
 def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:

@@ -65,7 +65,7 @@ class EventStream:
         self.response = response
         self._keep = keep
         self._seq = count()
-        self._open: OutputMessage | ReasoningItem | None = None
+        self._open: OutputItem | None = None
         self._text: list[str] = []
         self._finish: str | None = None
 
@@ -114,6 +114,13 @@ class EventStream:
         if item is None:
             return []
         self._open = None
+        if isinstance(item, FunctionCallItem):
+            item.arguments, item.status = text, "completed"
+            where = {"item_id": item.id, "output_index": self._index}
+            done = self._event(
+                "response.function_call_arguments.done", arguments=text, name=item.name, **where
+            )
+            return [done, self._done(item)]
         where = {"item_id": item.id, "output_index": self._index, "content_index": 0}
         events = []
         if isinstance(item, OutputMessage):
@@ -140,31 +147,27 @@ class EventStream:
         return self._event(kind, delta=text, **where)
 
     def _calls(self, calls: list[dict[str, Any]]) -> list[Event]:
-        events = self._close()
+        """A call's start opens a function_call item; later pieces are its arguments."""
+        events: list[Event] = []
         for call in calls:
             function = call.get("function") or {}
-            item = FunctionCallItem(
-                id=new_id("fc", "_"),
-                call_id=call.get("id") or new_id("call", "_"),
-                name=function.get("name", ""),
-                arguments="",
-                status="in_progress",
-            )
-            events.append(self._add(item))
-            arguments = function.get("arguments") or ""
-            where = {"item_id": item.id, "output_index": self._index}
-            delta = self._event("response.function_call_arguments.delta", delta=arguments, **where)
-            events.append(delta)
-            item.arguments, item.status = arguments, "completed"
-            events.append(
-                self._event(
-                    "response.function_call_arguments.done",
-                    arguments=arguments,
-                    name=item.name,
-                    **where,
+            if call.get("id"):
+                events += self._close()
+                item = FunctionCallItem(
+                    id=new_id("fc", "_"),
+                    call_id=call["id"],
+                    name=function.get("name", ""),
+                    arguments="",
+                    status="in_progress",
                 )
-            )
-            events.append(self._done(item))
+                events.append(self._add(item))
+                self._open, self._text = item, []
+            arguments = function.get("arguments") or ""
+            if arguments and isinstance(self._open, FunctionCallItem):
+                self._text.append(arguments)
+                where = {"item_id": self._open.id, "output_index": self._index}
+                kind = "response.function_call_arguments.delta"
+                events.append(self._event(kind, delta=arguments, **where))
         return events
 
     def _choice(self, choice: dict[str, Any]) -> list[Event]:
