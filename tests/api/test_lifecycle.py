@@ -242,3 +242,23 @@ async def test_get_has_no_side_effects_and_an_eval_check_sets_no_headers(setup) 
     run = await http.post(f"/v1/evals/{r.json()['id']}/runs", json={"data_source": source})
     assert run.status_code == 200, run.text
     assert "sunset" not in run.headers and "x-corral-model" not in run.headers
+
+
+async def test_models_lists_what_is_callable_now(tmp_path: Path) -> None:
+    """Snapshots whose weights are not here (and their aliases) are left out of
+    /v1/models unless ?all=true asks for the whole catalog."""
+    missing = tmp_path / "not-downloaded.gguf"
+    catalog = load_catalog(
+        make_catalog(tmp_path, TODAY, gguf=missing), shipped=False, today=lambda: TODAY
+    )
+    registry = ModelRegistry(catalog, lambda spec: SlowFake(spec.id), load_timeout_s=5)
+    app = create_app(Settings(data_dir=tmp_path / "data"), registry)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            listed = {m["id"] for m in (await http.get("/v1/models")).json()["data"]}
+            every = {m["id"] for m in (await http.get("/v1/models?all=true")).json()["data"]}
+            refused = await http.post("/v1/chat/completions", json=chat("tiny-a-new"))
+    assert "tiny-a-new" not in listed and "tiny-a" not in listed
+    assert {"tiny-a-new", "tiny-a"} <= every
+    assert refused.status_code == 503 and "not downloaded" in refused.json()["error"]["message"]

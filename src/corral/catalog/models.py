@@ -94,18 +94,28 @@ class ModelsService:
             }
         )
 
-    def list(self, org: str | None = None) -> ModelList:
-        """Every model; fine-tunes only of ``org`` when one is given (None: all)."""
+    def list(self, org: str | None = None, everything: bool = False) -> ModelList:
+        """What a client can call now (clients fill model pickers from it): snapshots whose
+        weights are here or upstream, aliases to them, fine-tunes of them; ``everything``:
+        the whole catalog. Fine-tunes only of ``org`` when one is given (None: all)."""
         reg = self._registry
+        catalog = reg.catalog
+        snapshots = [s for s in reg.listed() if everything or reg.callable_now(s)]
+        ids = {s.id for s in snapshots}
         cards = [self._static_card(s) for s in reg.static()]
-        cards += [self.snapshot_card(s) for s in reg.listed()]
+        cards += [self.snapshot_card(s) for s in snapshots]
+        targets = {a: catalog.target(a) for a in catalog.aliases()}
+        cards += [self.alias_card(a) for a, t in targets.items() if t is not None and t.id in ids]
         cards += [
-            self.alias_card(a) for a in reg.catalog.aliases() if reg.catalog.target(a) is not None
-        ]
-        cards += [
-            self.fine_tuned_card(ft) for ft in reg.fine_tuned() if org is None or ft.owned_by == org
+            self.fine_tuned_card(ft)
+            for ft in reg.fine_tuned()
+            if (org is None or ft.owned_by == org) and (everything or self._base_callable(ft))
         ]
         return ModelList(data=cards)
+
+    def _base_callable(self, ft: FineTunedModel) -> bool:
+        base = self._registry.catalog.snapshots.get(ft.base)
+        return base is None or self._registry.callable_now(base)
 
     def retrieve(self, name: str, org: str | None = None) -> ModelCard:
         reg = self._registry

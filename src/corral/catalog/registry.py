@@ -369,6 +369,14 @@ class ModelRegistry:
         loaded = [ServedModel(m.spec, m) for m in self._managed.values() if m.loaded is not None]
         return [*self._static.values(), *loaded]
 
+    def callable_now(self, snap: Snapshot) -> bool:
+        """Could a request to it be served now: its weights are here (or an upstream
+        serves it) and it fits the memory budget. What ``_load`` would refuse, no."""
+        spec = self._spec(snap)
+        if spec.source == "upstream":
+            return True
+        return spec.path.is_file() and estimate_mib(spec, self._settings) <= self.budget_mib
+
     def listed(self) -> list[Snapshot]:
         """Catalog snapshots a client may call today (not yet released or shut down: no)."""
         today = self.today()

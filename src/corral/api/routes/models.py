@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from corral.api.auth import principal_of
 from corral.api.deps import ServicesDep
@@ -17,8 +19,14 @@ def viewer_org(request: Request) -> str | None:
 
 
 @router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
-async def list_models(request: Request, services: ServicesDep) -> ModelList:
-    return ModelsService(services.registry).list(viewer_org(request))
+async def list_models(
+    request: Request,
+    services: ServicesDep,
+    everything: Annotated[
+        bool, Query(alias="all", description="The whole catalog, not only what is callable now.")
+    ] = False,
+) -> ModelList:
+    return ModelsService(services.registry).list(viewer_org(request), everything)
 
 
 @router.get(
