@@ -47,6 +47,19 @@ def test_create_names_the_snapshot_and_counts_usage(client: openai.OpenAI) -> No
     assert r.instructions == INSTRUCTIONS and r.max_output_tokens == 16
 
 
+def test_input_tokens_counts_what_create_bills(client: openai.OpenAI) -> None:
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "instructions": INSTRUCTIONS,
+        "input": "What is the weather in Oslo?",
+        "tools": [WEATHER],
+    }
+    counted = client.responses.input_tokens.count(**body)
+    assert counted.object == "response.input_tokens"
+    billed = client.responses.create(**body, max_output_tokens=8).usage
+    assert billed is not None and counted.input_tokens == billed.input_tokens
+
+
 def test_max_output_tokens_makes_it_incomplete(client: openai.OpenAI) -> None:
     r = client.responses.create(model=MODEL, input="Count from 1 to 100.", max_output_tokens=4)
     assert r.status == "incomplete"

@@ -148,6 +148,14 @@ class ChatService:
             bodies=[seeded(body, req.seed, i) for i in range(req.n)],
         )
 
+    async def count_prompt(self, req: ChatCompletionRequest) -> int:
+        """The request's prompt tokens after the template and the tools prompt (no window
+        check: counting a prompt too long to answer is what a client may want)."""
+        _validate(req, self._limits)
+        served = self._registry.get(req.model)
+        body = _engine_body(req, plan_tools(req), self._limits)
+        return await served.engine.count_chat_tokens(body)
+
     async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
         timer = self._telemetry.timer(p.served.spec.id, "chat")
         if not p.stream:

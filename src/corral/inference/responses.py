@@ -88,9 +88,6 @@ class ResponseService:
 
     async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering."""
-        if req.unknown_fields():
-            name = req.unknown_fields()[0]
-            raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
         _refuse_unserved(req)
         items = as_items(req.input)
         before: list[Item] = []
@@ -114,6 +111,27 @@ class ResponseService:
             input_items=items,
             history=history,
         )
+
+    async def _translate(
+        self, req: ResponseRequest, scope: str
+    ) -> tuple[list[Item], list[Item], ChatCompletionRequest]:
+        """The request's own items, the history the model sees, and the core's request."""
+        if req.unknown_fields():
+            name = req.unknown_fields()[0]
+            raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
+        _refuse_unserved(req)
+        items = as_items(req.input)
+        before: list[Item] = []
+        if req.previous_response_id is not None:
+            param = "previous_response_id"
+            before = (await self._store.get(scope, req.previous_response_id, param)).context()
+        history = [*before, *items]
+        return items, history, ChatCompletionRequest.model_validate(chat_body(req, history))
+
+    async def input_tokens(self, req: ResponseRequest, scope: str) -> int:
+        """What the request's input would count as prompt tokens (not metered: nothing
+        is generated)."""
+        return await self._chat.count_prompt((await self._translate(req, scope))[2])
 
     async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Chunk]:
         return await self._chat.run(p.chat)

@@ -19,6 +19,7 @@ from corral.protocol.chat import ChatCompletion
 from corral.protocol.responses import (
     DeletedResponse,
     InputItemList,
+    InputTokenCount,
     ResponseObject,
     ResponseRequest,
 )
@@ -46,6 +47,14 @@ async def create_response(request: Request, services: ServicesDep) -> Response:
         return typed_sse_response(services.responses.events(p, chunks))
 
     return await answer(request, services, raw, prepared, services.responses.run, present)
+
+
+@router.post("/v1/responses/input_tokens", response_model=InputTokenCount)
+async def count_input_tokens(request: Request, services: ServicesDep) -> Any:
+    raw = await read_body(request, services.settings.limits.max_body_bytes)
+    req = parse_model(raw, ResponseRequest)
+    tokens = await services.responses.input_tokens(req, scope_of(request))
+    return InputTokenCount(input_tokens=tokens)
 
 
 @router.get("/v1/responses/{response_id}", response_model=ResponseObject)
