@@ -52,6 +52,7 @@ from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
 from corral.inference.response_store import ResponseStore
 from corral.inference.responses import ResponseService
+from corral.inference.sealed import Sealer
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService
@@ -106,7 +107,8 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     db = Database(settings.db_url)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    keys = KeyService(db, load_secret(secret, settings.data_dir), admin_key)
+    server_secret = load_secret(secret, settings.data_dir)
+    keys = KeyService(db, server_secret, admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     meter = Meter(accounting, cost=telemetry.cost, rejected=telemetry.rejected)
     file_service = FileService(db, settings.data_dir / "files", settings.files.max_bytes)
@@ -132,7 +134,9 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         chat=chat,
         completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=embeddings,
-        responses=ResponseService(chat, ResponseStore(db)),
+        responses=ResponseService(
+            chat, ResponseStore(db), Sealer(server_secret), settings.responses
+        ),
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
         evals=eval_service,

@@ -112,3 +112,53 @@ async def test_non_reasoning_model_refuses_effort(http: httpx.AsyncClient) -> No
     assert "reasoning_content" not in r.json()["choices"][0]["message"]
     r = await http.post("/v1/chat/completions", json=chat("thinker", reasoning_effort="max"))
     assert r.status_code == 400 and r.json()["error"]["param"] == "reasoning_effort"
+
+
+async def test_responses_return_reasoning_items_sealed_for_stateless_clients(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"model": "thinker", "input": "6*7?", "store": False}
+    plain = (await http.post("/v1/responses", json=body)).json()
+    reasoning, message = plain["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"] is None
+    assert "forty two" in reasoning["content"][0]["text"]
+    assert message["content"][0]["text"] == "The answer is 42."
+    sealed = await http.post(
+        "/v1/responses", json={**body, "include": ["reasoning.encrypted_content"]}
+    )
+    item = sealed.json()["output"][0]
+    token = item["encrypted_content"]
+    assert token and "forty" not in token
+    # Replayed as a stateless client does: accepted as sent, refused once altered.
+    history = [
+        {"role": "user", "content": "6*7?"},
+        item,
+        {"role": "assistant", "content": "The answer is 42."},
+        {"role": "user", "content": "And 6*8?"},
+    ]
+    again = await http.post("/v1/responses", json={**body, "input": history})
+    assert again.status_code == 200, again.text
+    altered = {
+        **item,
+        "encrypted_content": token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:],
+    }
+    history[1] = altered
+    refused = await http.post("/v1/responses", json={**body, "input": history})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "input[1].encrypted_content"
+
+
+async def test_streamed_reasoning_items_are_sealed_too(http: httpx.AsyncClient) -> None:
+    body = {
+        "model": "thinker",
+        "input": "6*7?",
+        "stream": True,
+        "include": ["reasoning.encrypted_content"],
+    }
+    text = (await http.post("/v1/responses", json=body)).text
+    events = [orjson.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    assert "response.reasoning_text.delta" in kinds
+    done = next(e for e in events if e["type"] == "response.output_item.done")
+    assert done["item"]["type"] == "reasoning" and done["item"]["encrypted_content"]
+    assert events[-1]["type"] == "response.completed"

@@ -93,3 +93,63 @@ async def test_a_continuation_replays_input_and_output(
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     contents = [m["content"].strip() for m in messages]
     assert contents == ["first words", "first words", "second words"]
+
+
+HOSTED = [{"type": "web_search", "external_web_access": True}, {"type": "file_search"}]
+FUNCTION = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+
+
+async def test_hosted_tools_are_left_out_visibly(
+    http: tuple[httpx.AsyncClient, FakeEngine, list[str]],
+) -> None:
+    client, engine, (a, _) = http
+    body = {"model": "fake-model", "input": "hi", "tools": [*HOSTED, FUNCTION]}
+    r = await client.post("/v1/responses", json=body, headers=_as(a))
+    assert r.status_code == 200, r.text
+    assert r.headers["x-corral-tools-ignored"] == "web_search, file_search"
+    assert r.json()["tools"] == [FUNCTION]  # the echo lists what was served
+    offered = [t["function"]["name"] for t in engine.bodies[-1].get("tools") or []]
+    system = engine.bodies[-1]["messages"][0]["content"]
+    assert "lookup" in system and "web_search" not in system and not offered
+
+
+async def test_an_operator_can_refuse_hosted_tools(tmp_path: Path) -> None:
+    from corral.core.config import ResponsesSettings
+
+    strict = ResponsesSettings(refuse_hosted_tools=True)
+    settings = migrated(Settings(data_dir=tmp_path, responses=strict))
+    app = create_app(settings, fake_registry())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = {"model": "fake-model", "input": "hi", "tools": HOSTED}
+        r = await client.post("/v1/responses", json=body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].type"
+
+
+async def test_namespace_tools_are_called_by_their_inner_name(
+    http: tuple[httpx.AsyncClient, FakeEngine, list[str]],
+) -> None:
+    client, engine, (a, _) = http
+    engine.reply = '{"tool_calls": [{"name": "crm__find", "arguments": {"q": "x"}}]}'
+    namespace = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "The CRM.",
+        "tools": [{"type": "function", "name": "find", "parameters": {"type": "object"}}],
+    }
+    body = {"model": "fake-model", "input": "hi", "tools": [namespace], "tool_choice": "required"}
+    r = await client.post("/v1/responses", json=body, headers=_as(a))
+    assert r.status_code == 200, r.text
+    (call,) = r.json()["output"]
+    assert (call["type"], call["name"], call["namespace"]) == ("function_call", "find", "crm")
+    # Replayed, the call names its namespace again and the core sees one tool name.
+    history = [{"role": "user", "content": "hi"}, call]
+    history.append({"type": "function_call_output", "call_id": call["call_id"], "output": "ok"})
+    engine.reply = None
+    again = await client.post(
+        "/v1/responses",
+        json={"model": "fake-model", "input": history, "tools": [namespace]},
+        headers=_as(a),
+    )
+    assert again.status_code == 200, again.text
+    assert '"crm__find"' in engine.bodies[-1]["messages"][2]["content"]

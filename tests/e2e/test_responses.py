@@ -195,8 +195,9 @@ def test_each_tool_choice(client: openai.OpenAI, choice: Any) -> None:
         input="What is the weather in Rome?",
         tools=[WEATHER],  # type: ignore[list-item]
         tool_choice=choice,
+        parallel_tool_calls=False,  # one call: the small model repeats calls until the cap
         temperature=0,
-        max_output_tokens=128,
+        max_output_tokens=200 if isinstance(choice, dict) or choice == "required" else 48,
     )
     calls = [o for o in r.output if o.type == "function_call"]
     if choice == "none":
@@ -239,12 +240,12 @@ def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
         ({"input": [{"type": "bogus"}]}, "input[0].type"),
         ({"input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input[0][0]"),
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"input": "x", "tools": [{"type": "custom", "name": "patch"}]}, "tools[0].type"),
         (
             {"input": "x", "text": {"format": {"type": "json_schema", "name": "x"}}},
             "text.format.schema",
         ),
-        ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
+        ({"input": "x", "include": ["file_search_call.results"]}, "include"),
         ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning_effort"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "x", "background": True}, "background"),
@@ -258,3 +259,117 @@ def test_bad_input_is_a_400_with_param(
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["param"] == param
+
+
+# Codex CLI's first turn (wire_api = "responses"), its shapes as sent and its text trimmed
+# to fit the embedded model's window: developer and user messages as input_text parts, a
+# strict-less function tool, a namespace of tools, a hosted web_search, reasoning summary
+# on a model without reasoning, store false with encrypted reasoning asked for.
+CODEX_FIRST_TURN: dict[str, Any] = {
+    "model": MODEL,
+    "instructions": (
+        "You are Codex, a coding agent running in a terminal. Be concise. Use the tools "
+        "to inspect files when needed."
+    ),
+    "input": [
+        {
+            "type": "message",
+            "role": "developer",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": (
+                        "<permissions instructions>Filesystem sandboxing: workspace-write. "
+                        "Approval policy: on-request.</permissions instructions>"
+                    ),
+                }
+            ],
+        },
+        {
+            "type": "message",
+            "role": "developer",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": (
+                        "<collaboration_mode>Default mode: answer the user, run tools when "
+                        "it helps.</collaboration_mode>"
+                    ),
+                }
+            ],
+        },
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": (
+                        "<environment_context><cwd>/home/user/project</cwd><shell>bash"
+                        "</shell></environment_context>"
+                    ),
+                }
+            ],
+        },
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Say hello in one short sentence."}],
+        },
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "name": "shell_command",
+            "description": "Runs a shell command and returns its output.",
+            "strict": False,
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string"}, "workdir": {"type": "string"}},
+                "required": ["command"],
+                "additionalProperties": False,
+            },
+        },
+        {
+            "type": "namespace",
+            "name": "mcp__docs",
+            "description": "Documentation tools.",
+            "tools": [
+                {
+                    "type": "function",
+                    "name": "search",
+                    "description": "Search the docs.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"query": {"type": "string"}},
+                        "required": ["query"],
+                    },
+                }
+            ],
+        },
+        {"type": "web_search", "external_web_access": False},
+    ],
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "reasoning": {"summary": "auto"},
+    "store": False,
+    "stream": True,
+    "include": ["reasoning.encrypted_content"],
+    "prompt_cache_key": "019a-codex-session",
+    "client_metadata": {"originator": "codex_cli_rs"},
+}
+
+
+def test_a_codex_first_turn_streams_to_completed(live_server: LiveServer) -> None:
+    with httpx.stream(
+        "POST", live_server.url + "/v1/responses", json=CODEX_FIRST_TURN, timeout=300
+    ) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["x-corral-tools-ignored"] == "web_search"
+        lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+    events = [json.loads(line[6:]) for line in lines]
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] == "response.completed", events[-1]
+    final = events[-1]["response"]
+    assert [t["type"] for t in final["tools"]] == ["function", "namespace"]
+    assert final["output"] and final["store"] is False

@@ -131,6 +131,16 @@ class EvalSettings(BaseModel):
     )
 
 
+class ResponsesSettings(BaseModel):
+    """The Responses API."""
+
+    refuse_hosted_tools: bool = Field(
+        False,
+        description="Answer 400 to server-hosted tool types corral cannot run (web_search, "
+        "file_search, mcp …) instead of leaving them out and naming them in a header.",
+    )
+
+
 class FineTuningSettings(BaseModel):
     """Fine-tuning jobs and the worker process that trains them."""
 
@@ -206,6 +216,7 @@ class Settings(BaseSettings):
     files: FileSettings = Field(default_factory=FileSettings)
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
     evals: EvalSettings = Field(default_factory=EvalSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
 
     @property
     def db_url(self) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from corral.core.config import ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
@@ -19,6 +20,8 @@ from corral.inference.prepared import Prepared
 from corral.inference.response_store import ResponseStore, Stored
 from corral.inference.responses_events import EventStream, usage_of
 from corral.inference.responses_input import Item, as_items, chat_body
+from corral.inference.responses_tools import ToolSet, toolset
+from corral.inference.sealed import Sealer
 from corral.inference.streaming import Chunk
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
 from corral.protocol.responses import (
@@ -46,19 +49,29 @@ class PreparedResponse(Prepared):
     scope: str  # the project it is stored under
     input_items: list[Item]
     history: list[Item]  # every item the model sees, these inputs last
+    tools: ToolSet
+    seal: Callable[[str], str] | None  # encrypts reasoning for the client, when included
 
 
-def output_items(message: ChatMessageOut, finish: str | None, logprobs: Any) -> list[OutputItem]:
+def output_items(
+    message: ChatMessageOut, finish: str | None, logprobs: Any, p: PreparedResponse
+) -> list[OutputItem]:
     items: list[OutputItem] = []
     if message.reasoning_content:
-        text = ReasoningText(text=message.reasoning_content)
-        items.append(ReasoningItem(id=new_id("rs", "_"), content=[text]))
+        text = message.reasoning_content
+        sealed = p.seal(text) if p.seal is not None else None
+        item = ReasoningItem(
+            id=new_id("rs", "_"), content=[ReasoningText(text=text)], encrypted_content=sealed
+        )
+        items.append(item)
     for call in message.tool_calls or ():
+        namespace, name = p.tools.call_name(call.function.name)
         items.append(
             FunctionCallItem(
                 id=new_id("fc", "_"),
                 call_id=call.id,
-                name=call.function.name,
+                name=name,
+                namespace=namespace,
                 arguments=call.function.arguments,
             )
         )
@@ -67,6 +80,14 @@ def output_items(message: ChatMessageOut, finish: str | None, logprobs: Any) -> 
         status = "incomplete" if finish == "length" else "completed"
         items.append(OutputMessage(id=new_id("msg", "_"), status=status, content=[part]))
     return items
+
+
+def _check_sealed(items: list[Item], sealer: Sealer) -> None:
+    """A replayed reasoning item's encrypted content must be ours, unaltered."""
+    for index, item in enumerate(items):
+        token = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+        if token is not None:
+            sealer.open(str(token), f"input[{index}].encrypted_content")
 
 
 def _refuse_unserved(req: ResponseRequest) -> None:
@@ -82,24 +103,23 @@ def _refuse_unserved(req: ResponseRequest) -> None:
 
 
 class ResponseService:
-    def __init__(self, chat: ChatService, store: ResponseStore) -> None:
+    def __init__(
+        self,
+        chat: ChatService,
+        store: ResponseStore,
+        sealer: Sealer,
+        settings: ResponsesSettings,
+    ) -> None:
         self._chat = chat
         self._store = store
+        self._sealer = sealer
+        self._settings = settings
 
     async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering."""
-        _refuse_unserved(req)
-        items = as_items(req.input)
-        before: list[Item] = []
-        if req.previous_response_id is not None:
-            previous = await self._store.get(
-                scope, req.previous_response_id, "previous_response_id"
-            )
-            before = previous.context()
-        history = [*before, *items]
-        chat = await self._chat.prepare(
-            ChatCompletionRequest.model_validate(chat_body(req, history))
-        )
+        items, history, tools, body = await self._translate(req, scope)
+        chat = await self._chat.prepare(body)
+        include = set(req.include or ())
         return PreparedResponse(
             served=chat.served,
             charge=replace(chat.charge, endpoint="responses"),
@@ -110,12 +130,15 @@ class ResponseService:
             scope=scope,
             input_items=items,
             history=history,
+            tools=tools,
+            seal=self._sealer.seal if "reasoning.encrypted_content" in include else None,
         )
 
     async def _translate(
         self, req: ResponseRequest, scope: str
-    ) -> tuple[list[Item], list[Item], ChatCompletionRequest]:
-        """The request's own items, the history the model sees, and the core's request."""
+    ) -> tuple[list[Item], list[Item], ToolSet, ChatCompletionRequest]:
+        """The request's own items, the history the model sees, the tools served, and the
+        core's request."""
         if req.unknown_fields():
             name = req.unknown_fields()[0]
             raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
@@ -125,13 +148,16 @@ class ResponseService:
         if req.previous_response_id is not None:
             param = "previous_response_id"
             before = (await self._store.get(scope, req.previous_response_id, param)).context()
+        _check_sealed(items, self._sealer)
         history = [*before, *items]
-        return items, history, ChatCompletionRequest.model_validate(chat_body(req, history))
+        tools = toolset(req.tools, self._settings.refuse_hosted_tools)
+        body = ChatCompletionRequest.model_validate(chat_body(req, history, tools))
+        return items, history, tools, body
 
     async def input_tokens(self, req: ResponseRequest, scope: str) -> int:
         """What the request's input would count as prompt tokens (not metered: nothing
         is generated)."""
-        return await self._chat.count_prompt((await self._translate(req, scope))[2])
+        return await self._chat.count_prompt((await self._translate(req, scope))[3])
 
     async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Chunk]:
         return await self._chat.run(p.chat)
@@ -155,7 +181,7 @@ class ResponseService:
             top_p=req.top_p,
             text=req.text or TextConfig(),
             tool_choice=req.tool_choice or "auto",
-            tools=req.tools or [],
+            tools=p.tools.honoured,
             truncation=req.truncation or "disabled",
             user=req.user,
         )
@@ -163,7 +189,7 @@ class ResponseService:
     async def finish(self, p: PreparedResponse, completion: ChatCompletion) -> ResponseObject:
         choice = completion.choices[0]
         response = self.skeleton(p, "completed")
-        response.output = output_items(choice.message, choice.finish_reason, choice.logprobs)
+        response.output = output_items(choice.message, choice.finish_reason, choice.logprobs, p)
         response.usage = usage_of(completion.usage)
         if choice.finish_reason == "length":
             response.status = "incomplete"
@@ -172,7 +198,8 @@ class ResponseService:
         return response
 
     def events(self, p: PreparedResponse, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
-        return EventStream(self.skeleton(p, "in_progress"), lambda r: self.keep(p, r)).run(chunks)
+        stream = EventStream(self.skeleton(p, "in_progress"), lambda r: self.keep(p, r))
+        return stream.run(chunks, p.tools.call_name, p.seal)
 
     async def keep(self, p: PreparedResponse, response: ResponseObject) -> None:
         if not p.req.store:

@@ -68,6 +68,8 @@ class EventStream:
         self._open: OutputItem | None = None
         self._text: list[str] = []
         self._finish: str | None = None
+        self._call_name: Callable[[str], tuple[str | None, str]] = lambda n: (None, n)
+        self._seal: Callable[[str], str] | None = None
 
     def _event(self, kind: str, **fields: Any) -> Event:
         return {"type": kind, "sequence_number": next(self._seq), **fields}
@@ -131,6 +133,7 @@ class EventStream:
             events.append(self._part("response.content_part.done", item.id, part))
         else:
             item.content, item.status = [ReasoningText(text=text)], "completed"
+            item.encrypted_content = self._seal(text) if self._seal is not None else None
             events.append(self._event("response.reasoning_text.done", text=text, **where))
         events.append(self._done(item))
         return events
@@ -153,10 +156,12 @@ class EventStream:
             function = call.get("function") or {}
             if call.get("id"):
                 events += self._close()
+                namespace, name = self._call_name(function.get("name", ""))
                 item = FunctionCallItem(
                     id=new_id("fc", "_"),
                     call_id=call["id"],
-                    name=function.get("name", ""),
+                    name=name,
+                    namespace=namespace,
                     arguments="",
                     status="in_progress",
                 )
@@ -187,7 +192,15 @@ class EventStream:
             self._finish = choice["finish_reason"]
         return events
 
-    async def run(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Event]:
+    async def run(
+        self,
+        chunks: AsyncIterator[Chunk],
+        call_name: Callable[[str], tuple[str | None, str]] = lambda n: (None, n),
+        seal: Callable[[str], str] | None = None,
+    ) -> AsyncIterator[Event]:
+        """``call_name``: how a core tool name is reported (namespace, name); ``seal``:
+        encrypts a reasoning item's text for the client, when it asked."""
+        self._call_name, self._seal = call_name, seal
         yield self._snapshot("response.created")
         yield self._snapshot("response.in_progress")
         try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
+from corral.inference.responses_tools import ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
 
 Item = dict[str, Any]
@@ -17,7 +18,7 @@ Message = dict[str, Any]
 ROLES = frozenset({"user", "system", "developer", "assistant"})
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 # What `include` may ask for and corral returns.
-INCLUDABLE = frozenset({"message.output_text.logprobs"})
+INCLUDABLE = frozenset({"message.output_text.logprobs", "reasoning.encrypted_content"})
 
 
 def as_items(value: str | list[Item]) -> list[Item]:
@@ -60,11 +61,12 @@ def _required(item: Item, field: str, param: str) -> str:
 
 
 def _function_call(item: Item, param: str) -> dict[str, Any]:
+    name = chat_name(item.get("namespace"), _required(item, "name", f"{param}.name"))
     return {
         "id": _required(item, "call_id", f"{param}.call_id"),
         "type": "function",
         "function": {
-            "name": _required(item, "name", f"{param}.name"),
+            "name": name,
             "arguments": _required(item, "arguments", f"{param}.arguments"),
         },
     }
@@ -109,27 +111,12 @@ def to_messages(items: list[Item], instructions: str | None) -> list[Message]:
     return messages
 
 
-def to_tools(tools: list[Item]) -> list[dict[str, Any]]:
-    chat_tools = []
-    for index, tool in enumerate(tools):
-        if tool.get("type") != "function":
-            raise UnsupportedParameterError(
-                f"Tool type `{tool.get('type')}` is not supported: only `function` tools, "
-                "which the client runs.",
-                param=f"tools[{index}].type",
-            )
-        function: Item = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}
-        if tool.get("strict") is not None:
-            function["strict"] = tool["strict"]
-        chat_tools.append({"type": "function", "function": function})
-    return chat_tools
-
-
 def to_tool_choice(choice: str | Item | None) -> str | Item | None:
     if choice is None or isinstance(choice, str):
         return choice
     if choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+        name = chat_name(choice.get("namespace"), choice["name"])
+        return {"type": "function", "function": {"name": name}}
     raise UnsupportedParameterError(
         "`tool_choice` must be auto, none, required or {type: function, name}.",
         param="tool_choice",
@@ -152,7 +139,7 @@ def to_response_format(text: TextConfig | None) -> Item | None:
     return {"type": "json_schema", "json_schema": schema}
 
 
-def chat_body(req: ResponseRequest, items: list[Item]) -> dict[str, Any]:
+def chat_body(req: ResponseRequest, items: list[Item], tools: ToolSet) -> dict[str, Any]:
     """The Chat Completions request the core runs for this Responses request."""
     unknown = sorted(set(req.include or ()) - INCLUDABLE)
     if unknown:
@@ -166,8 +153,11 @@ def chat_body(req: ResponseRequest, items: list[Item]) -> dict[str, Any]:
         "stream": req.stream,
     }
     optional = {
-        "tools": to_tools(req.tools) if req.tools else None,
-        "tool_choice": to_tool_choice(req.tool_choice),
+        "tools": tools.chat or None,
+        # Only hosted tools asked for, all left out: no choice among none to make.
+        "tool_choice": None
+        if not tools.chat and req.tool_choice in (None, "auto", "none")
+        else to_tool_choice(req.tool_choice),
         "response_format": to_response_format(req.text),
         "max_completion_tokens": req.max_output_tokens,
         "temperature": req.temperature,

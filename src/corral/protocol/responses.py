@@ -87,6 +87,7 @@ class FunctionCallItem(BaseModel):
     call_id: str
     name: str
     arguments: str
+    namespace: str | None = None  # a namespace tool's calls name the inner tool
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 
@@ -100,6 +101,7 @@ class ReasoningItem(BaseModel):
     id: str
     summary: list[JSON] = Field(default_factory=list)
     content: list[ReasoningText] = Field(default_factory=list)
+    encrypted_content: str | None = None
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 

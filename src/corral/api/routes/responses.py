@@ -41,10 +41,14 @@ async def create_response(request: Request, services: ServicesDep) -> Response:
     async def present(p: PreparedResponse, metered: Metered[Any]) -> Response:
         if isinstance(metered.result, ChatCompletion):
             response = await services.responses.finish(p, metered.result)
-            return Response(response.model_dump_json(), media_type="application/json")
-        assert not isinstance(metered.result, BaseModel)
-        chunks = await first_then_rest(metered.result)
-        return typed_sse_response(services.responses.events(p, chunks))
+            answer = Response(response.model_dump_json(), media_type="application/json")
+        else:
+            assert not isinstance(metered.result, BaseModel)
+            chunks = await first_then_rest(metered.result)
+            answer = typed_sse_response(services.responses.events(p, chunks))
+        if p.tools.left_out:  # hosted tools this server cannot run: said, not hidden
+            answer.headers["x-corral-tools-ignored"] = ", ".join(p.tools.left_out)
+        return answer
 
     return await answer(request, services, raw, prepared, services.responses.run, present)
 
