@@ -35,6 +35,9 @@ from corral.api.routes import (
     organization,
     responses,
 )
+from corral.api.routes import (
+    conversations as conversations_routes,
+)
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
 from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
@@ -49,6 +52,7 @@ from corral.files import FileService
 from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
+from corral.inference.conversations import ConversationStore
 from corral.inference.embeddings import EmbeddingService
 from corral.inference.response_store import ResponseStore
 from corral.inference.responses import ResponseService
@@ -108,6 +112,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     server_secret = load_secret(secret, settings.data_dir)
+    conversations = ConversationStore(db)
     keys = KeyService(db, server_secret, admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     meter = Meter(accounting, cost=telemetry.cost, rejected=telemetry.rejected)
@@ -135,8 +140,9 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=embeddings,
         responses=ResponseService(
-            chat, ResponseStore(db), Sealer(server_secret), settings.responses
+            chat, ResponseStore(db), conversations, Sealer(server_secret), settings.responses
         ),
+        conversations=conversations,
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
         evals=eval_service,
@@ -197,6 +203,7 @@ def create_app(
         fine_tuning,
         organization,
         responses,
+        conversations_routes,
         pages,
         usage_page,
     ):

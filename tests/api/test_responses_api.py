@@ -153,3 +153,25 @@ async def test_namespace_tools_are_called_by_their_inner_name(
     )
     assert again.status_code == 200, again.text
     assert '"crm__find"' in engine.bodies[-1]["messages"][2]["content"]
+
+
+async def test_a_conversation_is_its_projects_own(
+    http: tuple[httpx.AsyncClient, FakeEngine, list[str]],
+) -> None:
+    client, _, (a, b) = http
+    conv = (await client.post("/v1/conversations", json={}, headers=_as(a))).json()
+    path = f"/v1/conversations/{conv['id']}"
+    assert (await client.get(path, headers=_as(a))).status_code == 200
+    for method, suffix in (("GET", ""), ("DELETE", ""), ("GET", "/items")):
+        r = await client.request(method, path + suffix, headers=_as(b))
+        assert r.status_code == 404 and r.json()["error"]["param"] == "conversation_id"
+    body = {"model": "fake-model", "input": "hi", "conversation": conv["id"]}
+    refused = await client.post("/v1/responses", json=body, headers=_as(b))
+    assert refused.status_code == 404 and refused.json()["error"]["param"] == "conversation"
+    ok = await client.post("/v1/responses", json=body, headers=_as(a))
+    assert ok.status_code == 200 and ok.json()["conversation"] == {"id": conv["id"]}
+    items = (await client.get(path + "/items?order=asc", headers=_as(a))).json()["data"]
+    assert [i["role"] for i in items] == ["user", "assistant"]
+    too_many = {"items": [{"role": "user", "content": str(i)} for i in range(21)]}
+    r = await client.post(path + "/items", json=too_many, headers=_as(a))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "items"

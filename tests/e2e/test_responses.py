@@ -249,7 +249,10 @@ def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
         ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning_effort"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "x", "background": True}, "background"),
-        ({"input": "x", "conversation": "conv_1"}, "conversation"),
+        (
+            {"input": "x", "conversation": "conv_1", "previous_response_id": "resp_1"},
+            "conversation",
+        ),
     ],
 )
 def test_bad_input_is_a_400_with_param(
@@ -373,3 +376,57 @@ def test_a_codex_first_turn_streams_to_completed(live_server: LiveServer) -> Non
     final = events[-1]["response"]
     assert [t["type"] for t in final["tools"]] == ["function", "namespace"]
     assert final["output"] and final["store"] is False
+
+
+def test_conversations_crud(client: openai.OpenAI) -> None:
+    conv = client.conversations.create(
+        metadata={"topic": "demo"}, items=[{"role": "user", "content": "Hello!"}]
+    )
+    assert conv.id.startswith("conv_") and conv.metadata == {"topic": "demo"}
+    assert client.conversations.retrieve(conv.id).id == conv.id
+    updated = client.conversations.update(conv.id, metadata={"topic": "other"})
+    assert updated.metadata == {"topic": "other"}
+    added = client.conversations.items.create(
+        conv.id, items=[{"type": "message", "role": "user", "content": "Second."}]
+    )
+    assert len(added.data) == 1
+    items = client.conversations.items.list(conv.id, order="asc")
+    assert [i.content[0].text for i in items.data] == ["Hello!", "Second."]  # type: ignore[union-attr]
+    one = client.conversations.items.retrieve(added.data[0].id, conversation_id=conv.id)
+    assert one.id == added.data[0].id
+    client.conversations.items.delete(added.data[0].id, conversation_id=conv.id)
+    assert len(client.conversations.items.list(conv.id).data) == 1
+    assert client.conversations.delete(conv.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conv.id)
+
+
+def test_a_two_turn_conversation(client: openai.OpenAI) -> None:
+    conv = client.conversations.create()
+    first = client.responses.create(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        conversation=conv.id,
+        input="My name is Ada.",
+        max_output_tokens=24,
+    )
+    assert first.conversation is not None and first.conversation.id == conv.id
+    second = client.responses.create(
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        conversation=conv.id,
+        input="What is my name?",
+        max_output_tokens=24,
+        store=False,  # the conversation keeps the turn all the same
+    )
+    listed = client.conversations.items.list(conv.id, order="asc").data
+    kinds = [(i.type, getattr(i, "role", None)) for i in listed]
+    assert kinds == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("message", "assistant"),
+    ]
+    # The second turn saw the first: its prompt holds both turns.
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens

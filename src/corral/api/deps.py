@@ -21,6 +21,7 @@ from corral.files import FileService
 from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
+from corral.inference.conversations import ConversationStore
 from corral.inference.embeddings import EmbeddingService
 from corral.inference.responses import ResponseService
 from corral.inference.telemetry import Telemetry
@@ -38,6 +39,7 @@ class Services:
     completions: CompletionService
     embeddings: EmbeddingService
     responses: ResponseService
+    conversations: ConversationStore
     db: Database
     keys: KeyService
     accounting: Accounting

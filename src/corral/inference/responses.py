@@ -16,6 +16,7 @@ from corral.core.config import ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
+from corral.inference.conversations import ConversationStore, stored_item
 from corral.inference.prepared import Prepared
 from corral.inference.response_store import ResponseStore, Stored
 from corral.inference.responses_events import EventStream, usage_of
@@ -50,6 +51,7 @@ class PreparedResponse(Prepared):
     input_items: list[Item]
     history: list[Item]  # every item the model sees, these inputs last
     tools: ToolSet
+    conversation_id: str | None  # the turn is appended to it
     seal: Callable[[str], str] | None  # encrypts reasoning for the client, when included
 
 
@@ -95,11 +97,20 @@ def _refuse_unserved(req: ResponseRequest) -> None:
         raise UnsupportedParameterError(
             "`background` responses are not supported yet.", param="background"
         )
-    if req.conversation is not None:
-        raise UnsupportedParameterError(
-            "`conversation` is not supported yet: use `previous_response_id`.",
+    if req.conversation is not None and req.previous_response_id is not None:
+        raise InvalidRequestError(
+            "`conversation` and `previous_response_id` cannot be used together.",
             param="conversation",
         )
+
+
+def _conversation_id(req: ResponseRequest) -> str | None:
+    value = req.conversation
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestError("`conversation` must be an id or {id}.", param="conversation")
+    return value
 
 
 class ResponseService:
@@ -107,11 +118,13 @@ class ResponseService:
         self,
         chat: ChatService,
         store: ResponseStore,
+        conversations: ConversationStore,
         sealer: Sealer,
         settings: ResponsesSettings,
     ) -> None:
         self._chat = chat
         self._store = store
+        self._conversations = conversations
         self._sealer = sealer
         self._settings = settings
 
@@ -131,6 +144,7 @@ class ResponseService:
             input_items=items,
             history=history,
             tools=tools,
+            conversation_id=_conversation_id(req),
             seal=self._sealer.seal if "reasoning.encrypted_content" in include else None,
         )
 
@@ -148,6 +162,9 @@ class ResponseService:
         if req.previous_response_id is not None:
             param = "previous_response_id"
             before = (await self._store.get(scope, req.previous_response_id, param)).context()
+        conversation = _conversation_id(req)
+        if conversation is not None:
+            before = await self._conversations.items(scope, conversation, "conversation")
         _check_sealed(items, self._sealer)
         history = [*before, *items]
         tools = toolset(req.tools, self._settings.refuse_hosted_tools)
@@ -182,6 +199,7 @@ class ResponseService:
             text=req.text or TextConfig(),
             tool_choice=req.tool_choice or "auto",
             tools=p.tools.honoured,
+            conversation={"id": p.conversation_id} if p.conversation_id else None,
             truncation=req.truncation or "disabled",
             user=req.user,
         )
@@ -202,10 +220,14 @@ class ResponseService:
         return stream.run(chunks, p.tools.call_name, p.seal)
 
     async def keep(self, p: PreparedResponse, response: ResponseObject) -> None:
-        if not p.req.store:
-            return
+        """Store the response (``store``) and add the turn to its conversation."""
         try:
-            await self._store.save(p.scope, Stored(response, p.input_items, p.history))
+            if p.req.store:
+                await self._store.save(p.scope, Stored(response, p.input_items, p.history))
+            if p.conversation_id is not None:
+                turn = [*p.input_items, *(o.model_dump() for o in response.output)]
+                items = [stored_item(i) for i in turn]
+                await self._conversations.add(p.scope, p.conversation_id, items, "conversation")
         except Exception:  # the answer went out; a lost copy must not turn it into an error
             log.exception("storing response %s failed", response.id)
 

@@ -143,6 +143,7 @@ class ResponseObject(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
+    conversation: JSON | None = None  # {"id": …} when the turn was added to one
     reasoning: ReasoningConfig | None = None
     store: bool = True
     temperature: float | None = None
@@ -171,3 +172,32 @@ class DeletedResponse(BaseModel):
 class InputTokenCount(BaseModel):
     object: Literal["response.input_tokens"] = "response.input_tokens"
     input_tokens: int
+
+
+class ConversationObject(BaseModel):
+    id: str
+    object: Literal["conversation"] = "conversation"
+    created_at: int
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class ConversationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[JSON] | None = None
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, str] = Field(max_length=16)
+
+
+class ItemsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[JSON] = Field(min_length=1)
+
+
+class DeletedConversation(BaseModel):
+    id: str
+    object: Literal["conversation.deleted"] = "conversation.deleted"
+    deleted: bool = True

@@ -266,3 +266,23 @@ class StoredResponse(Base):
     # (the previous responses' inputs and outputs, then these).
     input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ConversationRow(Base):
+    """A Conversations API conversation: its items are kept in order; ``scope``: the
+    project that made it."""
+
+    __tablename__ = "conversations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+
+
+class ConversationItemRow(Base):
+    __tablename__ = "conversation_items"
+    __table_args__ = (Index("ix_conversation_items_conversation", "conversation_id", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    item: Mapped[dict[str, Any]] = mapped_column(JSON)

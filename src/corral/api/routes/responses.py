@@ -82,6 +82,13 @@ async def list_input_items(
     after: str | None = None,
 ) -> Any:
     items = await services.responses.input_items(scope_of(request), response_id)
+    return list_page(items, limit, order, after)
+
+
+def list_page(
+    items: list[dict[str, Any]], limit: int, order: Literal["asc", "desc"], after: str | None
+) -> InputItemList:
+    """A page of items kept oldest first: ``order``, then those after the item ``after``."""
     if order == "desc":
         items = items[::-1]
     if after is not None:

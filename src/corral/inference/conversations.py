@@ -1,0 +1,136 @@
+"""The Conversations API's store: conversations and their items in order, each the
+project's own. A response created with ``conversation`` reads the items as its history
+and appends its input and output to them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from corral.core.errors import InvalidRequestError, NotFoundError
+from corral.core.ids import new_id
+from corral.protocol.responses import ConversationObject
+from corral.storage.db import Database
+from corral.storage.tables import ConversationItemRow, ConversationRow
+
+Item = dict[str, Any]
+MAX_ADDED = 20  # items one create or add call may carry (OpenAI's limit)
+INPUT_ROLES = frozenset({"user", "system", "developer"})
+
+
+def stored_item(item: Item) -> Item:
+    """An item as a conversation keeps it: with an id, a message's content as parts."""
+    item = {"type": "message", **item} if "role" in item and "type" not in item else dict(item)
+    item["id"] = item.get("id") or new_id("msg" if item["type"] == "message" else "item", "_")
+    if item["type"] == "message":
+        content = item.get("content")
+        if isinstance(content, str):
+            kind = "input_text" if item.get("role") in INPUT_ROLES else "output_text"
+            item["content"] = [{"type": kind, "text": content}]
+        item.setdefault("status", "completed")
+    return item
+
+
+def _missing(kind: str, ident: str, param: str) -> NotFoundError:
+    return NotFoundError(f"{kind} with id '{ident}' not found.", param=param)
+
+
+def _object(row: ConversationRow) -> ConversationObject:
+    created = int(row.created_at.timestamp())
+    return ConversationObject(id=row.id, created_at=created, metadata=row.meta)
+
+
+class ConversationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, scope: str, metadata: dict[str, str], items: list[Item]) -> Any:
+        bound_added(items)
+        row = ConversationRow(
+            id=new_id("conv", "_"), scope=scope, created_at=datetime.now(UTC), meta=metadata
+        )
+        async with self._db.begin() as s:
+            s.add(row)
+            await s.flush()
+            s.add_all(
+                ConversationItemRow(id=i["id"], conversation_id=row.id, item=i) for i in items
+            )
+        return _object(row)
+
+    async def _row(self, s: Any, scope: str, conversation_id: str, param: str) -> ConversationRow:
+        row = await s.get(ConversationRow, conversation_id)
+        if row is None or row.scope != scope:
+            raise _missing("Conversation", conversation_id, param)
+        return row  # type: ignore[no-any-return]
+
+    async def get(self, scope: str, conversation_id: str, param: str = "conversation_id") -> Any:
+        async with self._db.session() as s:
+            return _object(await self._row(s, scope, conversation_id, param))
+
+    async def update(self, scope: str, conversation_id: str, metadata: dict[str, str]) -> Any:
+        async with self._db.begin() as s:
+            row = await self._row(s, scope, conversation_id, "conversation_id")
+            row.meta = metadata
+            return _object(row)
+
+    async def delete(self, scope: str, conversation_id: str) -> None:
+        async with self._db.begin() as s:
+            row = await self._row(s, scope, conversation_id, "conversation_id")
+            await s.execute(
+                delete(ConversationItemRow).where(ConversationItemRow.conversation_id == row.id)
+            )
+            await s.delete(row)
+
+    async def add(self, scope: str, conversation_id: str, items: list[Item], param: str) -> None:
+        """``param``: how a missing conversation is named (the API's, or a response's)."""
+        async with self._db.begin() as s:
+            await self._row(s, scope, conversation_id, param)
+            rows = [
+                ConversationItemRow(id=i["id"], conversation_id=conversation_id, item=i)
+                for i in items
+            ]
+            s.add_all(rows)
+
+    async def items(self, scope: str, conversation_id: str, param: str) -> list[Item]:
+        """Every item, oldest first (a response's history)."""
+        async with self._db.session() as s:
+            await self._row(s, scope, conversation_id, param)
+            rows = await s.scalars(
+                select(ConversationItemRow.item)
+                .where(ConversationItemRow.conversation_id == conversation_id)
+                .order_by(ConversationItemRow.seq)
+            )
+            return list(rows)
+
+    async def item(self, scope: str, conversation_id: str, item_id: str) -> Item:
+        for item in await self.items(scope, conversation_id, "conversation_id"):
+            if item.get("id") == item_id:
+                return item
+        raise _missing("Item", item_id, "item_id")
+
+    async def delete_item(self, scope: str, conversation_id: str, item_id: str) -> Any:
+        async with self._db.begin() as s:
+            row = await self._row(s, scope, conversation_id, "conversation_id")
+            result = await s.execute(
+                delete(ConversationItemRow).where(
+                    ConversationItemRow.conversation_id == conversation_id,
+                    ConversationItemRow.id == item_id,
+                )
+            )
+            if not result.rowcount:
+                raise _missing("Item", item_id, "item_id")
+            return _object(row)
+
+
+def _rows(conversation_id: str, items: list[Item]) -> list[ConversationItemRow]:
+    return [ConversationItemRow(id=i["id"], conversation_id=conversation_id, item=i) for i in items]
+
+
+def bound_added(items: list[Item]) -> None:
+    if len(items) > MAX_ADDED:
+        raise InvalidRequestError(
+            f"`items` has {len(items)} items; at most {MAX_ADDED} can be added at once.",
+            param="items",
+        )
