@@ -52,11 +52,11 @@ from corral.files import FileService
 from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
-from corral.inference.conversations import ConversationStore
 from corral.inference.embeddings import EmbeddingService
-from corral.inference.response_store import ResponseStore
-from corral.inference.responses import ResponseService
-from corral.inference.sealed import Sealer
+from corral.inference.responses.conversations import ConversationStore
+from corral.inference.responses.sealed import Sealer
+from corral.inference.responses.service import ResponseService
+from corral.inference.responses.store import ResponseStore
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
 from corral.api.routes.responses import list_page, scope_of
-from corral.inference.conversations import bound_added, stored_item
-from corral.inference.responses_input import as_items
+from corral.inference.responses.conversations import bound_added, stored_item
+from corral.inference.responses.input import as_items
 from corral.protocol.responses import (
     ConversationObject,
     ConversationRequest,

@@ -14,7 +14,7 @@ from corral.api.auth import principal_of
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
 from corral.api.sse import first_then_rest, typed_sse_response
-from corral.inference.responses import PreparedResponse
+from corral.inference.responses.service import PreparedResponse
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.responses import (
     DeletedResponse,

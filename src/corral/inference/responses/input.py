@@ -9,7 +9,7 @@ from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
-from corral.inference.responses_tools import ToolSet, chat_name
+from corral.inference.responses.tools import ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
 
 Item = dict[str, Any]

@@ -1,7 +1,7 @@
 """The Responses API on the generation core: a request is translated onto a Chat
-Completions request (``responses_input``), prepared and run by ``ChatService`` (so every
+Completions request (``responses.input``), prepared and run by ``ChatService`` (so every
 guarantee of chat holds: constrained tool calls, JSON schema output, limits), and its
-answer translated back into a response object or typed events (``responses_events``).
+answer translated back into a response object or typed events (``responses.events``).
 Responses with ``store`` are kept for ``previous_response_id`` and retrieval."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from corral.core.config import ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
-from corral.inference.conversations import ConversationStore, stored_item
 from corral.inference.prepared import Prepared
-from corral.inference.response_store import ResponseStore, Stored
-from corral.inference.responses_events import EventStream, usage_of
-from corral.inference.responses_input import Item, as_items, chat_body
-from corral.inference.responses_tools import ToolSet, toolset
-from corral.inference.sealed import Sealer
+from corral.inference.responses.conversations import ConversationStore, stored_item
+from corral.inference.responses.events import EventStream, usage_of
+from corral.inference.responses.input import Item, as_items, chat_body
+from corral.inference.responses.sealed import Sealer
+from corral.inference.responses.store import ResponseStore, Stored
+from corral.inference.responses.tools import ToolSet, toolset
 from corral.inference.streaming import Chunk
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
 from corral.protocol.responses import (

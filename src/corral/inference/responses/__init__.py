@@ -1,0 +1,1 @@
+"""The Responses and Conversations APIs, translated onto the generation core."""
