@@ -41,13 +41,18 @@ async def sse_response(stream: AsyncIterator[Any]) -> StreamingResponse:
     Errors the engine raises before any output (a bad schema, say) then still get a
     proper HTTP status instead of a 200 with an error event.
     """
-    try:
-        first = await anext(stream)
-    except StopAsyncIteration:
-        first = None
+    first = await _first(stream)
     return StreamingResponse(
         _events(first, stream), media_type="text/event-stream", headers=HEADERS
     )
+
+
+async def _first(stream: AsyncIterator[Any]) -> Any | None:
+    """The stream's first item, awaited now (None: it was empty)."""
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return None
 
 
 def typed_event(payload: dict[str, Any]) -> bytes:
@@ -72,9 +77,8 @@ def typed_sse_response(stream: AsyncIterator[dict[str, Any]]) -> StreamingRespon
 async def first_then_rest(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """The stream with its first item already awaited: errors before any output (a bad
     schema, say) raise here, while an HTTP status can still say so."""
-    try:
-        first = await anext(stream)
-    except StopAsyncIteration:
+    first = await _first(stream)
+    if first is None:
         return _empty()
 
     async def chained() -> AsyncIterator[Any]:
