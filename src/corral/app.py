@@ -38,6 +38,9 @@ from corral.api.routes import (
 from corral.api.routes import (
     conversations as conversations_routes,
 )
+from corral.api.routes import (
+    messages as messages_routes,
+)
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
 from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
@@ -53,10 +56,11 @@ from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
+from corral.inference.messages.service import MessageService
 from corral.inference.responses.conversations import ConversationStore
-from corral.inference.responses.sealed import Sealer
 from corral.inference.responses.service import ResponseService
 from corral.inference.responses.store import ResponseStore
+from corral.inference.sealed import Sealer
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService
@@ -113,6 +117,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     server_secret = load_secret(secret, settings.data_dir)
     conversations = ConversationStore(db)
+    sealer = Sealer(server_secret)
     keys = KeyService(db, server_secret, admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     meter = Meter(accounting, cost=telemetry.cost, rejected=telemetry.rejected)
@@ -140,8 +145,9 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         completions=CompletionService(registry, settings.limits, admission, telemetry),
         embeddings=embeddings,
         responses=ResponseService(
-            chat, ResponseStore(db), conversations, Sealer(server_secret), settings.responses
+            chat, ResponseStore(db), conversations, sealer, settings.responses
         ),
+        messages=MessageService(chat, registry, sealer, settings.messages),
         conversations=conversations,
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
@@ -204,6 +210,7 @@ def create_app(
         organization,
         responses,
         conversations_routes,
+        messages_routes,
         pages,
         usage_page,
     ):

@@ -162,3 +162,61 @@ async def test_streamed_reasoning_items_are_sealed_too(http: httpx.AsyncClient) 
     done = next(e for e in events if e["type"] == "response.output_item.done")
     assert done["item"]["type"] == "reasoning" and done["item"]["encrypted_content"]
     assert events[-1]["type"] == "response.completed"
+
+
+def message(model: str, **extra: object) -> dict[str, object]:
+    return {
+        "model": model,
+        "max_tokens": 2048,
+        "messages": [{"role": "user", "content": "6*7?"}],
+        **extra,
+    }
+
+
+async def test_messages_return_thinking_blocks_signed(http: httpx.AsyncClient) -> None:
+    enabled = {"type": "enabled", "budget_tokens": 1024}
+    r = await http.post("/v1/messages", json=message("thinker", thinking=enabled))
+    assert r.status_code == 200, r.text
+    thinking, text = r.json()["content"]
+    assert thinking["type"] == "thinking" and "forty two" in thinking["thinking"]
+    assert thinking["signature"] and "forty" not in thinking["signature"]
+    assert text["type"] == "text" and text["text"].strip() == "The answer is 42."
+    assert engines[-1].bodies[-1]["thinking_budget_tokens"] == 1024  # low
+    # Replayed as Claude Code does: accepted with its signature, refused once altered.
+    turns = [
+        {"role": "user", "content": "6*7?"},
+        {"role": "assistant", "content": [thinking, text]},
+        {"role": "user", "content": "And 6*8?"},
+    ]
+    again = await http.post("/v1/messages", json=message("thinker", messages=turns))
+    assert again.status_code == 200, again.text
+    token = thinking["signature"]
+    turns[1]["content"] = [{**thinking, "signature": token[:-6] + "AAAAA" + token[-1:]}, text]
+    refused = await http.post("/v1/messages", json=message("thinker", messages=turns))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_messages_stream_thinking_and_omit_it_when_asked(http: httpx.AsyncClient) -> None:
+    adaptive = {"type": "adaptive", "display": "omitted"}
+    body = message("thinker", thinking=adaptive, output_config={"effort": "high"}, stream=True)
+    text = (await http.post("/v1/messages", json=body)).text
+    events = [orjson.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["message_start", "ping"] and kinds[-1] == "message_stop"
+    deltas = [e["delta"]["type"] for e in events if e["type"] == "content_block_delta"]
+    assert "thinking_delta" not in deltas and "signature_delta" in deltas  # omitted: signed
+    assert engines[-1].bodies[-1]["thinking_budget_tokens"] == 1536  # high, 3/4 of 2048
+    shown = (await http.post("/v1/messages", json={**body, "thinking": {"type": "adaptive"}})).text
+    assert '"thinking_delta"' in shown and "forty" in shown
+
+
+async def test_messages_thinking_on_other_models(http: httpx.AsyncClient) -> None:
+    enabled = {"type": "enabled", "budget_tokens": 1024}
+    r = await http.post("/v1/messages", json=message("plain", thinking=enabled))
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    # What agents send every model: a no-op where there is no reasoning.
+    adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}
+    r = await http.post("/v1/messages", json=message("plain", **adaptive))
+    assert r.status_code == 200, r.text
+    assert "thinking_budget_tokens" not in engines[-1].bodies[-1]

@@ -48,6 +48,10 @@ INVALID: list[tuple[str, dict[str, Any], int]] = [
     ("/v1/responses", {"model": MODEL, "input": "x", "not_a_field": 1}, 400),
     ("/v1/responses", {"model": MODEL, "input": [{"type": "bogus"}]}, 400),
     ("/v1/responses", {"model": MODEL, "input": "x", "previous_response_id": "resp_x"}, 404),
+    ("/v1/messages", {**_chat(), "max_tokens": 8, "container": "c"}, 400),
+    ("/v1/messages", {**_chat(), "max_tokens": 8, "tool_choice": {"type": "any"}}, 400),
+    ("/v1/messages", {**_chat(), "max_tokens": 8, "model": "no-such-model"}, 404),
+    ("/v1/messages", {**_chat(), "max_tokens": 8, "thinking": {"type": "enabled"}}, 400),
 ]
 
 
@@ -60,10 +64,10 @@ async def http(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncCl
     admin = {"Authorization": f"Bearer {ADMIN}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        body = {"name": "p", "rpm": 2, "budget_usd": 1.0}
+        body = {"name": "p", "rpm": 3, "budget_usd": 1.0}
         project = (await client.post("/v1/organization/projects", json=body, headers=admin)).json()
         path = f"/v1/organization/projects/{project['id']}/api_keys"
-        key = (await client.post(path, json={"rpm": 2}, headers=admin)).json()["value"]
+        key = (await client.post(path, json={"rpm": 3}, headers=admin)).json()["value"]
         client.headers["Authorization"] = f"Bearer {key}"
         try:
             yield client, project["id"]
@@ -99,25 +103,30 @@ async def test_an_invalid_request_costs_nothing(
     for path, body, status in INVALID:
         r = await client.post(path, json=body)
         assert r.status_code == status, (path, body, r.text)
-        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+        if path == "/v1/messages":  # Anthropic's shape
+            assert r.json()["type"] == "error" and set(r.json()["error"]) == {"type", "message"}
+        else:
+            assert set(r.json()["error"]) == {"message", "type", "param", "code"}
         assert "x-ratelimit-remaining-requests" not in r.headers
     nothing = {"rate_window_requests": 0, "reservations": 0, "reserved_nano": 0, "usage_rows": 0}
     assert await _counts(db_url, project_id) == nothing
-    # The key's two requests a minute are both still there, and then spent: the
+    # The key's three requests a minute are all still there, and then spent: the
     # window counts valid requests (so the zeros above are not a meter that is off).
     assert (await client.post("/v1/chat/completions", json=_chat())).status_code == 200
     ok = await client.post("/v1/responses", json={"model": MODEL, "input": "hi"})
+    assert ok.status_code == 200, ok.text
+    ok = await client.post("/v1/messages", json={**_chat(), "max_tokens": 8})
     assert ok.status_code == 200, ok.text
     assert (await client.post("/v1/chat/completions", json=_chat())).status_code == 429
     services = client._transport.app.state.services  # type: ignore[attr-defined]
     await services.accounting.settled()
     counts = await _counts(db_url, project_id)
-    assert counts["rate_window_requests"] >= 2 and counts["usage_rows"] == 2
+    assert counts["rate_window_requests"] >= 3 and counts["usage_rows"] == 3
     db = Database(db_url)
     try:
         async with db.session() as s:
             endpoints = set((await s.scalars(select(Usage.endpoint))).all())
     finally:
         await db.close()
-    assert endpoints == {"chat", "responses"}
+    assert endpoints == {"chat", "responses", "messages"}
     assert isinstance(services.meter, Meter)

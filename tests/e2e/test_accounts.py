@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -109,6 +110,42 @@ def test_rate_limit_429_with_retry_after(secured: tuple[LiveServer, str]) -> Non
         chat(c)
     assert 1 <= int(err.value.response.headers["retry-after"]) <= 60
     assert err.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+
+
+def claude(server: LiveServer, key: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0)
+
+
+def hello(c: anthropic.Anthropic) -> anthropic.types.Message:
+    return c.messages.create(
+        model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "hi"}]
+    )
+
+
+def test_anthropic_clients_authenticate_with_x_api_key(secured: tuple[LiveServer, str]) -> None:
+    server, key = secured
+    raw = claude(server, key).messages.with_raw_response.create(
+        model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.parse().content and raw.headers["x-ratelimit-limit-requests"] == "1000"
+    with pytest.raises(anthropic.AuthenticationError) as err:
+        hello(claude(server, "sk-corral-" + "x" * 43))
+    assert err.value.status_code == 401
+    assert err.value.body["type"] == "error"  # type: ignore[index]
+    assert err.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    r = httpx.get(server.url + "/v1/models", headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+def test_anthropic_rate_limit_is_a_429_in_its_shape(secured: tuple[LiveServer, str]) -> None:
+    server, _ = secured
+    key = cli(server.log.parent, "keys", "create", "--project", "limited-claude", "--rpm", "1")
+    c = claude(server, key)
+    hello(c)
+    with pytest.raises(anthropic.RateLimitError) as err:
+        hello(c)
+    assert 1 <= int(err.value.response.headers["retry-after"]) <= 60
+    assert err.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
 
 
 def test_revocation_takes_effect_on_the_next_request(secured: tuple[LiveServer, str]) -> None:

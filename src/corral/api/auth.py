@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.accounts.keys import ANONYMOUS, KeyService, Principal
-from corral.api.errors import error_response
+from corral.api.errors import response_for
 from corral.core.errors import AuthenticationError, CorralError
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
@@ -27,18 +27,25 @@ class AuthMiddleware:
             return
         principal = ANONYMOUS
         if await self.keys.auth_enabled():
-            header = None
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    header = value.decode("latin-1")
-                    break
             try:
-                principal = await self.keys.authenticate(header)
+                principal = await self.keys.authenticate(credentials(scope))
             except CorralError as exc:
-                await error_response(exc)(scope, receive, send)
+                await response_for(Request(scope), exc)(scope, receive, send)
                 return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+def credentials(scope: Scope) -> str | None:
+    """The ``Authorization`` header; else Anthropic's ``x-api-key`` (what its SDKs and
+    Claude Code send), as a bearer token."""
+    api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+        if name == b"x-api-key":
+            api_key = "Bearer " + value.decode("latin-1")
+    return api_key
 
 
 def principal_of(request: Request) -> Principal:

@@ -22,6 +22,7 @@ from corral.inference.admission import Admission
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
+from corral.inference.messages.service import MessageService
 from corral.inference.responses.conversations import ConversationStore
 from corral.inference.responses.service import ResponseService
 from corral.inference.telemetry import Telemetry
@@ -39,6 +40,7 @@ class Services:
     completions: CompletionService
     embeddings: EmbeddingService
     responses: ResponseService
+    messages: MessageService
     conversations: ConversationStore
     db: Database
     keys: KeyService

@@ -141,6 +141,17 @@ class ResponsesSettings(BaseModel):
     )
 
 
+class MessagesSettings(BaseModel):
+    """Anthropic's Messages API."""
+
+    refuse_server_tools: bool = Field(
+        False,
+        description="Answer 400 to Anthropic-defined tool types corral cannot run "
+        "(web_search_20250305, code_execution, bash …) instead of leaving them out and "
+        "naming them in a header.",
+    )
+
+
 class FineTuningSettings(BaseModel):
     """Fine-tuning jobs and the worker process that trains them."""
 
@@ -217,6 +228,7 @@ class Settings(BaseSettings):
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
     evals: EvalSettings = Field(default_factory=EvalSettings)
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
+    messages: MessagesSettings = Field(default_factory=MessagesSettings)
 
     @property
     def db_url(self) -> str:

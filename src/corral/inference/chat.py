@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from corral.accounts.metering import Charge
@@ -26,11 +27,13 @@ from corral.inference.reasoning import (
 from corral.inference.requests import (
     check_context,
     check_count,
+    fit_output,
     merge_usage,
     refuse_unknown_fields,
     sampling_body,
     seeded,
 )
+from corral.inference.stops import scan_stops
 from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
 from corral.inference.telemetry import RequestTimer, Telemetry
 from corral.inference.tool_stream import Piece, ToolStream
@@ -104,6 +107,7 @@ class PreparedChat(Prepared):
     req: ChatCompletionRequest
     plan: ToolPlan
     bodies: list[Body]  # one per choice, each with its seed
+    stops: list[str] | None = None  # matched by corral, not the engine (see ``stops``)
 
 
 class ChatService:
@@ -119,25 +123,33 @@ class ChatService:
         self._admission = admission
         self._telemetry = telemetry
 
-    async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
-        """Everything that can be refused is refused here, before metering."""
+    async def prepare(
+        self, req: ChatCompletionRequest, *, fit: bool = False, find_stops: bool = False
+    ) -> PreparedChat:
+        """Everything that can be refused is refused here, before metering.
+
+        ``fit``: an output limit over what the window leaves is clamped to it, not
+        refused. ``find_stops``: stop sequences are matched by corral so the finish
+        chunk can name the one found (one choice, streamed, without tools)."""
         _validate(req, self._limits)
         served = self._registry.get(req.model)
         check_effort(served.spec, req.reasoning_effort)
         plan = plan_tools(req)
         body = _engine_body(req, plan, self._limits)
-        if is_reasoning(served.spec):
-            body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
         window = served.engine.info.context_window
         prompt_bound = _prompt_bound(plan.messages) + len(
             json.dumps(body.get("response_format", ""))
         )
-        await check_context(
-            window,
-            req.output_limit or 0,
-            prompt_bound,
-            lambda: served.engine.count_chat_tokens(body),
-        )
+        count = lambda: served.engine.count_chat_tokens(body)  # noqa: E731
+        if fit and req.output_limit is not None:
+            req.max_completion_tokens = await fit_output(
+                window, req.output_limit, prompt_bound, count
+            )
+            body["max_tokens"] = req.max_completion_tokens
+        await check_context(window, req.output_limit or 0, prompt_bound, count)
+        if is_reasoning(served.spec):
+            body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
+        stops = body.pop("stop", None) if find_stops and plan.mode == "off" else None
         return PreparedChat(
             served=served,
             charge=Charge(served.spec, "chat", prompt_bound, (req.output_limit or window) * req.n),
@@ -146,6 +158,7 @@ class ChatService:
             req=req,
             plan=plan,
             bodies=[seeded(body, req.seed, i) for i in range(req.n)],
+            stops=stops,
         )
 
     async def count_prompt(self, req: ChatCompletionRequest) -> int:
@@ -164,7 +177,7 @@ class ChatService:
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter()
-        return self._stream(p.req, p.served, p.plan, p.bodies, timer)
+        return self._stream(p.req, p.served, p.plan, p.bodies, timer, p.stops)
 
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
@@ -209,6 +222,7 @@ class ChatService:
         plan: ToolPlan,
         bodies: list[Body],
         timer: RequestTimer,
+        stops: list[str] | None = None,
     ) -> AsyncIterator[Chunk]:
         stamp = ChunkStamp(
             new_id("chatcmpl"),
@@ -220,6 +234,10 @@ class ChatService:
             served.engine.chat_stream({**b, "stream_options": {"include_usage": True}})
             for b in bodies
         ]
+        if stops:
+            count = served.engine.count_chat_tokens
+            pairs = zip(streams, bodies, strict=True)
+            streams = [scan_stops(s, stops, partial(count, b)) for s, b in pairs]
         usages: list[dict[str, Any]] = [{} for _ in bodies]
         tool_streams = [ToolStream() for _ in bodies]
         call_ids: list[list[str]] = [[] for _ in bodies]

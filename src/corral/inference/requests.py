@@ -46,8 +46,9 @@ def stop_list(stop: str | list[str] | None, limit: int) -> list[str] | None:
 def sampling_body(req: Any, stop_limit: int) -> dict[str, Any]:
     """Sampling fields common to chat and completions, in the engine's vocabulary."""
     body: dict[str, Any] = {}
-    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias"):
-        value = getattr(req, name)
+    names = ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty", "logit_bias")
+    for name in names:
+        value = getattr(req, name, None)
         if value is not None:
             body[name] = value
     stops = stop_list(req.stop, stop_limit)
@@ -87,6 +88,27 @@ async def check_context(
             "in the completion). Please reduce the length of the messages or completion.",
             param="messages",
         )
+
+
+async def fit_output(
+    context_window: int,
+    max_output: int,
+    prompt_bound: int,
+    count_exact: Callable[[], Awaitable[int]],
+) -> int:
+    """The output limit clamped to what the window leaves after the prompt (Anthropic's
+    clients send a fixed ``max_tokens`` that may exceed a small model's window); a
+    prompt that fills the window alone is still refused."""
+    if prompt_bound + max_output <= context_window:
+        return max_output
+    prompt = await count_exact()
+    if prompt >= context_window:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {context_window} tokens; the prompt "
+            f"alone is {prompt} tokens. Please reduce the length of the messages.",
+            param="messages",
+        )
+    return min(max_output, context_window - prompt)
 
 
 def merge_usage(usages: list[dict[str, Any]]) -> Usage:

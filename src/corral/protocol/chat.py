@@ -131,6 +131,9 @@ class ChatCompletionRequest(OpenAIModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    # Extension (vLLM has it too; Anthropic's Messages API maps onto it): sample from the
+    # k most likely tokens only.
+    top_k: int | None = Field(None, ge=1)
     n: int = Field(1, ge=1)
     stop: StopField = None
     seed: int | None = None

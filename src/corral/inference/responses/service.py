@@ -20,9 +20,9 @@ from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
 from corral.inference.responses.events import EventStream, usage_of
 from corral.inference.responses.input import Item, as_items, chat_body
-from corral.inference.responses.sealed import Sealer
 from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import ToolSet, toolset
+from corral.inference.sealed import Sealer
 from corral.inference.streaming import Chunk
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
 from corral.protocol.responses import (

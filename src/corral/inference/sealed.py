@@ -1,6 +1,8 @@
-"""Reasoning returned to stateless clients (`include: ["reasoning.encrypted_content"]`):
-the thinking encrypted with a key derived from the server's secret, so a client can send
-it back without storing anything here, and cannot forge or alter it.
+"""Reasoning returned to stateless clients: the thinking encrypted with a key derived from
+the server's secret, so a client can send it back without storing anything here, and
+cannot forge or alter it. The Responses API returns it as a reasoning item's
+``encrypted_content`` (when ``include`` asks), the Messages API as a thinking block's
+``signature``.
 
 Fernet (from ``cryptography``) rather than a construction of our own: authenticated
 encryption (AES-CBC + HMAC-SHA256) with a timestamp, and a refusal for any altered byte.
@@ -29,8 +31,8 @@ class Sealer:
             return self._fernet.decrypt(token.encode()).decode()
         except (InvalidToken, ValueError):
             raise InvalidRequestError(
-                "The encrypted reasoning content could not be verified: it was altered, or "
-                "made by another server.",
+                "The encrypted reasoning (or thinking signature) could not be verified: it "
+                "was altered, or made by another server.",
                 param=param,
                 code="invalid_encrypted_content",
             ) from None

@@ -1,0 +1,103 @@
+"""The Messages API on the generation core: a request is translated onto a Chat
+Completions request (``messages.translate``), prepared and run by ``ChatService`` (so
+every guarantee of chat holds: constrained tool calls, limits, metering), always as a
+stream, and the stream translated into Anthropic's events or collected into a message
+(``messages.events``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from corral.catalog.registry import ModelRegistry
+from corral.core.config import MessagesSettings
+from corral.core.ids import new_id
+from corral.inference.chat import ChatService, PreparedChat
+from corral.inference.messages.events import MessageStream
+from corral.inference.messages.translate import (
+    Thinking,
+    Tools,
+    chat_body,
+    check_fields,
+    to_messages,
+    to_thinking,
+    to_tools,
+)
+from corral.inference.prepared import Prepared
+from corral.inference.reasoning import is_reasoning
+from corral.inference.sealed import Sealer
+from corral.inference.streaming import Chunk
+from corral.protocol.chat import ChatCompletionRequest
+from corral.protocol.messages import Message, MessagesRequest, MessageUsage
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedMessage(Prepared):
+    chat: PreparedChat
+    tools: Tools
+    thinking: Thinking
+
+
+class MessageService:
+    def __init__(
+        self,
+        chat: ChatService,
+        registry: ModelRegistry,
+        sealer: Sealer,
+        settings: MessagesSettings,
+    ) -> None:
+        self._chat = chat
+        self._registry = registry
+        self._sealer = sealer
+        self._settings = settings
+
+    async def prepare(self, req: MessagesRequest) -> PreparedMessage:
+        """Everything that can be refused is refused here, before metering. A
+        ``max_tokens`` over what the window leaves is clamped to it (agents send a fixed
+        32,000 to every model)."""
+        body, tools, thinking = self._translate(req)
+        chat = await self._chat.prepare(body, fit=True, find_stops=True)
+        return PreparedMessage(
+            served=chat.served,
+            charge=replace(chat.charge, endpoint="messages"),
+            stream=req.stream,
+            want_usage=True,  # message_delta carries it
+            chat=chat,
+            tools=tools,
+            thinking=thinking,
+        )
+
+    def _translate(self, req: MessagesRequest) -> tuple[ChatCompletionRequest, Tools, Thinking]:
+        check_fields(req)
+        thinking = to_thinking(req, is_reasoning(self._registry.get(req.model).spec))
+        tools = to_tools(req.tools, self._settings.refuse_server_tools)
+        messages = to_messages(req, self._verify)
+        body = chat_body(req, messages, tools, thinking)
+        return ChatCompletionRequest.model_validate(body), tools, thinking
+
+    def _verify(self, signature: str, param: str) -> None:
+        """A replayed thinking block's signature must be ours, unaltered."""
+        self._sealer.open(signature, param)
+
+    async def count_tokens(self, req: MessagesRequest) -> int:
+        """The request's input tokens after the template and tools prompt (not metered:
+        nothing is generated)."""
+        return await self._chat.count_prompt(self._translate(req)[0])
+
+    async def run(self, p: PreparedMessage) -> Any:
+        return await self._chat.run(p.chat)
+
+    def _stream(self, p: PreparedMessage) -> MessageStream:
+        message = Message(
+            id=new_id("msg", "_"),
+            model=p.served.spec.id,
+            usage=MessageUsage(input_tokens=0, output_tokens=0),
+        )
+        return MessageStream(message, self._sealer.seal, p.thinking.shown)
+
+    def events(self, p: PreparedMessage, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
+        return self._stream(p).stream(chunks)
+
+    async def collect(self, p: PreparedMessage, chunks: AsyncIterator[Chunk]) -> Message:
+        return await self._stream(p).collect(chunks)
