@@ -5,6 +5,7 @@ trips (stored and stateless), tool_choice, retrieve/delete/input_items, bad inpu
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -249,7 +250,8 @@ def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
         ({"input": "x", "include": ["file_search_call.results"]}, "include"),
         ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning_effort"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-        ({"input": "x", "background": True}, "background"),
+        ({"input": "x", "background": True, "store": False}, "store"),
+        ({"input": "x", "background": True, "stream": True}, "stream"),
         (
             {"input": "x", "conversation": "conv_1", "previous_response_id": "resp_1"},
             "conversation",
@@ -377,6 +379,33 @@ def test_a_codex_first_turn_streams_to_completed(live_server: LiveServer) -> Non
     final = events[-1]["response"]
     assert [t["type"] for t in final["tools"]] == ["function", "namespace"]
     assert final["output"] and final["store"] is False
+
+
+def test_background_runs_after_the_request_and_is_polled(client: openai.OpenAI) -> None:
+    queued = client.responses.create(model=MODEL, input="Say hello.", background=True)
+    assert queued.status == "queued" and queued.background and not queued.output
+    deadline = time.monotonic() + 120
+    response = client.responses.retrieve(queued.id)
+    while response.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        response = client.responses.retrieve(queued.id)
+    assert response.status in ("completed", "incomplete") and response.output_text
+    assert response.usage is not None and response.usage.output_tokens > 0
+    with pytest.raises(openai.BadRequestError):  # only background responses are cancelled
+        client.responses.cancel(client.responses.create(model=MODEL, input="Hi.").id)
+
+
+def test_background_cancel_stops_it(client: openai.OpenAI) -> None:
+    long = "Count from 1 to 1000, separated by commas."
+    queued = client.responses.create(
+        model=MODEL, input=long, background=True, max_output_tokens=4000
+    )
+    cancelled = client.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    time.sleep(0.5)  # nothing runs on after the cancel to overwrite it
+    again = client.responses.retrieve(queued.id)
+    assert again.status == "cancelled"
+    assert client.responses.cancel(queued.id).status == "cancelled"  # idempotent
 
 
 def test_conversations_crud(client: openai.OpenAI) -> None:

@@ -61,7 +61,6 @@ class ResponseRequest(OpenAIModel):
     truncation: Literal["auto", "disabled"] | None = None
     service_tier: str | None = None
     client_metadata: dict[str, Any] | None = None  # Codex's; kept with nothing done
-    # Not served yet: refused by name (see docs/api.md), never ignored.
     background: bool = False
     conversation: str | JSON | None = None
 
@@ -153,6 +152,7 @@ class ResponseObject(BaseModel):
     tools: list[JSON] = Field(default_factory=list)
     truncation: Literal["auto", "disabled"] = "disabled"
     user: str | None = None
+    background: bool = False
 
 
 class InputItemList(BaseModel):

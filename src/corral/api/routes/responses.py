@@ -39,7 +39,10 @@ async def create_response(request: Request, services: ServicesDep) -> Response:
     prepared = await services.responses.prepare(req, scope_of(request))
 
     async def present(p: PreparedResponse, metered: Metered[Any]) -> Response:
-        if isinstance(metered.result, ChatCompletion):
+        if p.req.background:  # metered as the run's stream ends, whoever is listening
+            response = await services.responses.start_background(p, metered.result)
+            answer = Response(response.model_dump_json(), media_type="application/json")
+        elif isinstance(metered.result, ChatCompletion):
             response = await services.responses.finish(p, metered.result)
             answer = Response(response.model_dump_json(), media_type="application/json")
         else:
@@ -64,6 +67,11 @@ async def count_input_tokens(request: Request, services: ServicesDep) -> Any:
 @router.get("/v1/responses/{response_id}", response_model=ResponseObject)
 async def get_response(response_id: str, request: Request, services: ServicesDep) -> Any:
     return await services.responses.get(scope_of(request), response_id)
+
+
+@router.post("/v1/responses/{response_id}/cancel", response_model=ResponseObject)
+async def cancel_response(response_id: str, request: Request, services: ServicesDep) -> Any:
+    return await services.responses.cancel(scope_of(request), response_id)
 
 
 @router.delete("/v1/responses/{response_id}", response_model=DeletedResponse)

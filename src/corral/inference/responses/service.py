@@ -6,11 +6,14 @@ Responses with ``store`` are kept for ``previous_response_id`` and retrieval."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+import anyio
 
 from corral.core.config import ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
@@ -40,7 +43,18 @@ from corral.protocol.responses import (
 
 log = logging.getLogger(__name__)
 
-Status = Literal["completed", "in_progress"]
+
+async def _nothing(_: ResponseObject) -> None:
+    """A background response is stored as it goes, not by the event stream."""
+
+
+async def aclose(chunks: AsyncIterator[Chunk]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+Status = Literal["completed", "in_progress", "queued"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,9 +107,14 @@ def _check_sealed(items: list[Item], sealer: Sealer) -> None:
 
 
 def _refuse_unserved(req: ResponseRequest) -> None:
-    if req.background:
+    if req.background and not req.store:
+        raise InvalidRequestError(
+            "A `background` response must be stored: `store` cannot be false.", param="store"
+        )
+    if req.background and req.stream:
         raise UnsupportedParameterError(
-            "`background` responses are not supported yet.", param="background"
+            "`background` with `stream` is not supported: poll GET /v1/responses/{id}.",
+            param="stream",
         )
     if req.conversation is not None and req.previous_response_id is not None:
         raise InvalidRequestError(
@@ -127,6 +146,7 @@ class ResponseService:
         self._conversations = conversations
         self._sealer = sealer
         self._settings = settings
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # background responses running here
 
     async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering."""
@@ -168,7 +188,12 @@ class ResponseService:
         _check_sealed(items, self._sealer)
         history = [*before, *items]
         tools = toolset(req.tools, self._settings.refuse_hosted_tools)
-        body = ChatCompletionRequest.model_validate(chat_body(req, history, tools))
+        # A background response runs on the core's stream: cancelling it closes the
+        # stream, which stops the generation (a whole-answer call would run on).
+        stream = req.stream or req.background
+        body = ChatCompletionRequest.model_validate(
+            {**chat_body(req, history, tools), "stream": stream}
+        )
         return items, history, tools, body
 
     async def input_tokens(self, req: ResponseRequest, scope: str) -> int:
@@ -202,6 +227,7 @@ class ResponseService:
             conversation={"id": p.conversation_id} if p.conversation_id else None,
             truncation=req.truncation or "disabled",
             user=req.user,
+            background=req.background,
         )
 
     async def finish(self, p: PreparedResponse, completion: ChatCompletion) -> ResponseObject:
@@ -230,6 +256,65 @@ class ResponseService:
                 await self._conversations.add(p.scope, p.conversation_id, items, "conversation")
         except Exception:  # the answer went out; a lost copy must not turn it into an error
             log.exception("storing response %s failed", response.id)
+
+    async def start_background(
+        self, p: PreparedResponse, chunks: AsyncIterator[Chunk]
+    ) -> ResponseObject:
+        """Store the response ``queued`` and run it in a task of its own: it outlives the
+        request (the client polls ``get``, or ``cancel``s it)."""
+        response = self.skeleton(p, "queued")
+        await self._store.save(p.scope, Stored(response, p.input_items, p.history))
+        queued = response.model_copy(deep=True)
+        task = asyncio.create_task(self._background(p, response, chunks))
+        self._tasks[response.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(response.id, None))
+        return queued
+
+    async def _background(
+        self, p: PreparedResponse, response: ResponseObject, chunks: AsyncIterator[Chunk]
+    ) -> None:
+        response.status = "in_progress"
+        stream = EventStream(response, _nothing)
+        try:
+            await self._store.update(p.scope, response)
+            async for _ in stream.run(chunks, p.tools.call_name, p.seal):
+                pass
+        except asyncio.CancelledError:
+            response.status = "cancelled"
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await aclose(chunks)  # a cancelled run stops its generation, and is billed
+                await self._settle_background(p, response)
+
+    async def _settle_background(self, p: PreparedResponse, response: ResponseObject) -> None:
+        try:
+            await self._store.update(p.scope, response)
+            if p.conversation_id is not None and response.status in ("completed", "incomplete"):
+                turn = [*p.input_items, *(o.model_dump() for o in response.output)]
+                items = [stored_item(i) for i in turn]
+                await self._conversations.add(p.scope, p.conversation_id, items, "conversation")
+        except Exception:
+            log.exception("storing background response %s failed", response.id)
+
+    async def cancel(self, scope: str, response_id: str) -> ResponseObject:
+        """Cancel a background response: its task is cancelled and awaited, so the answer
+        shows it ``cancelled`` (a finished one is returned as it is)."""
+        stored = await self._store.get(scope, response_id)
+        if not stored.response.background:
+            raise InvalidRequestError(
+                "Only responses created with `background: true` can be cancelled.",
+                param="response_id",
+            )
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif stored.response.status in ("queued", "in_progress"):
+            # Its process is gone (a restart): nothing runs it any more.
+            stored.response.status = "cancelled"
+            await self._store.update(scope, stored.response)
+        return (await self._store.get(scope, response_id)).response
 
     async def get(self, scope: str, response_id: str) -> ResponseObject:
         return (await self._store.get(scope, response_id)).response

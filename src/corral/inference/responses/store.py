@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from corral.core.errors import NotFoundError
 from corral.protocol.responses import ResponseObject
@@ -49,6 +49,15 @@ class ResponseStore:
         )
         async with self._db.begin() as s:
             s.add(row)
+
+    async def update(self, scope: str, response: ResponseObject) -> None:
+        """A stored response's new state (a background response as it runs)."""
+        async with self._db.begin() as s:
+            await s.execute(
+                update(StoredResponse)
+                .where(StoredResponse.id == response.id, StoredResponse.scope == scope)
+                .values(response=response.model_dump(mode="json"))
+            )
 
     async def get(self, scope: str, response_id: str, param: str = "response_id") -> Stored:
         async with self._db.session() as s:
