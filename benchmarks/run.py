@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import report
 import systems
+from batch import batch_row
 
 from corral.bench.loadgen import LevelResult, Target, one_request, percentile, run_level
 from corral.bench.prompts import long_prompts, short_prompts
@@ -114,14 +115,22 @@ async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
     return {"first_ms": ttfts[0], "second_ms": ttfts[1], "ratio": ttfts[1] / ttfts[0]}
 
 
-async def _batch_tps(running: systems.Running, prompts: list[str], max_tokens: int) -> float:
+async def _batch_tps(
+    running: systems.Running, prompts: list[str], max_tokens: int, exact: bool = True
+) -> float:
     """tok/s of one batch: every prompt as its own stream, all at once; NaN on an error."""
-    level = await run_level(running.target, prompts, len(prompts), len(prompts), max_tokens)
+    n = len(prompts)
+    level = await run_level(running.target, prompts, n, n, max_tokens, exact)
     return float("nan") if level.errors else level.tokens_per_s
 
 
 async def paired_ratios(
-    ours: systems.Running, base: systems.Running, c: int, pairs: int, max_tokens: int
+    ours: systems.Running,
+    base: systems.Running,
+    c: int,
+    pairs: int,
+    max_tokens: int,
+    exact: bool = True,
 ) -> list[float]:
     """tok/s of ``ours`` over ``base``, one pair of batches of ``c`` streams at a time.
 
@@ -133,11 +142,11 @@ async def paired_ratios(
     """
     prompts = short_prompts(c, seed=4)
     for r in (ours, base):
-        await _batch_tps(r, prompts, max_tokens)
+        await _batch_tps(r, prompts, max_tokens, exact)
     ratios = []
     for i in range(pairs):
         order = (ours, base) if i % 2 == 0 else (base, ours)
-        tps = {id(r): await _batch_tps(r, prompts, max_tokens) for r in order}
+        tps = {id(r): await _batch_tps(r, prompts, max_tokens, exact) for r in order}
         ratios.append(tps[id(ours)] / tps[id(base)])
     return ratios
 
@@ -164,6 +173,29 @@ async def paired_throughput(
         out[f"{ours} / {base}"] = await pairs_by_level(
             running[ours], running[base], plan.target_levels, plan, f": {ours} vs {base}"
         )
+    return out
+
+
+DIALECTS = ("responses", "messages")
+BATCH_TTFT = 30  # TTFT samples, idle and with a batch running
+
+
+async def dialect_pairs(corral: systems.Running, plan: Plan) -> dict[str, dict[str, list[float]]]:
+    """Streaming tok/s of the Responses and Messages APIs over Chat Completions on the
+    same corral, in ABBA pairs at the target levels. Neither dialect can forbid the end
+    of sequence (no ``logit_bias``, no ``ignore_eos``), so here chat cannot either: every
+    dialect sends the same greedy request to the core, and all three give the same tokens.
+    """
+    chat = replace(corral, target=replace(corral.target, extra={}))
+    out = {}
+    for dialect in DIALECTS:
+        ours = replace(chat, target=replace(chat.target, dialect=dialect))
+        ratios = {}
+        for c in plan.target_levels:
+            print(f"  tok/s in pairs, {c} stream(s): {dialect} vs chat …", flush=True)
+            pairs = plan.pairs_for(c)
+            ratios[str(c)] = await paired_ratios(ours, chat, c, pairs, plan.max_tokens, False)
+        out[f"corral, {dialect} / corral, chat"] = ratios
     return out
 
 
@@ -290,6 +322,8 @@ async def drive(
             )
             out[name][scenario].append(level_summary(merged, cpu[name]))
     paired = await paired_throughput(running, plan)
+    if "corral" in running:
+        paired.update(await dialect_pairs(running["corral"], plan))
     print(f"  TTFT at one stream, {plan.ttft_samples} requests per system …", flush=True)
     for name, probe in (await ttft_probe(running, plan.ttft_samples)).items():
         out[name]["ttft"] = probe
@@ -383,6 +417,8 @@ async def bench(plan: Plan) -> dict[str, Any]:
                 continue
             running[name] = started
         data, results["paired_throughput"] = await drive(running, plan)
+        if "corral" in running:  # alone on the machine: the others sit idle
+            results["batch"] = await batch_row(running["corral"], plan.max_tokens, BATCH_TTFT)
         for name, r in running.items():
             data[name]["ready_s"] = r.ready_s
             data[name]["rss_mb"] = systems.rss_mb(r.proc.pid)
@@ -396,12 +432,37 @@ async def bench(plan: Plan) -> dict[str, Any]:
     return results
 
 
+async def corral_only(plan: Plan, part: str) -> dict[str, Any]:
+    """One part of the benchmark on corral alone, printed: ``dialects`` or ``batch``."""
+    logs = Path(tempfile.mkdtemp(prefix="corral-bench-"))
+    env = {**os.environ, "CORRAL_DATA_DIR": str(logs / "data")}
+    corral = systems.start_corral(env, logs / "corral.log")
+    try:
+        await warm_up(corral.target)
+        if part == "batch":
+            return await batch_row(corral, plan.max_tokens, BATCH_TTFT)
+        pairs = await dialect_pairs(corral, plan)
+    finally:
+        corral.stop()
+    return {
+        name: {c: report.ratio_of_pairs(r) for c, r in by.items()} for name, by in pairs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer levels, for a smoke run")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per level")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument(
+        "--only",
+        choices=("dialects", "batch"),
+        help="one part on corral alone, printed (no report): the dialects' pairs, the batch row",
+    )
     args = parser.parse_args()
+    if args.only:
+        print(json.dumps(asyncio.run(corral_only(Plan(), args.only)), indent=2))
+        return
     quick = Plan(
         levels=(1, 8),
         long_levels=(1,),

@@ -23,6 +23,9 @@ from corral.api.deps import Services
 from corral.api.direct import DirectRoutes, table
 from corral.api.errors import install_error_handlers
 from corral.api.routes import (
+    batches as batches_routes,
+)
+from corral.api.routes import (
     chat,
     completions,
     embeddings,
@@ -41,6 +44,9 @@ from corral.api.routes import (
 from corral.api.routes import (
     messages as messages_routes,
 )
+from corral.batches.runner import LineRunner
+from corral.batches.service import BatchService
+from corral.batches.worker import BatchWorker
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
 from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
@@ -130,6 +136,12 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     eval_service = EvalService(
         db, file_service, registry, settings.evals, sandbox, eval_worker.wake
     )
+    completions = CompletionService(registry, settings.limits, admission, telemetry)
+    responses = ResponseService(chat, ResponseStore(db), conversations, sealer, settings.responses)
+    runner = LineRunner(chat, completions, embeddings, responses, meter)
+    batch_worker = BatchWorker(
+        db, file_service, runner, admission, settings.batches, settings.engine.n_parallel
+    )
     return Services(
         db=db,
         keys=keys,
@@ -142,12 +154,12 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         admission=admission,
         telemetry=telemetry,
         chat=chat,
-        completions=CompletionService(registry, settings.limits, admission, telemetry),
+        completions=completions,
         embeddings=embeddings,
-        responses=ResponseService(
-            chat, ResponseStore(db), conversations, sealer, settings.responses
-        ),
+        responses=responses,
         messages=MessageService(chat, registry, sealer, settings.messages),
+        batches=BatchService(db, file_service, runner, settings.batches, batch_worker.wake),
+        batch_worker=batch_worker,
         conversations=conversations,
         files=file_service,
         fine_tuning=FineTuningService(db, file_service, registry, settings.fine_tuning),
@@ -178,6 +190,7 @@ def create_app(
         await services.fine_tuning.resume_validation()
         syncer = asyncio.create_task(services.fine_tuning.sync_forever())
         evaluator = asyncio.create_task(services.eval_worker.run_forever())
+        batcher = asyncio.create_task(services.batch_worker.run_forever())
         trainer = start_worker(settings) if worker else None
         log.info("corral %s serving %s", __version__, [s.spec.id for s in registry.all()])
         try:
@@ -187,6 +200,7 @@ def create_app(
                 await asyncio.to_thread(stop_worker, trainer)
             syncer.cancel()
             evaluator.cancel()
+            batcher.cancel()
             pin_follower.cancel()
             await services.fine_tuning.close()
             sweeper.cancel()
@@ -211,6 +225,7 @@ def create_app(
         responses,
         conversations_routes,
         messages_routes,
+        batches_routes,
         pages,
         usage_page,
     ):

@@ -96,6 +96,18 @@ class FileService:
                 f"Invalid purpose `{purpose}`: expected one of {', '.join(PURPOSES)}.",
                 param="purpose",
             )
+        return await self._store(upload, owner, filename, purpose)
+
+    async def create(self, owner: Owner, filename: str, purpose: str, data: bytes) -> FileObject:
+        """A file corral makes (a batch's output): any purpose, no upload limit."""
+        upload = Upload(self.root, len(data))
+        try:
+            upload.write(data)
+            return await self._store(upload, owner, filename, purpose)
+        finally:
+            upload.discard()
+
+    async def _store(self, upload: Upload, owner: Owner, filename: str, purpose: str) -> FileObject:
         name = os.path.basename(filename.replace("\\", "/"))[:MAX_FILENAME] or "upload"
         file_id = new_id("file")
         upload.finish(self.path_of(file_id))

@@ -118,6 +118,8 @@ async def test_models_list_and_alias_history(setup) -> None:  # type: ignore[no-
         "input": 0.5,
         "cached_input": 0.25,
         "output": 1.5,
+        "batch_input": 0.25,  # half, by default
+        "batch_output": 0.75,
         "unit": "USD per 1M tokens",
     }
     assert new["context_window"] == 2048 and new["capabilities"] == [

@@ -169,6 +169,8 @@ def test_a_fixed_32k_max_tokens_is_clamped_not_refused(claude: anthropic.Anthrop
         max_tokens=32000,
         messages=[{"role": "user", "content": "Say hi."}],
         timeout=300,  # given, so the SDK does not refuse a long non-streamed request
+        # Greedy: a sampled answer may, now and then, ramble to the window's end (minutes).
+        extra_body={"temperature": 0},
     )
     assert message.stop_reason in ("end_turn", "max_tokens")
 
@@ -307,6 +309,9 @@ CLAUDE_CODE_FIRST_REQUEST: dict[str, Any] = {
     "thinking": {"type": "adaptive", "display": "omitted"},
     "output_config": {"effort": "high"},
     "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    # Not Claude Code's: greedy, so the answer's length is fixed (a sampled one may, now
+    # and then, ramble on to the clamped 6,000-token limit: minutes on two cores).
+    "temperature": 0,
 }
 CLAUDE_CODE_HEADERS = {
     "x-api-key": "sk-ant-unused",

@@ -31,10 +31,28 @@ from corral.storage.tables import NANO, Reservation, Spend
 
 log = logging.getLogger(__name__)
 
+BATCH = "batch"  # the endpoint of usage rows billed at the batch price point
 
-def cost_nano(spec: ModelSpec, prompt: int, cached: int, completion: int) -> int:
-    """Price in nano-dollars; catalog prices are USD per 1M tokens."""
+
+def cost_nano(
+    spec: ModelSpec, prompt: int, cached: int, completion: int, batch: bool = False
+) -> int:
+    """Price in nano-dollars; catalog prices are USD per 1M tokens. ``batch``: the Batch
+    API's price point (half the interactive one unless the catalog sets it), where cached
+    tokens cost what others do."""
     per_token = NANO / 1_000_000
+    if batch:
+        half = 0.5
+        input_price = spec.price_batch_input_per_m
+        output_price = spec.price_batch_output_per_m
+        return round(
+            per_token
+            * (
+                prompt * (spec.price_input_per_m * half if input_price is None else input_price)
+                + completion
+                * (spec.price_output_per_m * half if output_price is None else output_price)
+            )
+        )
     uncached = max(0, prompt - cached)
     return round(
         per_token
@@ -106,7 +124,8 @@ class Accounting:
             limits = await self._limiter.admit(who, estimate)
             ticket = Ticket(new_id("req"), who, spec, endpoint, estimate, limits, held)
             if who.budget_nano is not None and who.project_id is not None:
-                await self._reserve(ticket, cost_nano(spec, prompt_bound, 0, max_output))
+                cost = cost_nano(spec, prompt_bound, 0, max_output, endpoint == BATCH)
+                await self._reserve(ticket, cost)
         except BaseException:
             self._limiter.leave(held)
             raise
@@ -208,7 +227,7 @@ class Accounting:
         completion = int(usage.get("completion_tokens", 0))
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
         reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0))
-        cost = cost_nano(ticket.spec, prompt, cached, completion)
+        cost = cost_nano(ticket.spec, prompt, cached, completion, ticket.endpoint == BATCH)
         who, moment = ticket.principal, datetime.now(UTC)
         row = {
             "request_id": ticket.request_id,

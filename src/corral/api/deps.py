@@ -12,6 +12,8 @@ from corral.accounts.idempotency import Idempotency
 from corral.accounts.keys import KeyService
 from corral.accounts.metering import Meter
 from corral.accounts.usage import UsageService
+from corral.batches.service import BatchService
+from corral.batches.worker import BatchWorker
 from corral.catalog.aliases import AliasPins
 from corral.catalog.registry import ModelRegistry
 from corral.core.config import Settings
@@ -41,6 +43,8 @@ class Services:
     embeddings: EmbeddingService
     responses: ResponseService
     messages: MessageService
+    batches: BatchService
+    batch_worker: BatchWorker
     conversations: ConversationStore
     db: Database
     keys: KeyService

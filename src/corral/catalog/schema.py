@@ -60,6 +60,9 @@ class ModelSpec:
     price_input_per_m: float = 0.0
     price_cached_input_per_m: float = 0.0
     price_output_per_m: float = 0.0
+    # The Batch API's price point; None: half the interactive price (as OpenAI's).
+    price_batch_input_per_m: float | None = None
+    price_batch_output_per_m: float | None = None
     family: str | None = None
     context_window: int | None = None
     # What loading it costs, for the memory budget (None: estimated from the file).
@@ -78,10 +81,18 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class BatchPricing(_Doc):
+    input: float = Field(ge=0, description="USD per 1M input tokens in a batch.")
+    output: float = Field(ge=0, description="USD per 1M output tokens in a batch.")
+
+
 class Pricing(_Doc):
     input: float = Field(ge=0, description="USD per 1M input tokens.")
     cached_input: float | None = Field(None, ge=0, description="USD per 1M cached tokens.")
     output: float = Field(ge=0, description="USD per 1M output tokens.")
+    batch: BatchPricing | None = Field(
+        None, description="The Batch API's price point (default: half the interactive price)."
+    )
 
 
 class Stages(_Doc):
@@ -401,6 +412,8 @@ class Catalog:
                 else snap.pricing.input
             ),
             price_output_per_m=snap.pricing.output,
+            price_batch_input_per_m=snap.pricing.batch.input if snap.pricing.batch else None,
+            price_batch_output_per_m=snap.pricing.batch.output if snap.pricing.batch else None,
             family=snap.family.id,
             context_window=snap.context_window,
             memory_mib=snap.memory_mib,

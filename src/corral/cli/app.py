@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corral.cli.accounts import db_app, keys_app, usage
+from corral.cli.batches import batch_app
 from corral.cli.evals import eval_app
 from corral.cli.fine_tune import fine_tune_app
 from corral.cli.models import pull
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.command("usage")(usage)
 app.add_typer(fine_tune_app, name="fine-tune")
 app.add_typer(eval_app, name="eval")
+app.add_typer(batch_app, name="batch")
 
 
 @app.callback()

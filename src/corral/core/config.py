@@ -141,6 +141,38 @@ class ResponsesSettings(BaseModel):
     )
 
 
+class BatchSettings(BaseModel):
+    """The Batch API, executed by a worker task in each API process, behind interactive
+    requests."""
+
+    max_lines: int = Field(50_000, ge=1, description="Most requests in one batch's file.")
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Most requests of batches this process runs at once: their bounded "
+        "share of the engine.",
+    )
+    slots: int | None = Field(
+        None,
+        ge=1,
+        description="A batch request starts only while fewer requests than this are in "
+        "flight (interactive ones first); default: the engine's `n_parallel`.",
+    )
+    window_s: int | None = Field(
+        None,
+        ge=1,
+        description="The completion window in seconds, instead of the `24h` a batch asks "
+        "for (for tests and short-lived deployments).",
+    )
+    poll_s: float = Field(
+        2.0, gt=0, description="How often the worker looks for batches from other replicas."
+    )
+    stale_after_s: float = Field(
+        60.0, gt=0, description="A batch whose worker's heartbeat is this old is requeued."
+    )
+
+
 class MessagesSettings(BaseModel):
     """Anthropic's Messages API."""
 
@@ -227,6 +259,7 @@ class Settings(BaseSettings):
     files: FileSettings = Field(default_factory=FileSettings)
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
     evals: EvalSettings = Field(default_factory=EvalSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
 

@@ -14,6 +14,9 @@ class Pricing(BaseModel):
     input: float
     cached_input: float
     output: float
+    # The Batch API's price point.
+    batch_input: float | None = None
+    batch_output: float | None = None
     unit: Literal["USD per 1M tokens"] = "USD per 1M tokens"
 
 

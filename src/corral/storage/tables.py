@@ -286,3 +286,42 @@ class ConversationItemRow(Base):
     id: Mapped[str] = mapped_column(String(64), unique=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     item: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class BatchRow(Base):
+    """A batch of requests (the Batch API); counts and times change as its lines finish."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_scope_created", "scope", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # the project ("-": open mode, admin)
+    principal: Mapped[dict[str, Any]] = mapped_column(JSON)  # who is billed
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    meta: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    request_counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    times: Mapped[dict[str, int]] = mapped_column(JSON)  # in_progress_at, completed_at …
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    error_file_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BatchLineRow(Base):
+    """One finished request of a batch: its answer (or error), written as it finishes."""
+
+    __tablename__ = "batch_lines"
+    __table_args__ = (UniqueConstraint("batch_id", "line"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)  # 0-based, in the input file
+    custom_id: Mapped[str] = mapped_column(String(512))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the answer, or the error object

@@ -1,0 +1,218 @@
+"""The batch worker: a task in each API process that claims batches from the database
+and runs their requests behind interactive traffic.
+
+Behind: a request of a batch starts only while fewer than ``slots`` requests are in
+flight in this process (interactive ones included), and at most ``concurrency`` batch
+requests run at once, so a batch fills the capacity interactive requests leave and
+takes a bounded share of it. Durable: each finished request is committed with its
+answer; a batch is claimed with a conditional update, heartbeated, and requeued when its
+worker stops beating (another replica, or this one after a restart, resumes it after its
+last committed request). Cancel and expiry are noticed at the next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from corral.accounts.keys import Principal
+from corral.batches.lines import Line
+from corral.batches.runner import BudgetExhausted, LineRunner, Outcome
+from corral.batches.store import done_lines, finalize, input_lines
+from corral.core.clock import aware, now
+from corral.core.config import BatchSettings
+from corral.core.errors import CorralError
+from corral.core.ids import new_id
+from corral.files import FileService
+from corral.inference.admission import Admission
+from corral.storage.db import Database
+from corral.storage.tables import BatchLineRow, BatchRow
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+YIELD_S = 0.02  # how often a waiting batch request looks for free capacity
+
+
+def principal(data: dict[str, Any]) -> Principal:
+    allowed = data.get("allowed_models")
+    return Principal(**{**data, "allowed_models": tuple(allowed) if allowed else allowed})
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        db: Database,
+        files: FileService,
+        runner: LineRunner,
+        admission: Admission,
+        settings: BatchSettings,
+        slots: int,
+    ) -> None:
+        self._db = db
+        self._files = files
+        self._runner = runner
+        self._admission = admission
+        self._settings = settings
+        self._slots = settings.slots or slots
+        self._wake = asyncio.Event()
+        self._recovered_at = -math.inf
+        self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                if time.monotonic() - self._recovered_at >= self._settings.stale_after_s / 4:
+                    await self.recover()
+                    self._recovered_at = time.monotonic()
+                batch_id = await self.claim()
+                if batch_id is not None:
+                    await self.execute(batch_id)
+                    continue
+            except Exception:  # one bad batch or a database hiccup must not stop the worker
+                log.exception("batch worker iteration failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
+            self._wake.clear()
+
+    async def recover(self) -> None:
+        """Batches whose worker stopped beating are let go, to be claimed again."""
+        cutoff = now() - timedelta(seconds=self._settings.stale_after_s)
+        async with self._db.begin() as s:
+            rows = await s.scalars(
+                select(BatchRow).where(
+                    BatchRow.status.in_(("in_progress", "cancelling")),
+                    BatchRow.worker.is_not(None),
+                )
+            )
+            for row in rows:
+                beat = aware(row.heartbeat_at)
+                if row.worker != self.me and (beat is None or beat < cutoff):
+                    log.warning("batch %s lost its worker %s; taken up again", row.id, row.worker)
+                    row.worker = None
+
+    async def claim(self) -> str | None:
+        async with self._db.begin() as s:
+            candidate = await s.scalar(
+                select(BatchRow.id)
+                .where(
+                    BatchRow.status.in_(("in_progress", "cancelling")), BatchRow.worker.is_(None)
+                )
+                .order_by(BatchRow.created_at)
+                .limit(1)
+            )
+            if candidate is None:
+                return None
+            result = await s.execute(
+                update(BatchRow)
+                .where(BatchRow.id == candidate, BatchRow.worker.is_(None))
+                .values(worker=self.me, heartbeat_at=now())
+            )
+        return candidate if result.rowcount == 1 else None
+
+    async def execute(self, batch_id: str) -> None:
+        async with self._db.session() as s:
+            row = await s.get(BatchRow, batch_id)
+        if row is None:
+            return
+        try:
+            lines = await input_lines(self._files, row, self._settings.max_lines)
+            done = await done_lines(self._db, batch_id)
+            pending = [line for line in lines if line.index not in done]
+            why = await self._drive(row, pending) if row.status == "in_progress" else "cancelled"
+        except CorralError as exc:  # its input file is gone
+            log.warning("batch %s cannot run: %s", batch_id, exc.message)
+            why = "failed"
+        await finalize(self._db, self._files, row, why, self._settings.max_lines)
+        log.info("batch %s ended: %s", batch_id, why)
+
+    async def _drive(self, row: BatchRow, pending: list[Line]) -> str:
+        """Run the pending requests behind interactive traffic until they are done, or the
+        batch is cancelled, expires, or its budget runs out; returns which."""
+        who, gate = principal(row.principal), asyncio.Semaphore(self._settings.concurrency)
+        expires, stop = aware(row.expires_at), list[str]()
+
+        async def one(line: Line) -> None:
+            async with gate:
+                await self._turn()
+                if now() >= expires:  # past the window: left to the error file, not run
+                    stop.append("expired")
+                    return
+                try:
+                    outcome = await self._runner.run(who, row.endpoint, line.body, row.scope)
+                except BudgetExhausted:
+                    stop.append("budget")
+                    return
+                await self._record(row.id, line, outcome)
+
+        tasks = [asyncio.create_task(one(line)) for line in pending]
+        try:
+            return await self._watch(row, tasks, stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self, row: BatchRow, tasks: list[asyncio.Task[None]], stop: list[str]) -> str:
+        while True:
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if all(t.done() for t in tasks):
+                return stop[0] if stop else "done"
+            await asyncio.wait(tasks, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_EXCEPTION)
+            status = await self._beat(row.id)
+            if stop:
+                return stop[0]
+            if status != "in_progress":
+                return "cancelled"
+            if now() >= aware(row.expires_at):
+                return "expired"
+
+    async def _turn(self) -> None:
+        """Wait for capacity interactive requests leave free. Polled: the admission
+        counter is on every request's hot path, and a waiting batch request looking every
+        20 ms costs less than an event set on each request's end."""
+        while self._admission.in_flight >= self._slots:  # noqa: ASYNC110
+            await asyncio.sleep(YIELD_S)
+
+    async def _beat(self, batch_id: str) -> str:
+        async with self._db.begin() as s:
+            await s.execute(
+                update(BatchRow)
+                .where(BatchRow.id == batch_id, BatchRow.worker == self.me)
+                .values(heartbeat_at=now())
+            )
+            status = await s.scalar(select(BatchRow.status).where(BatchRow.id == batch_id))
+        return status or "deleted"
+
+    async def _record(self, batch_id: str, line: Line, outcome: Outcome) -> None:
+        row = BatchLineRow(
+            id=new_id("batch_req", "_"),
+            batch_id=batch_id,
+            line=line.index,
+            custom_id=line.custom_id,
+            ok=outcome.ok,
+            status_code=outcome.status_code,
+            request_id=outcome.request_id,
+            body=outcome.body,
+        )
+        async with self._db.begin() as s:
+            s.add(row)
+            batch = await s.get(BatchRow, batch_id)
+            if batch is not None:
+                counts = dict(batch.request_counts)
+                counts["completed" if outcome.ok else "failed"] += 1
+                batch.request_counts = counts
