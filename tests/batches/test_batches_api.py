@@ -123,6 +123,19 @@ async def test_each_line_runs_once_at_the_batch_price(world: World) -> None:
     for row in rows:  # half the interactive price
         interactive = cost_nano(spec, row.prompt_tokens, 0, row.completion_tokens)
         assert row.cost_nano == pytest.approx(interactive / 2, abs=1)
+    # The usage and costs reports show batch apart, as OpenAI's do.
+    params = {"start_time": int(done["created_at"]) - 60, "group_by": ["model", "batch"]}
+    usage = await world.http.get(
+        "/v1/organization/usage/completions", params=params, headers=world.admin
+    )
+    results = [r for b in usage.json()["data"] for r in b["results"]]
+    assert [(r["model"], r["batch"], r["num_model_requests"]) for r in results] == [
+        (MODEL, True, 6)
+    ]
+    params["group_by"] = ["line_item"]
+    costs = await world.http.get("/v1/organization/costs", params=params, headers=world.admin)
+    items = [r["line_item"] for b in costs.json()["data"] for r in b["results"]]
+    assert items == [f"{MODEL}, batch"]
 
 
 async def test_an_embeddings_batch(world: World) -> None:

@@ -85,6 +85,35 @@ def test_a_chat_batch_answers_every_custom_id_once(client: openai.OpenAI) -> Non
     assert done.id in [b.id for b in client.batches.list()]
 
 
+def test_an_embeddings_batch(client: openai.OpenAI) -> None:
+    rows = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
+         "body": {"model": MODEL, "input": f"sentence number {i}"}}
+        for i in range(4)
+    ]  # fmt: skip
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    file = client.files.create(file=("e.jsonl", io.BytesIO(data)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    done = wait(client, batch.id, lambda b: b.status in FINAL)
+    out = {x["custom_id"]: x["response"]["body"] for x in jsonl(client, done.output_file_id)}
+    assert sorted(out) == ["e0", "e1", "e2", "e3"]
+    assert all(len(body["data"][0]["embedding"]) == 576 for body in out.values())
+
+
+def test_a_bad_file_fails_validation_with_line_numbers(client: openai.OpenAI) -> None:
+    rows = requests(3)
+    rows[1]["custom_id"] = "q0"
+    rows[2]["body"]["model"] = "no-such-model"
+    batch = submit(client, rows)
+    assert batch.status == "failed" and batch.errors is not None
+    assert [(e.line, e.code) for e in batch.errors.data or []] == [
+        (2, "duplicate_custom_id"),
+        (3, "model_not_found"),
+    ]
+
+
 def test_cancel_mid_run_keeps_what_finished(client: openai.OpenAI) -> None:
     batch = submit(client, requests(60, max_tokens=48))
     wait(client, batch.id, lambda b: b.request_counts.completed >= 2)

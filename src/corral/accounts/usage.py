@@ -10,14 +10,28 @@ from typing import Any
 
 from sqlalchemy import select
 
+from corral.accounts.accounting import BATCH
 from corral.core.errors import InvalidRequestError
 from corral.storage.db import Database
 from corral.storage.tables import NANO, Usage
 
 BUCKETS = {"1m": 60, "1h": 3600, "1d": 86400}
 MAX_BUCKETS = {"1m": 1440, "1h": 168, "1d": 31}
-USAGE_GROUPS = {"project_id": "project_id", "api_key_id": "key_id", "model": "model"}
-COST_GROUPS = {"project_id": "project_id", "line_item": "model"}
+Key = Callable[[Usage], Any]
+
+
+def line_item(row: Usage) -> str:
+    """A cost's line item: the model, and its batch price point apart (``model, batch``)."""
+    return f"{row.model}, batch" if row.endpoint == BATCH else row.model
+
+
+USAGE_GROUPS: dict[str, Key] = {
+    "project_id": lambda r: r.project_id,
+    "api_key_id": lambda r: r.key_id,
+    "model": lambda r: r.model,
+    "batch": lambda r: r.endpoint == BATCH,
+}
+COST_GROUPS: dict[str, Key] = {"project_id": lambda r: r.project_id, "line_item": line_item}
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class Window:
         return cls(start, stop, width)
 
 
-def _groups(group_by: list[str] | None, allowed: dict[str, str]) -> list[str]:
+def _groups(group_by: list[str] | None, allowed: dict[str, Key]) -> list[str]:
     for name in group_by or []:
         if name not in allowed:
             raise InvalidRequestError(
@@ -67,7 +81,7 @@ class UsageService:
             return list(await s.scalars(query))
 
     def _bucketed(
-        self, window: Window, rows: list[Usage], groups: list[str], mapping: dict[str, str]
+        self, window: Window, rows: list[Usage], groups: list[str], mapping: dict[str, Key]
     ) -> dict[int, dict[tuple[Any, ...], list[Usage]]]:
         out: dict[int, dict[tuple[Any, ...], list[Usage]]] = {
             t: defaultdict(list) for t in range(window.start, window.end, window.width)
@@ -75,7 +89,7 @@ class UsageService:
         for row in rows:
             moment = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
             at = int(moment.timestamp())
-            key = tuple(getattr(row, mapping[g]) for g in groups)
+            key = tuple(mapping[g](row) for g in groups)
             out[at - (at - window.start) % window.width][key].append(row)
         return out
 
@@ -148,8 +162,9 @@ class Day:
 
 
 async def daily(reports: UsageService, window: Window) -> list[Day]:
-    """Tokens and cost per day and model, for `corral usage` and the /usage page."""
-    tokens = await reports.completions(window, ["model"], None)
+    """Tokens and cost per day and model (a model's batch usage on a row of its own), for
+    `corral usage` and the /usage page."""
+    tokens = await reports.completions(window, ["model", "batch"], None)
     costs = await reports.costs(window, ["line_item"], None)
     cost_of = {
         (b["start_time"], r["line_item"]): r["amount"]["value"]
@@ -159,16 +174,14 @@ async def daily(reports: UsageService, window: Window) -> list[Day]:
     days = []
     for bucket in tokens["data"]:
         start = bucket["start_time"]
-        rows = [
-            DailyRow(
-                r["model"],
-                r["num_model_requests"],
-                r["input_tokens"],
-                r["output_tokens"],
-                cost_of.get((start, r["model"]), 0.0),
+        rows = []
+        for r in bucket["results"]:
+            item = f"{r['model']}, batch" if r["batch"] else r["model"]
+            cost = cost_of.get((start, item), 0.0)
+            name = f"{r['model']} (batch)" if r["batch"] else r["model"]
+            rows.append(
+                DailyRow(name, r["num_model_requests"], r["input_tokens"], r["output_tokens"], cost)
             )
-            for r in bucket["results"]
-        ]
         days.append(
             Day(
                 day=datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
