@@ -83,6 +83,12 @@ class Principal:
 ANONYMOUS = Principal(None, None, None, is_admin=True)  # open local mode
 
 
+def stored_principal(data: dict[str, Any]) -> Principal:
+    """A principal kept as JSON (``dataclasses.asdict``) by a job that bills it later."""
+    allowed = data.get("allowed_models")
+    return Principal(**{**data, "allowed_models": tuple(allowed) if allowed else allowed})
+
+
 def _invalid() -> AuthenticationError:
     return AuthenticationError(
         "Incorrect API key provided. You can create keys with `corral keys create`."

@@ -20,11 +20,10 @@ import os
 import socket
 import time
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 
-from corral.accounts.keys import Principal
+from corral.accounts.keys import stored_principal
 from corral.batches.lines import Line
 from corral.batches.runner import BudgetExhausted, LineRunner, Outcome
 from corral.batches.store import done_lines, finalize, input_lines
@@ -41,11 +40,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 YIELD_S = 0.02  # how often a waiting batch request looks for free capacity
-
-
-def principal(data: dict[str, Any]) -> Principal:
-    allowed = data.get("allowed_models")
-    return Principal(**{**data, "allowed_models": tuple(allowed) if allowed else allowed})
 
 
 class BatchWorker:
@@ -141,7 +135,7 @@ class BatchWorker:
     async def _drive(self, row: BatchRow, pending: list[Line]) -> str:
         """Run the pending requests behind interactive traffic until they are done, or the
         batch is cancelled, expires, or its budget runs out; returns which."""
-        who, gate = principal(row.principal), asyncio.Semaphore(self._settings.concurrency)
+        who, gate = stored_principal(row.principal), asyncio.Semaphore(self._settings.concurrency)
         expires, stop = aware(row.expires_at), list[str]()
 
         async def one(line: Line) -> None:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy import select, update
 
-from corral.accounts.keys import Principal
+from corral.accounts.keys import Principal, stored_principal
 from corral.accounts.metering import Charge, Meter
 from corral.catalog.registry import ModelRegistry
 from corral.core.clock import aware, now
@@ -161,11 +161,6 @@ class ModelCalls:
         return result
 
 
-def _principal(data: dict[str, Any]) -> Principal:
-    allowed = data.get("allowed_models")
-    return Principal(**{**data, "allowed_models": tuple(allowed) if allowed else allowed})
-
-
 def _plan(run: EvalRunRow, eval_row: EvalRow, model_exists: Callable[[str], bool]) -> RunPlan:
     definition = parse_definition(
         eval_row.data_source_config, eval_row.testing_criteria, model_exists
@@ -293,7 +288,7 @@ class EvalWorker:
             await self._finish(run_id, "failed", {"code": "invalid_run", "message": str(exc)})
             return
         progress = RunProgress(run)
-        who = _principal(run.principal)
+        who = stored_principal(run.principal)
         lock = asyncio.Lock()
 
         async def chat(model: str, body: dict[str, Any]) -> dict[str, Any]:
