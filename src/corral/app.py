@@ -22,6 +22,7 @@ from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
 from corral.api.direct import DirectRoutes, table
 from corral.api.errors import install_error_handlers
+from corral.api.openapi import install as install_openapi
 from corral.api.routes import (
     batches as batches_routes,
 )
@@ -211,6 +212,7 @@ def create_app(
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     for module in (
         health,
         metrics,

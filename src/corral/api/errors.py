@@ -18,6 +18,7 @@ from corral.core.errors import CorralError, InvalidRequestError, param_of
 from corral.protocol.messages import error_body, error_status
 
 log = logging.getLogger(__name__)
+PARAM_SOURCES = ("query", "path", "header", "cookie")
 
 
 def speaks_anthropic(path: str, headers: Headers) -> bool:
@@ -36,7 +37,10 @@ def error_response(exc: CorralError, anthropic: bool = False) -> JSONResponse:
 
 def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
     first = exc.errors()[0]
-    param = param_of(tuple(first.get("loc", ())))
+    loc = tuple(first.get("loc", ()))
+    if isinstance(exc, RequestValidationError) and loc and loc[0] in PARAM_SOURCES:
+        loc = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
+    param = param_of(loc)
     message = first.get("msg", "Invalid request")
     where = f"'{param}'" if param else "the request body"
     return InvalidRequestError(f"Invalid value for {where}: {message}", param=param)

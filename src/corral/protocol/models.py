@@ -29,7 +29,7 @@ class Stages(BaseModel):
 
 class AliasMove(BaseModel):
     since: dt.date
-    snapshot: str | None
+    snapshot: str | None = None  # none: the alias pointed nowhere (left out of answers)
     scheduled: bool = False
 
 

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query, Request
 from corral.api.auth import principal_of
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
+from corral.api.openapi import reads
 from corral.protocol.batches import BatchCreate, BatchList, BatchObject
 
 router = APIRouter()
 
 
 @router.post("/v1/batches", response_model=BatchObject)
+@reads(BatchCreate)
 async def create_batch(request: Request, services: ServicesDep) -> BatchObject:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     return await services.batches.create(principal_of(request), parse_model(raw, BatchCreate))

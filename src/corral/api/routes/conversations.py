@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
+from corral.api.openapi import reads
 from corral.api.routes.responses import list_page, scope_of
 from corral.inference.responses.conversations import bound_added, stored_item
 from corral.inference.responses.input import as_items
@@ -29,6 +30,7 @@ def _items(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.post("/v1/conversations", response_model=ConversationObject)
+@reads(ConversationRequest)
 async def create_conversation(request: Request, services: ServicesDep) -> Any:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     body = parse_model(raw, ConversationRequest)
@@ -42,6 +44,7 @@ async def get_conversation(conversation_id: str, request: Request, services: Ser
 
 
 @router.post(ONE, response_model=ConversationObject)
+@reads(ConversationUpdate)
 async def update_conversation(conversation_id: str, request: Request, services: ServicesDep) -> Any:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     body = parse_model(raw, ConversationUpdate)
@@ -55,6 +58,7 @@ async def delete_conversation(conversation_id: str, request: Request, services: 
 
 
 @router.post(ONE + "/items", response_model=InputItemList)
+@reads(ItemsRequest)
 async def add_items(conversation_id: str, request: Request, services: ServicesDep) -> Any:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     items = _items(parse_model(raw, ItemsRequest).items)

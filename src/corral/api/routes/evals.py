@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from corral.api.auth import principal_of
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
+from corral.api.openapi import reads
 from corral.api.routes.files import owner_of
 from corral.protocol.evals import (
     EvalCreateRequest,
@@ -26,6 +27,7 @@ router = APIRouter()
 
 
 @router.post("/v1/evals", response_model=EvalObject)
+@reads(EvalCreateRequest)
 async def create_eval(request: Request, services: ServicesDep) -> EvalObject:
     req = await read_model(request, EvalCreateRequest, services.settings.limits.max_body_bytes)
     return await services.evals.create(owner_of(request), req)
@@ -48,6 +50,7 @@ async def retrieve_eval(eval_id: str, request: Request, services: ServicesDep) -
 
 
 @router.post("/v1/evals/{eval_id}", response_model=EvalObject)
+@reads(EvalUpdateRequest)
 async def update_eval(eval_id: str, request: Request, services: ServicesDep) -> EvalObject:
     req = await read_model(request, EvalUpdateRequest, services.settings.limits.max_body_bytes)
     return await services.evals.update(owner_of(request), eval_id, req)
@@ -59,6 +62,7 @@ async def delete_eval(eval_id: str, request: Request, services: ServicesDep) -> 
 
 
 @router.post("/v1/evals/{eval_id}/runs", response_model=EvalRun)
+@reads(RunCreateRequest)
 async def create_run(eval_id: str, request: Request, services: ServicesDep) -> EvalRun:
     req = await read_model(request, RunCreateRequest, services.settings.limits.max_body_bytes)
     return await services.evals.create_run(owner_of(request), principal_of(request), eval_id, req)

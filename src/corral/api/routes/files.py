@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from corral.api.auth import principal_of
 from corral.api.deps import ServicesDep
 from corral.api.multipart import read_upload
+from corral.api.openapi import UPLOAD, content_of
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
 from corral.files import Owner
 from corral.protocol.files import FileDeleted, FileList, FileObject
@@ -20,7 +21,7 @@ def owner_of(request: Request) -> Owner:
     return Owner(principal.org_id, principal.project_id)
 
 
-@router.post("/v1/files", response_model=FileObject)
+@router.post("/v1/files", response_model=FileObject, openapi_extra=UPLOAD)
 async def create_file(request: Request, services: ServicesDep) -> FileObject:
     files = services.files
     declared = request.headers.get("content-length")
@@ -58,7 +59,11 @@ async def retrieve_file(file_id: str, request: Request, services: ServicesDep) -
     return await services.files.retrieve(owner_of(request), file_id)
 
 
-@router.get("/v1/files/{file_id}/content")
+@router.get(
+    "/v1/files/{file_id}/content",
+    response_class=Response,
+    responses=content_of("application/octet-stream", {"type": "string", "format": "binary"}),
+)
 async def file_content(file_id: str, request: Request, services: ServicesDep) -> FileResponse:
     path = await services.files.content(owner_of(request), file_id)
     return FileResponse(path, media_type="application/octet-stream")

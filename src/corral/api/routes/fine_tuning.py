@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
+from corral.api.openapi import reads
 from corral.api.routes.files import owner_of
 from corral.protocol.fine_tuning import (
     FineTuningJob,
@@ -21,6 +22,7 @@ router = APIRouter()
 
 
 @router.post("/v1/fine_tuning/jobs", response_model=FineTuningJob)
+@reads(JobCreateRequest)
 async def create_job(request: Request, services: ServicesDep) -> FineTuningJob:
     req = await read_model(request, JobCreateRequest, services.settings.limits.max_body_bytes)
     return await services.fine_tuning.create(owner_of(request), req)

@@ -14,6 +14,7 @@ from corral.accounts.metering import Metered
 from corral.api.answer import answer
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
+from corral.api.openapi import STREAMED, reads
 from corral.api.sse import first_then_rest, typed_sse_response
 from corral.inference.messages.service import PreparedMessage
 from corral.protocol.messages import CountTokensRequest, Message, MessagesRequest, TokenCount
@@ -21,7 +22,8 @@ from corral.protocol.messages import CountTokensRequest, Message, MessagesReques
 router = APIRouter()
 
 
-@router.post("/v1/messages", response_model=Message)
+@router.post("/v1/messages", response_model=Message, responses=STREAMED)
+@reads(MessagesRequest)
 async def create_message(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, MessagesRequest)
@@ -42,6 +44,7 @@ async def create_message(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/v1/messages/count_tokens", response_model=TokenCount)
+@reads(CountTokensRequest)
 async def count_tokens(request: Request, services: ServicesDep) -> Any:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, CountTokensRequest)

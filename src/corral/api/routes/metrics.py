@@ -5,11 +5,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from corral.api.deps import ServicesDep
+from corral.api.openapi import content_of
 
 router = APIRouter()
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=content_of("text/plain"))
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format. Engine state is read at scrape time, not polled."""
     t = services.telemetry

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
 
 from corral.accounts.usage import Window
 from corral.api.auth import principal_of
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
+from corral.api.openapi import reads
 from corral.core.errors import PermissionDeniedError
+from corral.protocol.organization import (
+    ApiKeyDeleted,
+    ApiKeyList,
+    CostPage,
+    CreatedApiKey,
+    KeyCreate,
+    ProjectCreate,
+    ProjectList,
+    ProjectObject,
+    UsagePage,
+)
 from corral.storage.tables import NANO, ApiKey, Project
 
 router = APIRouter(prefix="/v1/organization")
@@ -26,24 +36,6 @@ async def require_admin(request: Request) -> None:  # async: no thread-pool hop
 
 
 Admin = Annotated[None, Depends(require_admin)]
-
-
-class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    budget_usd: float | None = Field(None, ge=0)
-    budget_period: str = "month"
-
-
-class KeyCreate(BaseModel):
-    name: str = Field("", max_length=256)
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    models: list[str] | None = None
-    expires_at: int | None = Field(None, description="Unix time.")
 
 
 def _project(p: Project) -> dict[str, Any]:
@@ -83,23 +75,25 @@ def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=ProjectList)
 async def list_projects(_: Admin, services: ServicesDep) -> dict[str, Any]:
     return _page([_project(p) for p in await services.keys.list_projects()])
 
 
-@router.post("/projects")
+@router.post("/projects", response_model=ProjectObject)
+@reads(ProjectCreate)
 async def create_project(_: Admin, request: Request, services: ServicesDep) -> dict[str, Any]:
     body = await read_model(request, ProjectCreate, services.settings.limits.max_body_bytes)
     return _project(await services.keys.create_project(**body.model_dump()))
 
 
-@router.get("/projects/{project_id}/api_keys")
+@router.get("/projects/{project_id}/api_keys", response_model=ApiKeyList)
 async def list_keys(_: Admin, project_id: str, services: ServicesDep) -> dict[str, Any]:
     return _page([_key(k) for k in await services.keys.list_keys(project_id)])
 
 
-@router.post("/projects/{project_id}/api_keys")
+@router.post("/projects/{project_id}/api_keys", response_model=CreatedApiKey)
+@reads(KeyCreate)
 async def create_key(
     _: Admin, project_id: str, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
@@ -122,7 +116,7 @@ async def create_key(
     }
 
 
-@router.delete("/projects/{project_id}/api_keys/{key_id}")
+@router.delete("/projects/{project_id}/api_keys/{key_id}", response_model=ApiKeyDeleted)
 async def revoke_key(_: Admin, project_id: str, key_id: str, services: ServicesDep) -> dict:  # type: ignore[type-arg]
     await services.keys.revoke(key_id)
     return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
@@ -138,7 +132,7 @@ class ReportQuery:
 
 
 async def report_query(  # async: no thread-pool hop
-    start_time: int = Query(default_factory=lambda: int(time.time()) - 7 * 86400),
+    start_time: Annotated[int, Query(description="Unix seconds: the first bucket's start.")],
     end_time: int | None = None,
     bucket_width: str = "1d",
     limit: int | None = Query(None, ge=1),
@@ -152,11 +146,11 @@ async def report_query(  # async: no thread-pool hop
 Report = Annotated[ReportQuery, Depends(report_query)]
 
 
-@router.get("/usage/completions")
+@router.get("/usage/completions", response_model=UsagePage)
 async def usage_completions(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
     return await services.usage.completions(q.window, q.group_by, q.project_ids)
 
 
-@router.get("/costs")
+@router.get("/costs", response_model=CostPage)
 async def costs(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
     return await services.usage.costs(q.window, q.group_by, q.project_ids)

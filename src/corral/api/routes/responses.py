@@ -13,6 +13,7 @@ from corral.api.answer import answer
 from corral.api.auth import principal_of
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
+from corral.api.openapi import STREAMED, reads
 from corral.api.sse import first_then_rest, typed_sse_response
 from corral.inference.responses.service import PreparedResponse
 from corral.protocol.chat import ChatCompletion
@@ -32,7 +33,8 @@ def scope_of(request: Request) -> str:
     return principal_of(request).project_id or "-"
 
 
-@router.post("/v1/responses", response_model=ResponseObject)
+@router.post("/v1/responses", response_model=ResponseObject, responses=STREAMED)
+@reads(ResponseRequest)
 async def create_response(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, ResponseRequest)
@@ -57,6 +59,7 @@ async def create_response(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/v1/responses/input_tokens", response_model=InputTokenCount)
+@reads(ResponseRequest)
 async def count_input_tokens(request: Request, services: ServicesDep) -> Any:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, ResponseRequest)

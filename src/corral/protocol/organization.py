@@ -1,0 +1,138 @@
+"""Wire models of the admin endpoints (/v1/organization): projects, API keys, usage and
+costs, in OpenAI's organization shapes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    budget_usd: float | None = Field(None, ge=0)
+    budget_period: str = "month"
+
+
+class KeyCreate(BaseModel):
+    name: str = Field("", max_length=256)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    models: list[str] | None = None
+    expires_at: int | None = Field(None, description="Unix time.")
+
+
+class ProjectObject(BaseModel):
+    object: Literal["organization.project"] = "organization.project"
+    id: str
+    name: str
+    created_at: int
+    rpm: int | None
+    tpm: int | None
+    max_concurrent: int | None
+    budget_usd: float | None
+    budget_period: str
+    status: Literal["active"] = "active"
+
+
+class ApiKeyObject(BaseModel):
+    object: Literal["organization.project.api_key"] = "organization.project.api_key"
+    id: str
+    name: str
+    redacted_value: str
+    created_at: int
+    revoked: bool
+    models: list[str] | None
+    project_id: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+class CreatedApiKey(BaseModel):
+    object: Literal["organization.project.api_key"] = "organization.project.api_key"
+    id: str
+    value: str = Field(description="The key itself: shown this once only.")
+    redacted_value: str
+
+
+class ApiKeyDeleted(BaseModel):
+    object: Literal["organization.project.api_key.deleted"] = "organization.project.api_key.deleted"
+    id: str
+    deleted: bool
+
+
+class ProjectList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ProjectObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class ApiKeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ApiKeyObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class UsageResult(BaseModel):
+    """One group of a usage bucket; a field not grouped by is null."""
+
+    object: Literal["organization.usage.completions.result"]
+    input_tokens: int
+    input_cached_tokens: int
+    output_tokens: int
+    input_audio_tokens: int
+    output_audio_tokens: int
+    num_model_requests: int
+    project_id: str | None
+    user_id: str | None
+    api_key_id: str | None
+    model: str | None
+    batch: bool | None
+
+
+class CostAmount(BaseModel):
+    value: float
+    currency: Literal["usd"]
+
+
+class CostResult(BaseModel):
+    object: Literal["organization.costs.result"]
+    amount: CostAmount
+    line_item: str | None
+    project_id: str | None
+
+
+class UsageBucket(BaseModel):
+    object: Literal["bucket"]
+    start_time: int
+    end_time: int
+    results: list[UsageResult]
+
+
+class CostBucket(BaseModel):
+    object: Literal["bucket"]
+    start_time: int
+    end_time: int
+    results: list[CostResult]
+
+
+class UsagePage(BaseModel):
+    object: Literal["page"]
+    data: list[UsageBucket]
+    has_more: bool
+    next_page: str | None
+
+
+class CostPage(BaseModel):
+    object: Literal["page"]
+    data: list[CostBucket]
+    has_more: bool
+    next_page: str | None
