@@ -17,6 +17,7 @@ from corral.accounts.idempotency import Idempotency
 from corral.accounts.keys import KeyService, load_secret
 from corral.accounts.limits import RateLimiter
 from corral.accounts.metering import Meter
+from corral.accounts.sessions import SessionStore
 from corral.accounts.usage import UsageService
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
@@ -72,7 +73,7 @@ from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService
 from corral.tuning.process import start_worker, stop_worker
-from corral.web import pages
+from corral.web import console, pages
 from corral.web import usage as usage_page
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         evals=eval_service,
         eval_worker=eval_worker,
         aliases=AliasPins(db),
+        sessions=SessionStore(db, settings.console.session_ttl_s, settings.console.idle_ttl_s),
     )
 
 
@@ -232,10 +234,12 @@ def create_app(
         usage_page,
     ):
         app.include_router(module.router)
+    for router in console.routers:
+        app.include_router(router)
     # Added first, so it runs inside auth (the last added is outermost).
     routes = table(chat.router, completions.router, embeddings.router)
     app.add_middleware(DirectRoutes, routes=routes)
-    app.add_middleware(AuthMiddleware, keys=services.keys)
+    app.add_middleware(AuthMiddleware, keys=services.keys, sessions=services.sessions)
     return app
 
 

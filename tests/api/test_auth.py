@@ -46,6 +46,12 @@ async def test_whole_route_table_needs_a_key(tmp_path: Path) -> None:
             if template in ("/health", "/ready"):
                 assert r.status_code == 200, (method, path)
                 continue
+            if template.startswith(("/console/sign-in", "/console/static/")):
+                continue  # the sign-in form and its script (tests/web/test_console.py)
+            if method == "GET" and template.startswith("/console") and "/api/" not in template:
+                assert r.status_code == 303, (method, path, r.status_code)  # a browser
+                assert r.headers["location"].startswith("/console/sign-in")
+                continue
             assert r.status_code == 401, (method, path, r.status_code)
             if path.startswith("/v1/messages"):  # Anthropic's shape on its routes
                 assert r.json()["error"]["type"] == "authentication_error"

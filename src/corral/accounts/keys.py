@@ -141,6 +141,19 @@ class KeyService:
             return Principal(None, None, DEFAULT_ORG, is_admin=True)
         if not KEY_RE.fullmatch(token):
             raise _invalid()
+        return await self.authenticate_hash(digest)
+
+    async def sign_in(self, key: str) -> tuple[str, Principal]:
+        """A key checked for a console session: its HMAC (what the session keeps, never
+        the key) and who it is."""
+        principal = await self.authenticate("Bearer " + key.strip())
+        return hash_key(self._secret, key.strip()), principal
+
+    async def authenticate_hash(self, digest: str) -> Principal:
+        """Who a key's HMAC belongs to, checked now (revoked or expired keys fail): a
+        console session's key is checked again on each request this way."""
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return Principal(None, None, DEFAULT_ORG, is_admin=True)
         # The change token is read before the row: a change committed after this read
         # rewrites it, so the copy cached below cannot outlive that change.
         epoch = self._epoch.read() if self._epoch is not None else None
@@ -269,11 +282,13 @@ class KeyService:
         async with self._db.session() as s:
             return list(await s.scalars(query))
 
-    async def revoke(self, key_id: str) -> None:
+    async def revoke(self, key_id: str, project_id: str | None = None) -> None:
+        """Revoke a key; with ``project_id``, only a key of that project (else not found)."""
+        query = update(ApiKey).where(ApiKey.id == key_id)
+        if project_id is not None:
+            query = query.where(ApiKey.project_id == project_id)
         async with self._db.begin() as s:
-            result = await s.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=now())
-            )
+            result = await s.execute(query.values(revoked_at=now()))
         if not result.rowcount:
             raise NotFoundError(f"No API key `{key_id}`.", param="key_id")
         self._changed()

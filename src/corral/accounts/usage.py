@@ -161,11 +161,13 @@ class Day:
     rows: list[DailyRow]
 
 
-async def daily(reports: UsageService, window: Window) -> list[Day]:
+async def daily(
+    reports: UsageService, window: Window, project_ids: list[str] | None = None
+) -> list[Day]:
     """Tokens and cost per day and model (a model's batch usage on a row of its own), for
-    `corral usage` and the /usage page."""
-    tokens = await reports.completions(window, ["model", "batch"], None)
-    costs = await reports.costs(window, ["line_item"], None)
+    `corral usage`, the /usage page and the console (one project's)."""
+    tokens = await reports.completions(window, ["model", "batch"], project_ids)
+    costs = await reports.costs(window, ["line_item"], project_ids)
     cost_of = {
         (b["start_time"], r["line_item"]): r["amount"]["value"]
         for b in costs["data"]

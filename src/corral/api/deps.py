@@ -11,6 +11,7 @@ from corral.accounts.accounting import Accounting
 from corral.accounts.idempotency import Idempotency
 from corral.accounts.keys import KeyService
 from corral.accounts.metering import Meter
+from corral.accounts.sessions import SessionStore
 from corral.accounts.usage import UsageService
 from corral.batches.service import BatchService
 from corral.batches.worker import BatchWorker
@@ -57,6 +58,7 @@ class Services:
     evals: EvalService
     eval_worker: EvalWorker
     aliases: AliasPins
+    sessions: SessionStore
 
 
 # Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency on

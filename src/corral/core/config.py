@@ -184,6 +184,15 @@ class MessagesSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The web console's sign-in sessions."""
+
+    session_ttl_s: int = Field(
+        8 * 3600, ge=60, description="A console session ends this long after sign-in."
+    )
+    idle_ttl_s: int = Field(3600, ge=60, description="A console session unused this long ends.")
+
+
 class FineTuningSettings(BaseModel):
     """Fine-tuning jobs and the worker process that trains them."""
 
@@ -262,6 +271,7 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @property
     def db_url(self) -> str:

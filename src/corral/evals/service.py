@@ -342,6 +342,24 @@ class EvalService:
             raise NotFoundError(f"No run with id `{run_id}` in eval `{eval_id}`.", param="run_id")
         return row
 
+    async def rerun(
+        self, owner: Owner, who: Principal, eval_id: str, run_id: str, model: str
+    ) -> EvalRun:
+        """The same data and messages as an earlier run, sampled from another model (the
+        console's "run again on"); the rows come from the run, so inline data needs no
+        upload again."""
+        row = await self._run(owner, eval_id, run_id)
+        source = dict(row.data_source)
+        if source.get("type") != "completions":
+            raise InvalidRequestError(
+                "Only a run that sampled a model can run again on another model.", param="model"
+            )
+        if source.get("source", {}).get("type") == "file_content":
+            source["source"] = {"type": "file_content", "content": row.items}
+        source["model"] = model
+        req = RunCreateRequest(data_source=source)
+        return await self.create_run(owner, who, eval_id, req)
+
     async def retrieve_run(self, owner: Owner, eval_id: str, run_id: str) -> EvalRun:
         return run_object(await self._run(owner, eval_id, run_id))
 

@@ -325,3 +325,17 @@ class BatchLineRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the answer, or the error object
+
+
+class ConsoleSessionRow(Base):
+    """A console sign-in. ``id``: a SHA-256 of the cookie's token (a leaked table holds no
+    usable session); ``key_hash``: the signed-in key's HMAC, as ``api_keys`` stores it, so
+    a revoked key ends its sessions (``None``: open mode, no keys)."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str | None] = mapped_column(String(128))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

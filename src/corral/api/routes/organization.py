@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from corral.accounts.keys import Principal
 from corral.accounts.usage import Window
 from corral.api.auth import principal_of
 from corral.api.body import read_model
 from corral.api.deps import ServicesDep
 from corral.api.openapi import reads
-from corral.core.errors import PermissionDeniedError
+from corral.core.errors import InvalidRequestError, PermissionDeniedError
 from corral.protocol.organization import (
     ApiKeyDeleted,
     ApiKeyList,
@@ -36,6 +37,15 @@ async def require_admin(request: Request) -> None:  # async: no thread-pool hop
 
 
 Admin = Annotated[None, Depends(require_admin)]
+
+
+def project_access(request: Request, project_id: str) -> Principal:
+    """Admins manage every project's keys; a project key manages its own project's (the
+    console's keys page), never another's."""
+    principal = principal_of(request)
+    if not principal.is_admin and principal.project_id != project_id:
+        raise PermissionDeniedError("This key can only manage its own project's keys.")
+    return principal
 
 
 def _project(p: Project) -> dict[str, Any]:
@@ -62,6 +72,9 @@ def _key(k: ApiKey) -> dict[str, Any]:
         "created_at": int(k.created_at.timestamp()),
         "revoked": k.revoked_at is not None,
         "models": k.allowed_models,
+        "project_id": k.project_id,
+        "rpm": k.rpm,
+        "tpm": k.tpm,
     }
 
 
@@ -88,24 +101,31 @@ async def create_project(_: Admin, request: Request, services: ServicesDep) -> d
 
 
 @router.get("/projects/{project_id}/api_keys", response_model=ApiKeyList)
-async def list_keys(_: Admin, project_id: str, services: ServicesDep) -> dict[str, Any]:
+async def list_keys(project_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    project_access(request, project_id)
     return _page([_key(k) for k in await services.keys.list_keys(project_id)])
 
 
 @router.post("/projects/{project_id}/api_keys", response_model=CreatedApiKey)
 @reads(KeyCreate)
-async def create_key(
-    _: Admin, project_id: str, request: Request, services: ServicesDep
-) -> dict[str, Any]:
+async def create_key(project_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    principal = project_access(request, project_id)
     body = await read_model(request, KeyCreate, services.settings.limits.max_body_bytes)
     expires = datetime.fromtimestamp(body.expires_at, UTC) if body.expires_at else None
+    models = body.models
+    if principal.allowed_models is not None:  # a restricted key makes no wider key
+        models = models or list(principal.allowed_models)
+        if not set(models) <= set(principal.allowed_models):
+            raise InvalidRequestError(
+                "A key can only be given models its creator's key may use.", param="models"
+            )
     created = await services.keys.create_key(
         project_id,
         name=body.name,
         rpm=body.rpm,
         tpm=body.tpm,
         max_concurrent=body.max_concurrent,
-        models=body.models,
+        models=models,
         expires_at=expires,
     )
     return {
@@ -117,8 +137,11 @@ async def create_key(
 
 
 @router.delete("/projects/{project_id}/api_keys/{key_id}", response_model=ApiKeyDeleted)
-async def revoke_key(_: Admin, project_id: str, key_id: str, services: ServicesDep) -> dict:  # type: ignore[type-arg]
-    await services.keys.revoke(key_id)
+async def revoke_key(
+    project_id: str, key_id: str, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    project_access(request, project_id)
+    await services.keys.revoke(key_id, project_id)
     return {"object": "organization.project.api_key.deleted", "id": key_id, "deleted": True}
 
 

@@ -1,0 +1,5 @@
+"""The web console: sign-in, playground, keys, usage, fine-tuning, evals, batches."""
+
+from corral.web.console import pages, signin
+
+routers = (signin.router, pages.router)
