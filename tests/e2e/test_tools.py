@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import jsonschema
 import openai
 import pytest
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, LiveServer
 from tests.e2e.conftest import SYSTEM
 
 pytestmark = pytest.mark.slow
@@ -172,3 +173,95 @@ def test_tool_result_round_trip(client: openai.OpenAI) -> None:
         max_tokens=30,
     )
     assert follow.choices[0].message.content
+
+
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "description": "Add two numbers.",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    },
+}
+SUM = [SYSTEM, {"role": "user", "content": "What is 2 plus 40?"}]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_named_choice_is_exactly_one_call(client: openai.OpenAI, seed: int) -> None:
+    # Issue 21: parallel calls on (the default), 1 run in 3 repeated the call until
+    # max_tokens and leaked corral's {"tool_calls": … wrapper as content.
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=SUM,
+        tools=[ADD],
+        tool_choice={"type": "function", "function": {"name": "add"}},
+        max_tokens=64,
+        seed=seed,
+    )
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls", choice.message
+    assert len(choice.message.tool_calls or []) == 1 and choice.message.content is None
+
+
+def test_required_calls_fit_the_budget(client: openai.OpenAI) -> None:
+    for seed in (1, 2, 3):
+        r = client.chat.completions.create(
+            model=MODEL, messages=SUM, tools=[ADD], tool_choice="required", max_tokens=64, seed=seed
+        )
+        assert r.choices[0].finish_reason == "tool_calls", r.choices[0].message
+        assert len(r.choices[0].message.tool_calls or []) == 1  # 64 tokens hold one call
+
+
+def no_wrapper(text: str | None) -> None:
+    assert "tool_calls" not in (text or ""), text
+
+
+def test_a_cut_reply_never_leaks_the_wrapper(
+    client: openai.OpenAI, live_server: LiveServer
+) -> None:
+    """max_tokens cuts the call in every dialect, streamed or not: no wrapper as text."""
+    common: dict[str, object] = {"model": MODEL, "max_tokens": 12, "tool_choice": "required"}
+    r = client.chat.completions.create(messages=SUM, tools=[ADD], **common)  # type: ignore[call-overload]
+    assert r.choices[0].finish_reason == "length"
+    no_wrapper(r.choices[0].message.content)
+    texts = []
+    for chunk in client.chat.completions.create(
+        messages=SUM,
+        tools=[ADD],
+        stream=True,
+        **common,  # type: ignore[call-overload]
+    ):
+        texts += [c.delta.content for c in chunk.choices]
+    no_wrapper("".join(t or "" for t in texts))
+
+    function = {"type": "function", **ADD["function"]}  # type: ignore[dict-item]
+    resp = client.responses.create(
+        model=MODEL, input="What is 2 plus 40?", tools=[function], tool_choice="required",
+        max_output_tokens=12,
+    )  # fmt: skip
+    assert resp.status == "incomplete"
+    no_wrapper(resp.output_text)
+    events = client.responses.create(
+        model=MODEL, input="What is 2 plus 40?", tools=[function], tool_choice="required",
+        max_output_tokens=12, stream=True,
+    )  # fmt: skip
+    no_wrapper("".join(getattr(e, "delta", "") or "" for e in events if "text" in e.type))
+
+    claude = anthropic.Anthropic(base_url=live_server.url, api_key="unused", max_retries=0)
+    tool = {"name": "add", "input_schema": ADD["function"]["parameters"]}  # type: ignore[index]
+    kwargs: dict[str, object] = {
+        "model": MODEL,
+        "max_tokens": 12,
+        "messages": [{"role": "user", "content": "What is 2 plus 40?"}],
+        "tools": [tool],
+        "tool_choice": {"type": "any"},
+    }
+    message = claude.messages.create(**kwargs)  # type: ignore[arg-type]
+    assert message.stop_reason == "max_tokens"
+    no_wrapper("".join(b.text for b in message.content if b.type == "text"))
+    with claude.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
+        no_wrapper("".join(stream.text_stream))

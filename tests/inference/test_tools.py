@@ -94,4 +94,65 @@ def test_parse_output() -> None:
     assert parsed.content is None and parsed.tool_calls
     assert json.loads(parsed.tool_calls[0].function.arguments) == {"q": "x"}
     assert parse_output('{"content": "hello"}').content == "hello"
-    assert parse_output('{"tool_calls": [{"na').content == '{"tool_calls": [{"na'
+    assert parse_output('{"tool_calls": [{"na').content == ""  # cut: see below
+
+
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    },
+}
+
+
+def calls_bound(plan_schema: dict[str, object]) -> int:
+    forced = plan_schema["anyOf"][0] if "anyOf" in plan_schema else plan_schema  # type: ignore[index]
+    return forced["properties"]["tool_calls"]["maxItems"]  # type: ignore[no-any-return,index]
+
+
+def test_named_choice_is_one_call_even_with_parallel_calls() -> None:
+    # Issue 21: a named choice with parallel calls on repeated the call to max_tokens.
+    req = request(tools=[ADD], tool_choice={"type": "function", "function": {"name": "add"}})
+    schema = plan_tools(req).response_format["json_schema"]["schema"]  # type: ignore[index]
+    assert calls_bound(schema) == 1
+
+
+def test_calls_are_bounded_by_the_output_budget() -> None:
+    for choice in ("required", "auto"):
+        small = plan_tools(request(tools=[ADD], tool_choice=choice, max_tokens=200))
+        big = plan_tools(request(tools=[ADD], tool_choice=choice, max_tokens=4000))
+        tiny = plan_tools(request(tools=[ADD], tool_choice=choice, max_tokens=3))
+        assert calls_bound(small.response_format["json_schema"]["schema"]) == 4  # type: ignore[index]
+        assert calls_bound(big.response_format["json_schema"]["schema"]) == 8  # type: ignore[index]
+        assert calls_bound(tiny.response_format["json_schema"]["schema"]) == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "calls"),
+    [
+        # The leak issue 21 saw: a repeated call cut by max_tokens.
+        (
+            '{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 40}}, {"name": "add", '
+            '"arguments": {"a": 2, "b": 4',
+            None,
+            [("add", {"a": 2, "b": 40})],
+        ),
+        ('{"tool_calls": [{"name": "ad', "", []),
+        ('{"tool_calls": [{"name": "add", "arguments": {"a": 2', "", []),
+        ('{"content": "Hello \\"wor', 'Hello "wor', []),
+        ('{"content": "caf\\u00', "caf", []),
+        ("", "", []),
+    ],
+)
+def test_a_cut_output_never_exposes_the_wrapper(
+    text: str, content: str | None, calls: list[tuple[str, object]]
+) -> None:
+    parsed = parse_output(text)
+    assert parsed.content == content
+    got = [(c.function.name, json.loads(c.function.arguments)) for c in parsed.tool_calls or []]
+    assert got == calls

@@ -284,8 +284,10 @@ def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]
     if plan.mode == "off":
         return ChatMessageOut(content=text), finish
     parsed = parse_output(text)
-    if parsed.tool_calls:
-        return ChatMessageOut(tool_calls=parsed.tool_calls), "tool_calls"
+    if parsed.tool_calls:  # as streamed (``tool_finish``): a cut reply still says so
+        return ChatMessageOut(tool_calls=parsed.tool_calls), (
+            "length" if finish == "length" else "tool_calls"
+        )
     return ChatMessageOut(content=parsed.content), finish
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from corral.core.ids import new_id
+from corral.inference.tool_stream import ToolStream
 from corral.protocol.chat import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -30,6 +31,11 @@ from corral.protocol.chat import (
 
 Mode = Literal["off", "auto", "forced"]
 MAX_PARALLEL_CALLS = 8
+# Bounding the calls by the output budget: a call's shortest text is priced at a token a
+# character (JSON punctuation and digits are about that, and the grammar lets a model
+# indent) and the wrapper at this many tokens, so a small model cannot repeat a call
+# until ``max_tokens`` cuts it (seen: 37 tokens for one ``add`` call with its wrapper).
+WRAPPER_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -90,13 +96,31 @@ def _call_schema(tool: Tool) -> dict[str, Any]:
     }
 
 
-def output_schema(mode: Mode, tools: list[Tool], parallel: bool) -> dict[str, Any]:
+def max_calls(tools: list[Tool], output_limit: int | None) -> int:
+    """How many calls the grammar allows so that they all fit in ``output_limit``: at
+    least one (a cut answer is then salvaged), at most ``MAX_PARALLEL_CALLS``."""
+    if output_limit is None:
+        return MAX_PARALLEL_CALLS
+    per_call = min(len(json.dumps(_shortest_call(t))) for t in tools)
+    return max(1, min(MAX_PARALLEL_CALLS, (output_limit - WRAPPER_TOKENS) // per_call))
+
+
+def _shortest_call(tool: Tool) -> dict[str, Any]:
+    properties = (tool.function.parameters or {}).get("properties") or {}
+    required = (tool.function.parameters or {}).get("required") or []
+    arguments = {k: 0 for k in required if isinstance(k, str) and k in properties}
+    return {"name": tool.function.name, "arguments": arguments}
+
+
+def output_schema(
+    mode: Mode, tools: list[Tool], parallel: bool, limit: int = MAX_PARALLEL_CALLS
+) -> dict[str, Any]:
     calls = [_call_schema(t) for t in tools]
     calls_schema = {
         "type": "array",
         "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
         "minItems": 1,
-        "maxItems": MAX_PARALLEL_CALLS if parallel else 1,
+        "maxItems": limit if parallel else 1,
     }
     forced = {
         "type": "object",
@@ -145,7 +169,10 @@ def plan_tools(req: ChatCompletionRequest) -> ToolPlan:
         messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{prompt}"}
     else:
         messages.insert(0, {"role": "system", "content": prompt})
-    schema = output_schema(mode, tools, req.parallel_tool_calls)
+    # A named choice is one call, as OpenAI's is; otherwise as many as the budget holds.
+    named = isinstance(req.tool_choice, NamedToolChoice)
+    limit = 1 if named else max_calls(tools, req.output_limit)
+    schema = output_schema(mode, tools, req.parallel_tool_calls and not named, limit)
     response_format = {"type": "json_schema", "json_schema": {"name": "tools", "schema": schema}}
     return ToolPlan(mode, messages, response_format)
 
@@ -155,7 +182,7 @@ def parse_output(text: str) -> ParsedOutput:
     try:
         data = json.loads(text)
     except ValueError:
-        return ParsedOutput(text, None)  # cut short by max_tokens: not valid JSON
+        return salvage(text)  # cut short by max_tokens: not valid JSON
     if isinstance(data, dict) and isinstance(data.get("tool_calls"), list):
         calls = [
             ToolCall(
@@ -169,4 +196,32 @@ def parse_output(text: str) -> ParsedOutput:
         return ParsedOutput(None, calls)
     if isinstance(data, dict) and isinstance(data.get("content"), str):
         return ParsedOutput(data["content"], None)
-    return ParsedOutput(text, None)
+    return salvage(text)
+
+
+def salvage(text: str) -> ParsedOutput:
+    """What a cut (or malformed) tool output said for certain: its content so far and
+    the calls it finished. corral's ``{"tool_calls": …}`` wrapper is never the answer."""
+    stream = ToolStream()
+    content: list[str] = []
+    names: dict[int, str] = {}
+    arguments: dict[int, list[str]] = {}
+    for piece in stream.feed(text):
+        if piece.kind == "content":
+            content.append(piece.text)
+        elif piece.kind == "call":
+            names[piece.index] = piece.text
+        else:
+            arguments.setdefault(piece.index, []).append(piece.text)
+    calls = []
+    for index, name in names.items():
+        raw = "".join(arguments.get(index, ()))
+        try:
+            value = json.loads(raw)  # arguments open with "{": only a finished object parses
+        except ValueError:
+            continue
+        function = FunctionCall(name=name, arguments=json.dumps(value))
+        calls.append(ToolCall(id=new_id("call"), function=function))
+    if calls:
+        return ParsedOutput(None, calls)
+    return ParsedOutput("".join(content), None)
