@@ -125,3 +125,20 @@ async def test_overload_answers_503_at_once(tmp_path: Path) -> None:
         assert r.headers["retry-after"] == "1"
         services.admission.leave()
         assert (await http.post("/v1/chat/completions", json=chat())).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/organization/usage/completions", "/v1/organization/costs"])
+@pytest.mark.parametrize("start", ["99999999999999999", "-1", str(2**70)])
+async def test_reports_refuse_out_of_range_start_time(
+    http: httpx.AsyncClient, path: str, start: str
+) -> None:
+    # Issue 21: huge (OverflowError) and negative (ValueError) start_time answered 500.
+    assert_error(await http.get(path, params={"start_time": start}), 400, "start_time")
+    ok = await http.get(path, params={"start_time": "0", "end_time": str(2**70)})
+    assert ok.status_code == 200, ok.text
+
+
+async def test_key_expiry_out_of_range_is_400(http: httpx.AsyncClient) -> None:
+    project = (await http.post("/v1/organization/projects", json={"name": "p"})).json()
+    path = f"/v1/organization/projects/{project['id']}/api_keys"
+    assert_error(await http.post(path, json={"expires_at": 10**17}), 400, "expires_at")

@@ -16,6 +16,8 @@ from corral.storage.db import Database
 from corral.storage.tables import NANO, Usage
 
 BUCKETS = {"1m": 60, "1h": 3600, "1d": 86400}
+# The last start a datetime can hold with a month of buckets after it (year 9999).
+LAST_START = int(datetime(9999, 12, 1, tzinfo=UTC).timestamp())
 MAX_BUCKETS = {"1m": 1440, "1h": 168, "1d": 31}
 Key = Callable[[Usage], Any]
 
@@ -44,6 +46,11 @@ class Window:
     def parse(cls, start: int, end: int | None, bucket: str, limit: int | None) -> Window:
         if bucket not in BUCKETS:
             raise InvalidRequestError("bucket_width is 1m, 1h or 1d.", param="bucket_width")
+        if not 0 <= start <= LAST_START:
+            # datetime.fromtimestamp raised OverflowError/ValueError (a 500) on these.
+            raise InvalidRequestError(
+                f"start_time must be Unix seconds between 0 and {LAST_START}.", param="start_time"
+            )
         width = BUCKETS[bucket]
         count = min(limit or MAX_BUCKETS[bucket], MAX_BUCKETS[bucket])
         start -= start % width

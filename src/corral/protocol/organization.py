@@ -23,7 +23,8 @@ class KeyCreate(BaseModel):
     tpm: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     models: list[str] | None = None
-    expires_at: int | None = Field(None, description="Unix time.")
+    # Bounded to what a datetime holds (year 9999): past it fromtimestamp raised a 500.
+    expires_at: int | None = Field(None, ge=0, le=253_402_214_400, description="Unix time.")
 
 
 class ProjectObject(BaseModel):
