@@ -21,6 +21,10 @@ HOSTILE = [
     "{% for c in [].__class__.__base__.__subclasses__() %}{% if c.__name__ == 'Popen' %}"
     "{{ c(['touch', 'MARKER']) }}{% endif %}{% endfor %}",
     "{{ lipsum.__globals__['os'].system('touch MARKER') }}",
+    # CVE-2024-34359 (llama-cpp-python rendered GGUF templates with an unsandboxed jinja2)
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% for c in ''.__class__.__mro__[1].__subclasses__() %}{% if c.__name__ == '_wrap_close' %}"
+    "{{ c.__init__.__globals__['popen']('touch MARKER').read() }}{% endif %}{% endfor %}",
 ]
 
 
