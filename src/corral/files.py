@@ -62,6 +62,12 @@ class Upload:
         assert self._f is not None
         self._f.write(data)
 
+    def written(self) -> Path:
+        """The bytes received so far, flushed to the temporary file, for a check."""
+        assert self._f is not None
+        self._f.flush()
+        return self.tmp
+
     def finish(self, final: Path) -> None:
         assert self._f is not None
         self._f.flush()

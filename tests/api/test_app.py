@@ -90,7 +90,7 @@ async def test_bad_params(http: httpx.AsyncClient, extra: dict[str, object], par
 async def test_body_limits(http: httpx.AsyncClient) -> None:
     big = chat(messages=[{"role": "user", "content": "x" * 5000}])
     assert_error(
-        await http.post("/v1/chat/completions", json=big), 400, "body", "request_too_large"
+        await http.post("/v1/chat/completions", json=big), 413, "body", "request_too_large"
     )
     r = await http.post("/v1/chat/completions", content=b"{nope")
     assert_error(r, 400, None, "invalid_json")
@@ -142,3 +142,15 @@ async def test_key_expiry_out_of_range_is_400(http: httpx.AsyncClient) -> None:
     project = (await http.post("/v1/organization/projects", json={"name": "p"})).json()
     path = f"/v1/organization/projects/{project['id']}/api_keys"
     assert_error(await http.post(path, json={"expires_at": 10**17}), 400, "expires_at")
+
+
+async def test_deeply_nested_json_is_refused_before_it_is_parsed(http: httpx.AsyncClient) -> None:
+    # Issue 21: a tool's parameters 1,000 deep passed orjson (limit 1,024) and then
+    # json.dumps raised RecursionError: a 500.
+    parameters = b'{"a":' * 600 + b"1" + b"}" * 600  # the fixture's body limit is 4 KiB
+    raw = (
+        b'{"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "tools": '
+        b'[{"type": "function", "function": {"name": "f", "parameters": ' + parameters + b"}}]}"
+    )
+    r = await http.post("/v1/chat/completions", content=raw)
+    assert_error(r, 400, None, "json_too_deep")

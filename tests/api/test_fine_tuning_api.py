@@ -145,3 +145,16 @@ async def test_lists_and_not_found(http: httpx.AsyncClient) -> None:
     r = await http.delete("/v1/models/fake-model")
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert (await http.get("/v1/fine_tuning/jobs", params={"limit": 0})).status_code == 400
+
+
+async def test_a_deeply_nested_file_is_refused_at_upload(http: httpx.AsyncClient) -> None:
+    # Issue 21: 100,000 levels were stored, then failed the job with a RecursionError.
+    line = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    files = {"file": ("deep.jsonl", line)}
+    r = await http.post("/v1/files", data={"purpose": "fine-tune"}, files=files)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "file" and "line 1" in error["message"]
+    assert (await http.get("/v1/files")).json()["data"] == []
+    ok = await http.post("/v1/files", data={"purpose": "user_data"}, files=files)
+    assert ok.status_code == 200  # only a fine-tuning file must be readable as one

@@ -28,6 +28,14 @@ def test_blank_lines_are_skipped_and_errors_name_the_files_line() -> None:
     ]
 
 
+def test_a_line_nested_past_the_limit_is_refused_before_parsing() -> None:
+    body = '{"model": "m", "input": ' + "[" * 900 + "]" * 900 + "}"
+    deep = f'{{"custom_id": "d", "method": "POST", "url": "{URL}", "body": {body}}}'
+    lines, errors = parse_lines("\n".join([row("a"), deep]).encode(), URL, 10)
+    assert [x.custom_id for x in lines] == ["a"]
+    assert [(e.line, e.code) for e in errors] == [(2, "invalid_json_line")]
+
+
 def test_too_many_lines_and_an_empty_file() -> None:
     data = "\n".join(row(str(i)) for i in range(4)).encode()
     assert parse_lines(data, URL, 3)[1][0].code == "too_many_requests"

@@ -82,7 +82,7 @@ def test_twenty_megabyte_body(live_server: LiveServer) -> None:
     body = b'{"model": "%s", "messages": [{"role": "user", "content": "' % MODEL.encode()
     body += b"a" * (20 * 1024 * 1024) + b'"}]}'
     r = httpx.post(live_server.url + "/v1/chat/completions", content=body, timeout=30)
-    assert r.status_code == 400
+    assert r.status_code == 413  # HTTP's Content Too Large (was 400)
     assert r.json()["error"]["code"] == "request_too_large"
 
 
@@ -92,7 +92,7 @@ def test_twenty_megabyte_chunked_body(live_server: LiveServer) -> None:
             yield b"a" * (1024 * 1024)
 
     r = httpx.post(live_server.url + "/v1/chat/completions", content=chunks(), timeout=30)
-    assert r.status_code == 400
+    assert r.status_code == 413  # HTTP's Content Too Large (was 400)
     assert r.json()["error"]["code"] == "request_too_large"
 
 

@@ -83,7 +83,7 @@ def test_upload_limit_is_checked_while_streaming(tmp_path_factory: pytest.TempPa
             content=body(),  # type: ignore[arg-type]
             headers={"content-type": f"multipart/form-data; boundary={boundary}"},
         )
-        assert r.status_code == 400
+        assert r.status_code == 413
         assert r.json()["error"]["code"] == "request_too_large"
         assert [f.filename for f in client.files.list().data] == ["ok.jsonl"]
         leftovers = [p.name for p in (data_dir / "files").iterdir() if p.name.startswith(".")]

@@ -9,6 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
+from corral.core.jsondepth import MAX_DEPTH, nested_deeper
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +39,11 @@ async def read_model(request: Request, model: type[M], limit: int) -> M:
 
 
 def parse_model(raw: bytes, model: type[M]) -> M:
+    if nested_deeper(raw):
+        raise InvalidRequestError(
+            f"The JSON body nests arrays or objects more than {MAX_DEPTH} levels deep.",
+            code="json_too_deep",
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

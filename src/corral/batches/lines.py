@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from corral.core.jsondepth import MAX_DEPTH, nested_deeper
 from corral.protocol.batches import BatchError
 
 MAX_ERRORS = 100
@@ -64,12 +65,16 @@ def parse_lines(data: bytes, endpoint: str, max_lines: int) -> tuple[list[Line],
     errors: list[BatchError] = []
     seen: set[str] = set()
     for index, (number, text) in enumerate(numbered):
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            error: BatchError | None = _error("invalid_json_line", "Not JSON.", number)
+        error: BatchError | None = None
+        if nested_deeper(text):  # its endpoint's check would recurse past the stack
+            error = _error("invalid_json_line", f"Nested over {MAX_DEPTH} levels.", number)
         else:
-            error = _check(obj, number, endpoint)
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                error = _error("invalid_json_line", "Not JSON.", number)
+            else:
+                error = _check(obj, number, endpoint)
         if error is None and obj["custom_id"] in seen:
             why = f"`custom_id` {obj['custom_id']!r} is used by an earlier line."
             error = _error("duplicate_custom_id", why, number, "custom_id")

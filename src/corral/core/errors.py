@@ -50,6 +50,7 @@ class ContextLengthExceededError(InvalidRequestError):
 
 
 class RequestTooLargeError(InvalidRequestError):
+    status = 413  # HTTP's Content Too Large; the error object stays OpenAI's
     code = "request_too_large"
 
 

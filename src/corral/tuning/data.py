@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from corral.core.jsondepth import MAX_DEPTH, nested_deeper
+
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MAX_LINE_BYTES = 1 << 20
 
@@ -38,9 +40,11 @@ def _text(content: Any) -> str | None:
 def parse_line(line: int, raw: bytes) -> Example:
     if len(raw) > MAX_LINE_BYTES:
         raise DataError(line, f"the line is longer than {MAX_LINE_BYTES} bytes")
+    if nested_deeper(raw):  # json.loads raised RecursionError on 100,000 levels
+        raise DataError(line, f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
         obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DataError(line, f"invalid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise DataError(line, "expected a JSON object with a `messages` list")
@@ -88,6 +92,17 @@ def read_examples(path: Path, max_examples: int) -> list[Example]:
     if not examples:
         raise DataError(None, "the file has no examples")
     return examples
+
+
+def check_upload(path: Path) -> None:
+    """What a fine-tuning file must be before it is stored: lines a reader can take in
+    (bounded length and nesting). The rest is checked when a job validates it."""
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(line, f"the line is longer than {MAX_LINE_BYTES} bytes")
+            if nested_deeper(raw):
+                raise DataError(line, f"JSON nested more than {MAX_DEPTH} levels deep")
 
 
 def example_lines(path: Path) -> list[int]:

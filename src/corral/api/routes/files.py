@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
@@ -12,6 +15,7 @@ from corral.api.openapi import UPLOAD, content_of
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
 from corral.files import Owner
 from corral.protocol.files import FileDeleted, FileList, FileObject
+from corral.tuning.data import DataError, check_upload
 
 router = APIRouter()
 
@@ -37,6 +41,8 @@ async def create_file(request: Request, services: ServicesDep) -> FileObject:
         purpose = form.fields.get("purpose")
         if purpose is None:
             raise InvalidRequestError("Missing the `purpose` field.", param="purpose")
+        if purpose == "fine-tune":
+            await _check_training_file(upload.written())
         return await files.commit(upload, owner_of(request), form.filename, purpose)
     finally:
         upload.discard()  # a no-op once committed (the file was renamed)
@@ -72,3 +78,13 @@ async def file_content(file_id: str, request: Request, services: ServicesDep) ->
 @router.delete("/v1/files/{file_id}", response_model=FileDeleted)
 async def delete_file(file_id: str, request: Request, services: ServicesDep) -> FileDeleted:
     return await services.files.delete(owner_of(request), file_id)
+
+
+async def _check_training_file(path: Path) -> None:
+    """Refused at upload, not by a job later: a line no reader can take in."""
+    try:
+        await asyncio.to_thread(check_upload, path)
+    except DataError as exc:
+        raise InvalidRequestError(
+            f"The fine-tuning file is invalid: {exc}", param="file", code="invalid_file"
+        ) from None
