@@ -1,0 +1,270 @@
+"""The console in a real Chromium against a live server on the embedded model: sign in with
+a project key, stream a playground answer, compare two settings, create / see once /
+revoke a key, upload a training file with a bad line, read an eval run's items, sign out.
+Each step saves a screenshot into docs/console/ (docs/console.md shows them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+WAIT_MS = 120_000  # a loaded CI box; on a quiet one each wait is a second or two
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        env={**os.environ, "CORRAL_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    data = tmp_path_factory.mktemp("console")
+    key = cli(data, "keys", "create", "--project", "console", "--rpm", "1000")
+    server = LiveServer(data)
+    try:
+        server.wait_ready()
+        yield server, key
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[LiveServer, str]) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 860})
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on(
+                "console",
+                lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            yield page
+            assert not errors, errors  # no script error, no CSP violation, on any page
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def start_eval_run(url: str, key: str) -> tuple[str, str]:
+    """An eval of two items on the embedded model, run by the server while the browser
+    does the rest."""
+    auth = {"Authorization": f"Bearer {key}"}
+    ev = httpx.post(
+        url + "/v1/evals",
+        headers=auth,
+        json={
+            "name": "capitals",
+            "data_source_config": {
+                "type": "custom",
+                "item_schema": {
+                    "type": "object",
+                    "properties": {"q": {"type": "string"}, "a": {"type": "string"}},
+                },
+                "include_sample_schema": True,
+            },
+            "testing_criteria": [
+                {
+                    "type": "string_check",
+                    "name": "mentions the answer",
+                    "input": "{{sample.output_text}}",
+                    "reference": "{{item.a}}",
+                    "operation": "ilike",
+                }
+            ],
+        },
+    ).json()
+    items = [
+        {"item": {"q": "What is the capital of France?", "a": "Paris"}},
+        {"item": {"q": "What is the capital of Italy? <b>bold</b>", "a": "Rome"}},
+    ]
+    run = httpx.post(
+        f"{url}/v1/evals/{ev['id']}/runs",
+        headers=auth,
+        json={
+            "data_source": {
+                "type": "completions",
+                "model": MODEL,
+                "input_messages": {
+                    "type": "template",
+                    "template": [
+                        {"role": "system", "content": "Answer in one word."},
+                        {"role": "user", "content": "{{item.q}}"},
+                    ],
+                },
+                "sampling_params": {"temperature": 0, "seed": 1, "max_completion_tokens": 8},
+                "source": {"type": "file_content", "content": items},
+            }
+        },
+    )
+    assert run.status_code == 200, run.text
+    return ev["id"], run.json()["id"]
+
+
+def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
+    live, key = server
+    url = live.url
+    eval_id, run_id = start_eval_run(url, key)
+
+    # --- sign in with a project key
+    page.goto(url + "/console")
+    assert "/console/sign-in" in page.url
+    shot(page, "sign-in")
+    page.fill("#key", key)
+    page.click("#sign-in")
+    page.wait_for_url("**/console/playground")
+    assert "project proj" in page.inner_text("#who")
+    cookies = page.context.cookies()
+    session = next(c for c in cookies if c["name"] == "corral_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert key not in json.dumps(cookies)
+
+    # --- playground: a streamed answer on the embedded model, with its numbers
+    page.select_option("#model", MODEL)
+    page.fill("#max_tokens", "16")
+    page.fill("#seed", "7")
+    page.fill("#message", "Name three colours.")
+    page.click("#send")
+    stats = page.locator("#transcript-a .turn.assistant .stats[data-tokens]").first
+    stats.wait_for()
+    assert int(stats.get_attribute("data-tokens")) > 0
+    text = stats.inner_text()
+    assert "TTFT" in text and "tok/s" in text and "$" in text and "smollm2" in text
+    answer = page.locator("#transcript-a .turn.assistant .content").first.inner_text()
+    assert answer.strip()
+    page.click("#view-code")
+    assert "client.chat.completions.create(" in page.inner_text("#code-python")
+    assert "Name three colours." in page.inner_text("#code-python")
+    assert page.inner_text("#code-curl").startswith("curl " + url + "/v1/chat/completions")
+    shot(page, "playground")
+    page.click("#view-code")  # hidden again
+
+    # --- compare: the same prompt with two settings side by side
+    page.click("#clear")
+    page.check("#compare")
+    page.fill("#temperature", "1.2")
+    page.fill("#temperature_b", "0")
+    page.fill("#system_b", "You are a pirate. Answer briefly.")
+    page.fill("#message", "Say hello.")
+    page.click("#send")
+    for side in ("a", "b"):
+        page.locator(f"#transcript-{side} .turn.assistant .stats[data-tokens]").wait_for()
+    assert page.is_visible("#column-b")
+    shot(page, "compare")
+
+    # --- keys: create (shown once), use, revoke, refused
+    page.goto(url + "/console/keys")
+    page.fill("#key-name", "browser-made")
+    page.fill("#key-rpm", "60")
+    page.click("#key-create")
+    page.locator("#key-created:not([hidden])").wait_for()
+    new_key = page.inner_text("#key-value").strip()
+    assert new_key.startswith("sk-corral-")
+    auth = {"Authorization": f"Bearer {new_key}"}
+    assert httpx.get(url + "/v1/models", headers=auth).status_code == 200
+    shot(page, "keys")
+    page.reload()
+    assert new_key not in page.content()  # shown once: never again
+    row = page.locator("#keys-table tr", has_text="browser-made")
+    row.locator("button.revoke").click()
+    row.locator("td.state", has_text="revoked").wait_for()
+    assert httpx.get(url + "/v1/models", headers=auth).status_code == 401
+
+    # --- usage inside the console
+    page.goto(url + "/console/usage")
+    assert page.locator("#usage-chart svg").count() == 2
+    assert page.locator("#usage-table tbody tr td code").count() >= 1
+    shot(page, "usage")
+
+    # --- fine-tuning: a training file with a bad line, the line's error shown
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    content = json.dumps(good) + "\n" + '{"messages": "oops"}\n' + json.dumps(good) + "\n"
+    page.goto(url + "/console/fine-tuning")
+    page.set_input_files(
+        "#upload-file",
+        files=[
+            {"name": "train.jsonl", "mimeType": "application/jsonl", "buffer": content.encode()}
+        ],
+    )
+    page.click("#upload")
+    error = page.locator("#upload-errors li").first
+    error.wait_for()
+    assert error.inner_text().startswith("line 2: missing `messages`")
+    assert "2 valid examples" in page.inner_text("#upload-result")
+    shot(page, "fine-tuning")
+
+    # --- evals: the run's items, input, sample and grade
+    deadline = time.monotonic() + 60
+    auth = {"Authorization": f"Bearer {key}"}
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{url}/v1/evals/{eval_id}/runs/{run_id}", headers=auth).json()
+        if run["status"] not in ("queued", "in_progress"):
+            break
+        time.sleep(0.3)
+    assert run["status"] == "completed", run
+    page.goto(url + "/console/evals")
+    page.click(f'a[href="/console/evals/{eval_id}/runs/{run_id}"]')
+    page.wait_for_url(f"**/runs/{run_id}")
+    rows = page.locator("#items-table tbody tr")
+    assert rows.count() == 2
+    assert "capital of Italy? <b>bold</b>" in rows.nth(1).inner_text()  # text, not markup
+    assert rows.nth(1).locator("b").count() == 0
+    assert "%" in page.inner_text("#pass-rate")
+    shot(page, "eval-run")
+    page.goto(url + "/console/batches")
+    shot(page, "batches")
+
+    # --- a phone-sized playground still works
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(url + "/console/playground")
+    assert page.is_visible("#send")
+    shot(page, "playground-375")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+    # --- sign out: the console and the API refuse the old session
+    page.click("#sign-out")
+    page.wait_for_url("**/console/sign-in")
+    page.goto(url + "/console/keys")
+    assert "/console/sign-in" in page.url
+    status = page.evaluate("fetch('/v1/models').then(r => r.status)")
+    assert status == 401
