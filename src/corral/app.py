@@ -119,7 +119,9 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     telemetry = Telemetry()
     telemetry.registry.register(ModelCollector(registry))
     telemetry.registry.register(PoolCollector(registry))
-    admission = Admission(settings.limits.max_in_flight, telemetry.rejected)
+    admission = Admission(
+        settings.limits.max_in_flight, telemetry.rejected, settings.limits.queue_per_slot
+    )
     db = Database(settings.db_url)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None

@@ -9,6 +9,7 @@ never reaches ``admit`` and costs nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -90,6 +91,10 @@ class Meter:
         ticket = await self.admit(who, charge)
         try:
             result = await call()
+        except asyncio.CancelledError:
+            # The client left (or a job was handed back to run again): no answer, no bill.
+            self.settle_later(ticket, None, "cancelled")
+            raise
         except BaseException:
             self.settle_later(ticket, None, "error")
             raise

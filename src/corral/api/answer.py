@@ -6,6 +6,8 @@ around it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,8 @@ from corral.api.sse import sse_response
 from corral.inference.prepared import Prepared
 
 P = TypeVar("P", bound=Prepared)
+T = TypeVar("T")
+CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by anyone
 Chunk = dict[str, Any]
 Run = Callable[[P], Awaitable[BaseModel | AsyncIterator[Chunk]]]
 # How a dialect answers with what the core produced: JSON, or its kind of event stream.
@@ -72,12 +76,39 @@ async def answer(
 async def _answer(
     request: Request, services: Services, prepared: P, run: Run[P], present: Present[P]
 ) -> Response:
-    metered = await services.meter.run(
+    work = services.meter.run(
         principal_of(request),
         prepared.charge,
         lambda: run(prepared),
         want_usage=prepared.want_usage,
     )
+    # A stream stops when its client goes (the SSE response listens for it); a whole
+    # answer must too, or a client that timed out leaves its generation holding a slot.
+    metered = await work if prepared.stream else await _unless_disconnected(request, work)
+    if metered is None:
+        return Response(status_code=CLIENT_CLOSED)
     response = await present(prepared, metered)
     response.headers.update({**prepared.served.headers, **metered.ticket.headers()})
     return response
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None once the client has disconnected (``work`` cancelled:
+    the engine drops the generation and the meter bills what it knows)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():  # the client left, or this handler itself was cancelled
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        gone.cancel()
+    return None if task.cancelled() else task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body was read whole before this, so the next message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -72,6 +72,12 @@ class LimitSettings(BaseModel):
     max_in_flight: int = Field(
         64, ge=1, description="Requests admitted at once; more get 503 with retry-after."
     )
+    queue_per_slot: int | None = Field(
+        3,
+        ge=0,
+        description="Requests that may wait for each engine slot of a model; past "
+        "slots * (1 + this) a request gets 503 with retry-after at once. None: no bound.",
+    )
 
 
 class AccountSettings(BaseModel):

@@ -172,11 +172,11 @@ class ChatService:
     async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
         timer = self._telemetry.timer(p.served.spec.id, "chat")
         if not p.stream:
-            with self._admission.slot():
+            with self._admission.slot(p.served), timer.cancelled():
                 result = await self._complete(p.req, p.served, p.plan, p.bodies)
             timer.finish(result.usage.model_dump())
             return result
-        self._admission.enter()
+        self._admission.enter(p.served)
         return self._stream(p.req, p.served, p.plan, p.bodies, timer, p.stops)
 
     async def _complete(
@@ -275,7 +275,7 @@ class ChatService:
             yield stamp.chunk([], usage=usage.model_dump())
             status = "ok"
         finally:
-            self._admission.leave()
+            self._admission.leave(served)
             timer.finish(merge_usage(usages).model_dump() if usages[0] else None, status)
 
 

@@ -134,11 +134,11 @@ class CompletionService:
     async def run(self, p: PreparedCompletion) -> Completion | AsyncIterator[Chunk]:
         timer = self._telemetry.timer(p.served.spec.id, "completions")
         if not p.stream:
-            with self._admission.slot():
+            with self._admission.slot(p.served), timer.cancelled():
                 result = await self._complete(p.req, p.served, p.bodies, p.echoes)
             timer.finish(result.usage.model_dump())
             return result
-        self._admission.enter()
+        self._admission.enter(p.served)
         return self._stream(p.req, p.served, p.bodies, p.echoes, timer)
 
     async def _check_prompt(
@@ -234,5 +234,5 @@ class CompletionService:
             yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
             status = "ok"
         finally:
-            self._admission.leave()
+            self._admission.leave(served)
             timer.finish(self._usage(req, usages).model_dump() if usages[0] else None, status)

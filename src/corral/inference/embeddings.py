@@ -75,7 +75,7 @@ class EmbeddingService:
         )
 
     async def run(self, p: PreparedEmbedding) -> EmbeddingList:
-        with self._admission.slot():
+        with self._admission.slot(p.served):
             result = await p.served.engine.embed({"input": p.inputs})
         data = []
         for item in sorted(result["data"], key=lambda d: d["index"]):

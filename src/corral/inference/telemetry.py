@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -94,6 +97,15 @@ class RequestTimer:
     def engine_timings(self, timings: dict[str, Any] | None) -> None:
         if timings:
             self._engine = timings
+
+    @contextmanager
+    def cancelled(self) -> Iterator[None]:
+        """Log a whole answer whose client left (its generation cancelled) as such."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.finish(None, "cancelled")
+            raise
 
     def finish(self, usage: dict[str, Any] | None, status: str = "ok") -> None:
         total = time.perf_counter() - self._start

@@ -1,0 +1,97 @@
+"""Overload over a fake engine that holds its requests: a whole answer is cancelled when
+its client leaves, and a model's queue is bounded with an immediate 503 past it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from corral.app import create_app
+from corral.core.config import LimitSettings, Settings
+from tests.fakes import Body, FakeEngine, fake_registry, migrated
+
+
+class HeldEngine(FakeEngine):
+    """Each chat call waits until ``release`` is set (slots=4, from FakeEngine)."""
+
+    def __init__(self) -> None:
+        super().__init__(context_window=64)
+        self.release = asyncio.Event()
+        self.started = 0
+        self.cancelled = 0
+
+    async def chat(self, body: Body) -> Body:
+        self.started += 1
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return await super().chat(body)
+
+
+def chat_body() -> bytes:
+    return orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
+
+
+async def test_a_whole_answer_stops_when_its_client_leaves(tmp_path: Path) -> None:
+    # Issue 21: non-streamed requests whose clients had gone ran to completion (170 s).
+    engine = HeldEngine()
+    app = create_app(migrated(Settings(data_dir=tmp_path)), fake_registry(engine))
+    gone = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": chat_body(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    call = asyncio.create_task(app(scope, receive, send))
+    while not engine.started:  # noqa: ASYNC110 (a test polling a fake's counter)
+        await asyncio.sleep(0.01)
+    gone.set()
+    await asyncio.wait_for(call, 5)
+    assert engine.cancelled == 1
+    assert app.state.services.admission.in_flight == 0  # its slot is free again
+
+
+async def test_a_full_queue_is_refused_at_once_with_retry_after(tmp_path: Path) -> None:
+    engine = HeldEngine()
+    limits = LimitSettings(queue_per_slot=1)  # 4 slots: 8 running or waiting
+    app = create_app(migrated(Settings(data_dir=tmp_path, limits=limits)), fake_registry(engine))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        post = lambda: http.post("/v1/chat/completions", content=chat_body())  # noqa: E731
+        held = [asyncio.create_task(post()) for _ in range(8)]
+        while engine.started < 8:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        refused = await asyncio.wait_for(post(), 2)  # not a wait: refused at once
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "server_overloaded"
+        engine.release.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200] * 8
+        assert (await post()).status_code == 200  # the queue drained
