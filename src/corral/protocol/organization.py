@@ -7,21 +7,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Bounds are the columns' (PostgreSQL's integer; the budget in nano-USD in a bigint): a
+# value past them is the client's error, not a 500 from the database.
+INT32 = 2**31 - 1
+MAX_BUDGET_USD = 1e9
+
 
 class ProjectCreate(BaseModel):
     name: str = Field(min_length=1, max_length=256)
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    budget_usd: float | None = Field(None, ge=0)
-    budget_period: str = "month"
+    rpm: int | None = Field(None, ge=1, le=INT32)
+    tpm: int | None = Field(None, ge=1, le=INT32)
+    max_concurrent: int | None = Field(None, ge=1, le=INT32)
+    budget_usd: float | None = Field(None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    budget_period: Literal["month", "day"] = "month"
 
 
 class KeyCreate(BaseModel):
     name: str = Field("", max_length=256)
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
+    rpm: int | None = Field(None, ge=1, le=INT32)
+    tpm: int | None = Field(None, ge=1, le=INT32)
+    max_concurrent: int | None = Field(None, ge=1, le=INT32)
     models: list[str] | None = None
     # Bounded to what a datetime holds (year 9999): past it fromtimestamp raised a 500.
     expires_at: int | None = Field(None, ge=0, le=253_402_214_400, description="Unix time.")

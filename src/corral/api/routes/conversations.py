@@ -11,7 +11,7 @@ from corral.api.deps import ServicesDep
 from corral.api.openapi import reads
 from corral.api.routes.responses import list_page, scope_of
 from corral.inference.responses.conversations import bound_added, stored_item
-from corral.inference.responses.input import as_items
+from corral.inference.responses.input import as_items, to_messages
 from corral.protocol.responses import (
     ConversationObject,
     ConversationRequest,
@@ -26,7 +26,11 @@ ONE = "/v1/conversations/{conversation_id}"
 
 
 def _items(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [stored_item(i) for i in as_items(raw)]
+    """Items a client adds, each checked as a response will read it back as history (so
+    a conversation never holds an item that breaks its next turn)."""
+    items = [stored_item(i) for i in as_items(raw)]
+    to_messages(items, None, field="items")
+    return items
 
 
 @router.post("/v1/conversations", response_model=ConversationObject)

@@ -4,6 +4,7 @@ and appends its input and output to them."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +19,20 @@ from corral.storage.tables import ConversationItemRow, ConversationRow
 Item = dict[str, Any]
 MAX_ADDED = 20  # items one create or add call may carry (OpenAI's limit)
 INPUT_ROLES = frozenset({"user", "system", "developer"})
+ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # fits the column; no client markup
+
+
+def fresh_id(item: Item) -> str:
+    return new_id("msg" if item.get("type") == "message" else "item", "_")
 
 
 def stored_item(item: Item) -> Item:
-    """An item as a conversation keeps it: with an id, a message's content as parts."""
+    """An item as a conversation keeps it: with an id, a message's content as parts. A
+    client's id is kept only if it is a plain id that fits (the store makes it unique)."""
     item = {"type": "message", **item} if "role" in item and "type" not in item else dict(item)
-    item["id"] = item.get("id") or new_id("msg" if item["type"] == "message" else "item", "_")
-    if item["type"] == "message":
+    ident = item.get("id")
+    item["id"] = ident if isinstance(ident, str) and ITEM_ID.fullmatch(ident) else fresh_id(item)
+    if item.get("type") == "message":
         content = item.get("content")
         if isinstance(content, str):
             kind = "input_text" if item.get("role") in INPUT_ROLES else "output_text"
@@ -54,9 +62,8 @@ class ConversationStore:
         async with self._db.begin() as s:
             s.add(row)
             await s.flush()
-            s.add_all(
-                ConversationItemRow(id=i["id"], conversation_id=row.id, item=i) for i in items
-            )
+            await _unique(s, items)
+            s.add_all(_rows(row.id, items))
         return _object(row)
 
     async def _row(self, s: Any, scope: str, conversation_id: str, param: str) -> ConversationRow:
@@ -87,11 +94,8 @@ class ConversationStore:
         """``param``: how a missing conversation is named (the API's, or a response's)."""
         async with self._db.begin() as s:
             await self._row(s, scope, conversation_id, param)
-            rows = [
-                ConversationItemRow(id=i["id"], conversation_id=conversation_id, item=i)
-                for i in items
-            ]
-            s.add_all(rows)
+            await _unique(s, items)
+            s.add_all(_rows(conversation_id, items))
 
     async def items(self, scope: str, conversation_id: str, param: str) -> list[Item]:
         """Every item, oldest first (a response's history)."""
@@ -122,6 +126,20 @@ class ConversationStore:
             if not result.rowcount:
                 raise _missing("Item", item_id, "item_id")
             return _object(row)
+
+
+async def _unique(s: Any, items: list[Item]) -> None:
+    """Item ids are unique across every conversation: an id a client chose that is taken
+    (in this batch, or anywhere, whoever's) is replaced, never a failed insert (which
+    would also tell the client that someone else's item has that id)."""
+    wanted = [i["id"] for i in items]
+    taken = set(
+        await s.scalars(select(ConversationItemRow.id).where(ConversationItemRow.id.in_(wanted)))
+    )
+    for item in items:
+        if item["id"] in taken:
+            item["id"] = fresh_id(item)
+        taken.add(item["id"])
 
 
 def _rows(conversation_id: str, items: list[Item]) -> list[ConversationItemRow]:

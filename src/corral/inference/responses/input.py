@@ -78,12 +78,13 @@ def _output(value: Any, param: str) -> str:
     return _text(value, param)
 
 
-def to_messages(items: list[Item], instructions: str | None) -> list[Message]:
+def to_messages(items: list[Item], instructions: str | None, field: str = "input") -> list[Message]:
     """Chat messages for the items; consecutive function calls become one assistant turn.
-    Reasoning items are not replayed: the model's earlier thinking is not its input."""
+    Reasoning items are not replayed: the model's earlier thinking is not its input.
+    ``field``: the request field errors name."""
     messages: list[Message] = [{"role": "system", "content": instructions}] if instructions else []
     for index, item in enumerate(items):
-        param, kind = f"input[{index}]", item.get("type")
+        param, kind = f"{field}[{index}]", item.get("type")
         if kind == "message":
             role = item.get("role")
             if role not in ROLES:
