@@ -163,6 +163,11 @@ def test_the_engine_key_stays_out_of_argv_and_logs(server: LiveServer) -> None:
     port = argv[argv.index("--port") + 1]
     listener = f"http://127.0.0.1:{port}"
     assert httpx.get(listener + "/v1/models").status_code == 401
+    for path in ("/completion", "/v1/chat/completions", "/v1/embeddings", "/slots"):
+        for headers in ({}, {"Authorization": "Bearer guessed"}):
+            body = {"prompt": "x", "messages": [{"role": "user", "content": "x"}]}
+            refused = httpx.post(listener + path, json=body, headers=headers, timeout=10)
+            assert refused.status_code == 401, (path, headers)
     authed = httpx.get(listener + "/v1/models", headers={"Authorization": f"Bearer {key}"})
     assert authed.status_code == 200
     logs = [server.log, *server.log.parent.glob("engines/*.log")]
