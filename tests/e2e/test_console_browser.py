@@ -141,10 +141,43 @@ def start_eval_run(url: str, key: str) -> tuple[str, str]:
     return ev["id"], run.json()["id"]
 
 
+def start_batch(url: str, key: str) -> str:
+    auth = {"Authorization": f"Bearer {key}"}
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": q}], "max_tokens": 4},
+        }
+        for i, q in enumerate(("Hi", "Bye"))
+    ]
+    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    f = httpx.post(
+        url + "/v1/files",
+        headers=auth,
+        data={"purpose": "batch"},
+        files={"file": ("batch.jsonl", body, "application/jsonl")},
+    )
+    assert f.status_code == 200, f.text
+    batch = httpx.post(
+        url + "/v1/batches",
+        headers=auth,
+        json={
+            "input_file_id": f.json()["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    return str(batch.json()["id"])
+
+
 def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     live, key = server
     url = live.url
     eval_id, run_id = start_eval_run(url, key)
+    batch_id = start_batch(url, key)
 
     # --- sign in with a project key
     page.goto(url + "/console")
@@ -178,6 +211,28 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert page.inner_text("#code-curl").startswith("curl " + url + "/v1/chat/completions")
     shot(page, "playground")
     page.click("#view-code")  # hidden again
+
+    # --- tools: a required tool call is shown apart from the text
+    page.click("#clear")
+    page.click("summary")
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    page.fill("#tools", json.dumps([tool]))
+    page.select_option("#tool_choice", "required")
+    page.fill("#max_tokens", "48")  # room for the whole call
+    page.fill("#message", "What is the weather in Paris?")
+    page.click("#send")
+    turn = page.locator("#transcript-a .turn.assistant").first
+    turn.locator(".stats[data-tokens]").wait_for()
+    assert turn.locator(".tool-calls").inner_text().startswith("get_weather("), turn.inner_text()
+    page.fill("#max_tokens", "16")
+    page.fill("#tools", "")
+    page.select_option("#tool_choice", "")
 
     # --- compare: the same prompt with two settings side by side
     page.click("#clear")
@@ -232,6 +287,13 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert error.inner_text().startswith("line 2: missing `messages`")
     assert "2 valid examples" in page.inner_text("#upload-result")
     shot(page, "fine-tuning")
+    page.select_option("#job-model", MODEL)
+    page.click("#job-start")
+    page.wait_for_url("**/console/fine-tuning/ftjob-*")
+    page.locator("#job-status", has_text="failed").wait_for()
+    assert "line 2" in page.inner_text("#events")
+    assert page.is_hidden("#job-cancel")
+    assert page.locator("#loss-chart text", has_text="No training steps yet.").count() == 1
 
     # --- evals: the run's items, input, sample and grade
     deadline = time.monotonic() + 60
@@ -251,7 +313,28 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert rows.nth(1).locator("b").count() == 0
     assert "%" in page.inner_text("#pass-rate")
     shot(page, "eval-run")
+    page.click("#rerun")
+    page.wait_for_url(lambda u: "/runs/" in u and run_id not in u)
+    page.locator("#run-status", has_text="completed").wait_for()  # the page reloads
+    page.goto(url + "/console/evals")
+    page.click("text=Compare A and B")
+    page.wait_for_url("**/compare?**")
+    assert page.locator("#compare-table tbody tr").count() == 2
+    shot(page, "eval-compare")
+
+    # --- batches: progress and the output to download
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{url}/v1/batches/{batch_id}", headers=auth).json()
+        if state["status"] == "completed":
+            break
+        time.sleep(0.3)
     page.goto(url + "/console/batches")
+    row = page.locator("#batches-table tr", has_text=batch_id)
+    assert "completed" in row.inner_text() and "2/2" in row.inner_text()
+    href = row.locator("a", has_text="output").get_attribute("href")
+    out = page.evaluate("(h) => fetch(h).then(r => r.text())", href)
+    assert [json.loads(x)["custom_id"] for x in out.splitlines()] in (["r0", "r1"], ["r1", "r0"])
     shot(page, "batches")
 
     # --- a phone-sized playground still works

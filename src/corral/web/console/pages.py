@@ -218,7 +218,7 @@ async def check_file(file_id: str, services: ServicesDep, console: ConsoleDep) -
 async def fine_tuning(request: Request, services: ServicesDep, console: ConsoleDep) -> Response:
     jobs = await services.fine_tuning.list(console.owner, 100, None)
     files = await services.files.list(console.owner, "fine-tune", 100, None, "desc")
-    bases = [o for o in model_options(services, console) if o["kind"] == "snapshot"]
+    bases = [o for o in model_options(services, console) if o["kind"] != "fine-tune"]
     return render(
         request,
         console,
