@@ -35,6 +35,22 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 WAIT_MS = 120_000  # a loaded CI box; on a quiet one each wait is a second or two
 
 
+XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
+HOSTILE_STREAM = (
+    "".join(
+        f"data: {json.dumps(chunk)}\n\n"
+        for chunk in (
+            *(
+                {"model": MODEL, "choices": [{"index": 0, "delta": {"content": XSS[i : i + 9]}}]}
+                for i in range(0, len(XSS), 9)
+            ),
+            {"model": MODEL, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9}},
+        )
+    )
+    + "data: [DONE]\n\n"
+)
+
+
 def cli(data_dir: Path, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "corral", *args],
@@ -233,6 +249,23 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     page.fill("#max_tokens", "16")
     page.fill("#tools", "")
     page.select_option("#tool_choice", "")
+
+    # --- a completion carrying markup is shown as text and runs nothing
+    page.click("#clear")
+    page.route(
+        "**/v1/chat/completions",
+        lambda route: route.fulfill(
+            status=200, headers={"content-type": "text/event-stream"}, body=HOSTILE_STREAM
+        ),
+    )
+    page.fill("#message", "Anything.")
+    page.click("#send")
+    turn = page.locator("#transcript-a .turn.assistant").first
+    turn.locator(".stats[data-tokens]").wait_for()
+    assert turn.locator(".content").inner_text() == XSS
+    assert turn.locator("img, script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.unroute("**/v1/chat/completions")
 
     # --- compare: the same prompt with two settings side by side
     page.click("#clear")

@@ -308,3 +308,21 @@ async def test_eval_runs_again_on_another_model(app: FastAPI, http: httpx.AsyncC
     r = await http.post(path, json={"model": "fake-model"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "queued" and r.json()["result_counts"]["total"] == 1
+
+
+async def test_usage_pages_are_per_project(app: FastAPI, http: httpx.AsyncClient) -> None:
+    mine = await make_project(app, http, "mine")
+    other = await make_project(app, http, "other")
+    chat = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+    await http.post("/v1/chat/completions", json=chat, headers=mine.auth)
+    for _ in range(3):
+        await http.post("/v1/chat/completions", json=chat, headers=other.auth)
+    row = re.compile(r"<td><code>fake-model</code></td><td>(\d+)</td>")
+    await sign_in(http, mine.key)
+    page = await http.get("/console/usage")
+    assert page.status_code == 200 and f"project {mine.id}" in page.text
+    assert [int(n) for n in row.findall(page.text)] == [2]  # its eval item and its chat
+    assert 'id="project-usage"' not in page.text
+    admin = await http.get("/console/usage", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert [int(n) for n in row.findall(admin.text)] == [6]
+    assert "<td>mine</td><td>2</td>" in admin.text and "<td>other</td><td>4</td>" in admin.text

@@ -143,7 +143,30 @@ async def usage(
         rows=[(d.day, r) for d in days_ for r in d.rows],
         chart=chart,
         scope="all projects" if scope is None else f"project {principal.project_id}",
+        per_project=await _per_project(services, window) if scope is None else [],
     )
+
+
+async def _per_project(services: Any, window: Window) -> list[dict[str, Any]]:
+    """The window's requests, tokens and cost per project (an admin's view)."""
+    names = {p.id: p.name for p in await services.keys.list_projects()}
+    tokens = await services.usage.completions(window, ["project_id"], None)
+    costs = await services.usage.costs(window, ["project_id"], None)
+    rows: dict[str | None, dict[str, Any]] = {}
+
+    def row(pid: str | None) -> dict[str, Any]:
+        name = names.get(pid or "", "(admin / open mode)")
+        return rows.setdefault(pid, {"name": name, "requests": 0, "tokens": 0, "cost": 0.0})
+
+    for bucket in tokens["data"]:
+        for r in bucket["results"]:
+            target = row(r["project_id"])
+            target["requests"] += r["num_model_requests"]
+            target["tokens"] += r["input_tokens"] + r["output_tokens"]
+    for bucket in costs["data"]:
+        for r in bucket["results"]:
+            row(r["project_id"])["cost"] += r["amount"]["value"]
+    return sorted(rows.values(), key=lambda r: -float(r["cost"]))
 
 
 # -- files ------------------------------------------------------------------------------
