@@ -128,3 +128,21 @@ async def test_reports_need_start_time_and_match_their_schemas(tmp_path: Path) -
                     r = await http.get(path, params=params)
                     assert r.status_code == 200
                     assert not [e.message for e in check.iter_errors(r.json())]
+
+
+def test_creates_link_to_what_their_ids_address(doc: dict[str, Any]) -> None:
+    """OpenAPI links from a create to the operations its id addresses (what a stateful
+    fuzzer and client generators follow), each naming a real operation and its params."""
+    by_id = {op["operationId"]: op for _, _, op in operations(doc)}
+    linked: dict[str, set[str]] = {}
+    for _, path, op in operations(doc):
+        for link in op["responses"].get("200", {}).get("links", {}).values():
+            target = by_id[link["operationId"]]
+            names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+            assert set(link["parameters"]) == names, (path, link)
+            linked.setdefault(path, set()).add(link["operationId"])
+    for path in ("/v1/files", "/v1/fine_tuning/jobs", "/v1/evals", "/v1/evals/{eval_id}/runs"):
+        assert path in linked
+    for path in ("/v1/batches", "/v1/responses", "/v1/conversations"):
+        assert path in linked
+    assert "retrieve_file_v1_files__file_id__get" in linked["/v1/files"]

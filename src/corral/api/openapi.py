@@ -11,6 +11,7 @@ declared as what corral answers (4XX/5XX in the dialect's error object), never F
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute
 from corral.protocol.errors import AnthropicErrorResponse, ErrorResponse
 
 F = TypeVar("F", bound=Callable[..., Any])
+PARAM = re.compile(r"\{(\w+)\}")  # a path parameter, as the document writes it
 BODY = "__corral_body__"
 
 # Added to a route's 200 answer: what it sends with ``"stream": true``.
@@ -123,6 +125,37 @@ def error_schema(path: str) -> dict[str, Any]:
     return openai
 
 
+def has_id(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    schema = operation["responses"].get("200", {}).get("content", {})
+    ref = schema.get("application/json", {}).get("schema", {}).get("$ref", "")
+    return "id" in schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+
+
+def add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A create's answer links to the operations its id addresses (POST /v1/files to
+    /v1/files/{file_id} and below), as OpenAPI links: what a client generator, or a
+    fuzzer's stateful phase, follows from an object to its uses."""
+    for path, operations in paths.items():
+        create = operations.get("post")
+        if create is None or not has_id(create, schemas):
+            continue
+        known = PARAM.findall(path)
+        links: dict[str, Any] = {}
+        for target, targets in paths.items():
+            params = PARAM.findall(target)
+            new = [p for p in params if p not in known]
+            if len(new) != 1 or not target.startswith(f"{path}/{{{new[0]}}}"):
+                continue
+            for operation in targets.values():
+                values = {name: f"$request.path.{name}" for name in known}
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {**values, new[0]: "$response.body#/id"},
+                }
+        if links:
+            create["responses"]["200"]["links"] = links
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
@@ -158,6 +191,7 @@ def document(app: FastAPI) -> dict[str, Any]:
             answers["5XX"] = {"description": "A server error, in the dialect's shape", **error}
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    add_links(doc["paths"], schemas)
     app.openapi_schema = doc
     return doc
 
