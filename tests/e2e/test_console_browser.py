@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,8 @@ def cli(data_dir: Path, *args: str) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
     data = tmp_path_factory.mktemp("console")
     key = cli(data, "keys", "create", "--project", "console", "--rpm", "1000")
-    server = LiveServer(data)
+    # No training worker: a job stays queued (training is tests/e2e/test_fine_tuning.py's).
+    server = LiveServer(data, env={"CORRAL_FINE_TUNING__WORKER": "false"})
     try:
         server.wait_ready()
         yield server, key
@@ -155,6 +158,25 @@ def start_eval_run(url: str, key: str) -> tuple[str, str]:
     )
     assert run.status_code == 200, run.text
     return ev["id"], run.json()["id"]
+
+
+def write_metrics(server: LiveServer, job_id: str, losses: list[float]) -> None:
+    """Step events as the training worker writes them (type metrics, data.train_loss)."""
+    db = sqlite3.connect(server.log.parent / "corral.db")
+    with db:
+        for step, loss in enumerate(losses, start=1):
+            data = {"step": step, "total_steps": len(losses), "train_loss": loss}
+            db.execute(
+                "INSERT INTO fine_tuning_events (job_id, created_at, level, type, message, data)"
+                " VALUES (?, ?, 'info', 'metrics', ?, ?)",
+                (
+                    job_id,
+                    datetime.now(UTC).isoformat(),
+                    f"Step {step}: loss={loss}",
+                    json.dumps(data),
+                ),
+            )
+    db.close()
 
 
 def start_batch(url: str, key: str) -> str:
@@ -327,6 +349,34 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert "line 2" in page.inner_text("#events")
     assert page.is_hidden("#job-cancel")
     assert page.locator("#loss-chart text", has_text="No training steps yet.").count() == 1
+    # a valid job waits for the trainer (off here: training is tests/e2e/test_fine_tuning.py);
+    # the live curve is fed the metrics events a training run writes, one per step
+    auth = {"Authorization": f"Bearer {key}"}
+    good_file = httpx.post(
+        url + "/v1/files",
+        headers=auth,
+        data={"purpose": "fine-tune"},
+        files={"file": ("good.jsonl", (json.dumps(good) + "\n").encode(), "application/jsonl")},
+    ).json()["id"]
+    job = httpx.post(
+        url + "/v1/fine_tuning/jobs",
+        headers=auth,
+        json={"training_file": good_file, "model": MODEL, "suffix": "demo"},
+    ).json()["id"]
+    page.goto(f"{url}/console/fine-tuning/{job}")
+    page.locator("#job-status", has_text="queued").wait_for()
+    write_metrics(live, job, [2.9, 2.4, 1.7, 1.1, 0.8, 0.6])
+    page.locator("#loss-chart polyline.loss").wait_for()  # drawn by the page's polling
+    points = page.locator("#loss-chart polyline.loss").get_attribute("points")
+    assert len(points.split()) == 6
+    assert "training loss: 0.6000 at step 6" in page.locator("#loss-chart").text_content()
+    shot(page, "fine-tuning-job")
+    page.click("#job-cancel")
+    page.locator("#job-status", has_text="cancelled").wait_for()
+    assert page.is_hidden("#job-cancel")
+    assert httpx.get(f"{url}/v1/fine_tuning/jobs/{job}", headers=auth).json()["status"] == (
+        "cancelled"
+    )
 
     # --- evals: the run's items, input, sample and grade
     deadline = time.monotonic() + 60
