@@ -33,11 +33,15 @@ test: $(STAMP) system-packages
 
 # schemathesis over every operation of the live server, CORRAL_FUZZ_EXAMPLES (500) each, on
 # the real engine with requested lengths capped (tests/e2e/fuzz_hooks.py); `make test` runs
-# a 45 s pass of the same test. Calls per operation: .fuzz/summary.json; report: .fuzz/summary.log.
+# a 45 s pass of the same test; then the stateful phase (links between operations) for
+# CORRAL_FUZZ_STATEFUL_TIME (300 s). Calls per operation and reports: .fuzz/*.json, *.log.
 fuzz: $(STAMP)
 	mkdir -p .fuzz
 	CORRAL_FUZZ_EXAMPLES=$${CORRAL_FUZZ_EXAMPLES:-500} CORRAL_FUZZ_MAX_TIME=0 \
 		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/summary.json \
+		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
+	CORRAL_FUZZ_PHASES=stateful CORRAL_FUZZ_MAX_TIME=$${CORRAL_FUZZ_STATEFUL_TIME:-300} \
+		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/stateful.json \
 		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
 
 # Debian packages some tests use, installed when missing and we are root; otherwise those

@@ -85,3 +85,11 @@ async def test_project_limits_are_bounded(
     key = {"rpm": 2**40} if param != "budget_usd" else {"tpm": 2**31}
     r = await http.post(f"/v1/organization/projects/{project['id']}/api_keys", json=key)
     assert r.status_code == 400, r.text
+
+
+async def test_an_empty_prompt_list_is_refused(http: httpx.AsyncClient) -> None:
+    """`"prompt": []` ran no generation and then indexed the first of none: IndexError."""
+    r = await http.post("/v1/completions", json={"model": "fake-model", "prompt": []})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text
+    r = await http.post("/v1/completions", json={"model": "fake-model", "prompt": ""})
+    assert r.status_code == 200, r.text

@@ -10,7 +10,7 @@ from typing import Any
 from corral.accounts.metering import Charge
 from corral.catalog.registry import ModelRegistry, ServedModel
 from corral.core.config import LimitSettings
-from corral.core.errors import UnsupportedParameterError
+from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
@@ -43,6 +43,8 @@ def _validate(req: CompletionRequest, limits: LimitSettings, prompts: list[Promp
     refuse_unknown_fields(req)
     check_count("n", req.n, limits.max_n)
     check_count("prompt", len(prompts), limits.max_prompts)
+    if not prompts:  # `[]`: no prompt at all (an empty string is a prompt)
+        raise InvalidRequestError("`prompt` must hold at least one prompt.", param="prompt")
     if req.suffix:
         raise UnsupportedParameterError(
             "`suffix` (fill-in-the-middle) is not supported by this model.", param="suffix"
