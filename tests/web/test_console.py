@@ -326,3 +326,36 @@ async def test_usage_pages_are_per_project(app: FastAPI, http: httpx.AsyncClient
     admin = await http.get("/console/usage", headers={"Authorization": f"Bearer {ADMIN}"})
     assert [int(n) for n in row.findall(admin.text)] == [6]
     assert "<td>mine</td><td>2</td>" in admin.text and "<td>other</td><td>4</td>" in admin.text
+
+
+async def test_an_admin_works_in_one_project_at_a_time(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    mine = await make_project(app, http, "mine")
+    other = await make_project(app, http, "other")
+    csrf = await sign_in(http, ADMIN)
+    page = (await http.get("/console/files")).text
+    assert 'id="project-switch"' in page and mine.file_id not in page
+    assert (await http.get(f"/v1/files/{mine.file_id}")).status_code == 404
+    # no token, then a project that does not exist
+    assert (await http.post("/console/project", data={"project_id": mine.id})).status_code == 403
+    r = await http.post("/console/project", data={"project_id": "proj-nope", "csrf_token": csrf})
+    assert r.status_code == 404
+    r = await http.post(
+        "/console/project",
+        data={"project_id": mine.id, "csrf_token": csrf, "next": "/console/files"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/console/files"
+    page = (await http.get("/console/files")).text
+    assert mine.file_id in page and other.file_id not in page
+    assert (await http.get(f"/v1/files/{mine.file_id}")).status_code == 200  # the JSON too
+    assert (await http.get(f"/console/fine-tuning/{mine.job_id}")).status_code == 200
+    assert (await http.get(f"/v1/fine_tuning/jobs/{other.job_id}")).status_code == 404
+    await http.post("/console/project", data={"project_id": "", "csrf_token": csrf})
+    assert (await http.get(f"/v1/files/{mine.file_id}")).status_code == 404
+    # a project key's session cannot
+    http.cookies.clear()
+    csrf = await sign_in(http, mine.key)
+    r = await http.post("/console/project", data={"project_id": other.id, "csrf_token": csrf})
+    assert r.status_code == 403
+    assert 'id="project-switch"' not in (await http.get("/console/files")).text

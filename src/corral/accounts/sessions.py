@@ -34,6 +34,7 @@ class ConsoleSession:
     key_hash: str | None  # None: an open-mode session (no keys configured)
     csrf: str
     expires_at: datetime
+    project_id: str | None = None  # the project an admin's session works in
 
     def csrf_matches(self, candidate: str | None) -> bool:
         return candidate is not None and hmac.compare_digest(candidate.encode(), self.csrf.encode())
@@ -84,7 +85,16 @@ class SessionStore:
                     .where(ConsoleSessionRow.id == digest)
                     .values(seen_at=at)
                 )
-        return ConsoleSession(row.id, row.key_hash, row.csrf, expires)
+        return ConsoleSession(row.id, row.key_hash, row.csrf, expires, row.project_id)
+
+    async def work_in(self, session: ConsoleSession, project_id: str | None) -> None:
+        """The project an admin's session acts in from now on (None: its own scope)."""
+        async with self._db.begin() as s:
+            await s.execute(
+                update(ConsoleSessionRow)
+                .where(ConsoleSessionRow.id == session.id)
+                .values(project_id=project_id)
+            )
 
     async def end(self, token: str) -> None:
         async with self._db.begin() as s:

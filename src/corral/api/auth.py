@@ -12,6 +12,7 @@ an API client's: the cookie is not read.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, quote
 
@@ -92,12 +93,20 @@ class AuthMiddleware:
         if session is None:
             return None
         if session.key_hash is None:  # an open-mode session stops when keys appear
-            return None if await self.keys.auth_enabled() else (ANONYMOUS, session)
-        try:
-            return await self.keys.authenticate_hash(session.key_hash), session
-        except AuthenticationError:
-            await self.sessions.end(token)
-            return None
+            if await self.keys.auth_enabled():
+                return None
+            principal = ANONYMOUS
+        else:
+            try:
+                principal = await self.keys.authenticate_hash(session.key_hash)
+            except AuthenticationError:
+                await self.sessions.end(token)
+                return None
+        if principal.is_admin and session.project_id is not None:
+            # An admin working in one project: its files, jobs, runs and batches, as that
+            # project's keys see them (and its requests billed to it).
+            principal = replace(principal, project_id=session.project_id)
+        return principal, session
 
 
 def _console_page(scope: Scope) -> bool:

@@ -335,6 +335,7 @@ class ConsoleSessionRow(Base):
     __tablename__ = "console_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key_hash: Mapped[str | None] = mapped_column(String(128))
+    project_id: Mapped[str | None] = mapped_column(String(64))  # an admin working in one
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

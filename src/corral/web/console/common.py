@@ -7,7 +7,7 @@ read through the same services as the API, scoped by the same owner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from corral.accounts.sessions import ConsoleSession
 from corral.api.auth import SESSION_COOKIE, principal_of
 from corral.api.deps import ServicesDep
 from corral.files import Owner
+from corral.storage.tables import Project
 
 # Scripts, styles and requests only from this origin; no inline script or style at all,
 # so an injected tag cannot run even if escaping were ever missed.
@@ -62,6 +63,12 @@ class Console:
     session: ConsoleSession | None
     open_mode: bool
     new_token: str | None = None  # an open-mode session made by this request
+    projects: list[Project] = field(default_factory=list)  # an admin's to work in
+
+    @property
+    def project_name(self) -> str | None:
+        pid = self.principal.project_id
+        return next((p.name for p in self.projects if p.id == pid), pid)
 
     @property
     def csrf(self) -> str:
@@ -80,6 +87,11 @@ class Console:
             return "admin"
         return f"project {p.project_id}"
 
+    @property
+    def can_switch(self) -> bool:
+        """An admin (or open mode) with a session may work in any one project."""
+        return self.principal.is_admin and self.session is not None
+
 
 async def console_of(request: Request, services: ServicesDep) -> Console:
     principal = principal_of(request)
@@ -90,6 +102,8 @@ async def console_of(request: Request, services: ServicesDep) -> Console:
         # No keys: the console opens without sign-in, as the API does, but its forms
         # still need a session for their CSRF token.
         console.new_token, console.session = await services.sessions.create(None)
+    if console.can_switch:
+        console.projects = await services.keys.list_projects()
     return console
 
 

@@ -36,6 +36,8 @@ def model_options(services: Any, console: Console) -> list[dict[str, Any]]:
     for card in cards:
         if allowed is not None and card.id not in allowed:
             continue
+        if card.capabilities and "chat" not in card.capabilities:
+            continue  # the playground, evals and fine-tuning all chat
         pricing = card.pricing
         options.append(
             {

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from corral.api.auth import SESSION_COOKIE
 from corral.api.deps import ServicesDep
-from corral.core.errors import AuthenticationError, NotFoundError
+from corral.core.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from corral.web.console.common import ConsoleDep, secure, set_session_cookie, templates
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -89,6 +89,22 @@ async def sign_out(request: Request, services: ServicesDep, console: ConsoleDep)
     response = RedirectResponse("/console/sign-in", 303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return secure(response)
+
+
+@router.post("/project")
+async def work_in_project(
+    services: ServicesDep,
+    console: ConsoleDep,
+    project_id: str = Form(""),
+    next: str = Form(""),
+) -> Response:
+    """An admin's session works in one project (its files, jobs, runs) or in none."""
+    if not console.can_switch or console.session is None:
+        raise PermissionDeniedError("Only an admin's console session can work in a project.")
+    if project_id and project_id not in {p.id for p in console.projects}:
+        raise NotFoundError(f"No project `{project_id}`.", param="project_id")
+    await services.sessions.work_in(console.session, project_id or None)
+    return secure(RedirectResponse(_safe_next(next), 303))
 
 
 @router.get("")
