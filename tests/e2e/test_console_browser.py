@@ -250,6 +250,18 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     shot(page, "playground")
     page.click("#view-code")  # hidden again
 
+    # --- stop: the answer so far stays, the generation ends
+    page.fill("#max_tokens", "400")
+    page.fill("#message", "Write a long story about a dragon.")
+    page.click("#send")
+    second = page.locator("#transcript-a .turn.assistant").nth(1)
+    second.locator(".content:not(:empty)").wait_for()
+    page.click("#stop-gen")
+    second.locator(".stats[data-tokens]").wait_for()
+    assert second.locator(".stats").inner_text().startswith("stopped")
+    assert page.is_enabled("#send")
+    page.fill("#max_tokens", "16")
+
     # --- tools: a required tool call is shown apart from the text
     page.click("#clear")
     page.click("summary")

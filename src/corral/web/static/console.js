@@ -150,7 +150,7 @@ async function streamTurn(side, history, transcript, signal) {
     li.remove();
     throw new Error(data?.error?.message || `HTTP ${response.status}`);
   }
-  await readSSE(response, (chunk) => {
+  const reading = readSSE(response, (chunk) => {
     if (chunk.error) throw new Error(chunk.error.message);
     if (chunk.model) served = chunk.model;
     if (chunk.usage) usage = chunk.usage;
@@ -174,6 +174,13 @@ async function streamTurn(side, history, transcript, signal) {
       }
     }
   });
+  let stopped = false;
+  try {
+    await reading;
+  } catch (err) {
+    if (err?.name !== "AbortError") throw err;
+    stopped = true; // the Stop button: keep what came, the server stops generating
+  }
   const end = performance.now();
   const out = usage?.completion_tokens ?? 0;
   const inp = usage?.prompt_tokens ?? 0;
@@ -182,7 +189,7 @@ async function streamTurn(side, history, transcript, signal) {
   const ttft = first === null ? null : first - t0;
   const rate = first !== null && end > first ? (out / ((end - first) / 1000)) : null;
   stats.dataset.tokens = String(out);
-  stats.textContent =
+  stats.textContent = (stopped ? "stopped · " : "") +
     `${served} · ${inp} in / ${out} out tokens · TTFT ${ttft === null ? "–" : ttft.toFixed(0) + " ms"}` +
     ` · ${rate === null ? "–" : rate.toFixed(1) + " tok/s"} · $${cost.toFixed(6)}`;
   const message = { role: "assistant", content: content.textContent };
@@ -309,7 +316,8 @@ function keys() {
       $("#key-created").hidden = false;
       const row = el("tr");
       row.dataset.key = created.id;
-      for (const text of [body.name || "–", created.redacted_value, project, `${body.rpm || "–"} / ${body.tpm || "–"}`, "0", "0"]) {
+      const projectName = $("#key-project").selectedOptions[0].textContent.replace(/ \(.*\)$/, "");
+      for (const text of [body.name || "–", created.redacted_value, projectName, `${body.rpm || "–"} / ${body.tpm || "–"}`, "0", "0"]) {
         row.append(el("td", "", text));
       }
       row.append(el("td", "state", "active"));
