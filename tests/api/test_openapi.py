@@ -146,3 +146,12 @@ def test_creates_link_to_what_their_ids_address(doc: dict[str, Any]) -> None:
     for path in ("/v1/batches", "/v1/responses", "/v1/conversations"):
         assert path in linked
     assert "retrieve_file_v1_files__file_id__get" in linked["/v1/files"]
+
+
+def test_the_key_is_declared_where_it_is_needed(doc: dict[str, Any]) -> None:
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"]["scheme"] == "bearer" and schemes["x-api-key"]["in"] == "header"
+    assert doc["security"] == [{"bearer": []}, {"x-api-key": []}]
+    for method, path, op in operations(doc):
+        open_probe = path in ("/health", "/ready")
+        assert (op.get("security") == []) == open_probe, (method, path)

@@ -1,6 +1,7 @@
 """schemathesis against the live server's OpenAPI document, with an admin key, over every
 operation: generated valid and invalid requests, checked for server errors, status codes
-and content types the document declares, and response schema conformance.
+and content types the document declares, response schema conformance, and that an
+operation that answered asks for the key it declares (ignored_auth).
 
 `make test` runs a bounded pass (CORRAL_FUZZ_MAX_TIME seconds, 45 by default); `make
 fuzz` runs CORRAL_FUZZ_EXAMPLES (500) per operation with no time bound, then the
@@ -31,6 +32,7 @@ CHECKS = ",".join(
         "status_code_conformance",
         "content_type_conformance",
         "response_schema_conformance",
+        "ignored_auth",  # an operation that answered 2xx is asked again without the key
     ]
 )
 

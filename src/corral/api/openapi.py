@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
+from corral.api.auth import OPEN_PATHS
 from corral.protocol.errors import AnthropicErrorResponse, ErrorResponse
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +157,19 @@ def add_links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
             create["responses"]["200"]["links"] = links
 
 
+def declare_auth(doc: dict[str, Any]) -> None:
+    """A key on every operation but the probes (api.auth's middleware): as a bearer token,
+    or Anthropic's ``x-api-key`` header. Open mode (no key configured) needs none."""
+    doc["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "A corral API key."},
+        "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    }
+    doc["security"] = [{"bearer": []}, {"x-api-key": []}]
+    for path in OPEN_PATHS:
+        for operation in doc["paths"].get(path, {}).values():
+            operation["security"] = []
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
@@ -192,6 +206,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     add_links(doc["paths"], schemas)
+    declare_auth(doc)
     app.openapi_schema = doc
     return doc
 
