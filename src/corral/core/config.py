@@ -57,6 +57,19 @@ class EngineSettings(BaseModel):
     max_workers: int = Field(
         64, ge=1, description="Threads that wait on the engine (one per in-flight request)."
     )
+    speculative: Literal["ngram", "off"] = Field(
+        "ngram",
+        description="Draft-free speculative decoding: `ngram` drafts tokens by looking the "
+        "last few tokens up in the prompt and the output so far, and llama.cpp verifies "
+        "each draft in one batched step (greedy output is the model's own; see "
+        "docs/benchmarks.md for what it gains and costs here). `off` decodes one token a step.",
+    )
+    spec_ngram_size: int = Field(
+        4, ge=1, le=32, description="Tokens looked up to find a draft (`ngram`)."
+    )
+    spec_draft_max: int = Field(
+        16, ge=1, le=64, description="Most tokens drafted at once (`ngram`)."
+    )
 
 
 class LimitSettings(BaseModel):
@@ -264,6 +277,19 @@ class Settings(BaseSettings):
     )
     allow_open: bool = Field(
         False, description="Allow serving without auth on a non-loopback address."
+    )
+    shutdown_grace_s: float = Field(
+        25.0,
+        ge=0,
+        description="On SIGTERM: how long requests and streams in flight may run on (new "
+        "ones get 503) before streams are ended with an error event; a second signal ends "
+        "them at once.",
+    )
+    ready_probe_interval_s: float = Field(
+        2.0, gt=0, description="How often each loaded engine is probed (one token) for /ready."
+    )
+    ready_probe_timeout_s: float = Field(
+        10.0, gt=0, description="A probe not answered by then (with no slot busy): unready."
     )
     engine: EngineSettings = Field(default_factory=EngineSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

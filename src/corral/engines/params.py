@@ -28,6 +28,12 @@ class LlamaSettings(Protocol):
     def embeddings(self) -> bool: ...
     @property
     def chat_template(self) -> str | None: ...
+    @property
+    def speculative(self) -> str: ...
+    @property
+    def spec_ngram_size(self) -> int: ...
+    @property
+    def spec_draft_max(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class PlainSettings:
     cache_ram_mib: int
     embeddings: bool
     chat_template: str | None
+    speculative: str = "off"
+    spec_ngram_size: int = 4
+    spec_draft_max: int = 16
 
     @classmethod
     def of(cls, settings: LlamaSettings) -> PlainSettings:
@@ -78,4 +87,19 @@ def server_params(
     if s.embeddings:
         p.embedding = True
         p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+    if s.speculative == "ngram":
+        _ngram_drafts(p, s.spec_ngram_size, s.spec_draft_max)
     return p
+
+
+def _ngram_drafts(p: Any, size: int, draft_max: int) -> None:
+    """llama.cpp's simple n-gram drafter: the last ``size`` tokens are looked up in the
+    slot's own context (prompt and output) and what followed them there is the draft.
+    Per slot, so one request's text never drafts another's. (llama.cpp at this version
+    ignores per-request ``speculative.*`` fields: this is a per-model setting.)"""
+    import xllamacpp as xlc
+
+    p.speculative.types = [xlc.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
+    p.speculative.draft.n_max = draft_max
+    p.speculative.ngram_simple.size_n = size
+    p.speculative.ngram_simple.size_m = draft_max

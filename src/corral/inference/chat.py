@@ -16,6 +16,7 @@ from corral.core.errors import InvalidRequestError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
+from corral.inference.prediction import check_prediction, prediction_tokens, with_prediction
 from corral.inference.prepared import Prepared
 from corral.inference.reasoning import (
     StreamSplitter,
@@ -54,6 +55,7 @@ TEMPLATE_OVERHEAD = 64
 def _validate(req: ChatCompletionRequest, limits: LimitSettings) -> None:
     refuse_unknown_fields(req)
     check_count("n", req.n, limits.max_n)
+    check_prediction(req)
     check_count("messages", len(req.messages), limits.max_messages)
     check_count("tools", len(req.tools or []), limits.max_tools)
     if req.top_logprobs and not req.logprobs:
@@ -108,6 +110,7 @@ class PreparedChat(Prepared):
     plan: ToolPlan
     bodies: list[Body]  # one per choice, each with its seed
     stops: list[str] | None = None  # matched by corral, not the engine (see ``stops``)
+    prediction_tokens: int = 0
 
 
 class ChatService:
@@ -150,15 +153,19 @@ class ChatService:
         if is_reasoning(served.spec):
             body["thinking_budget_tokens"] = thinking_budget(req.reasoning_effort, req.output_limit)
         stops = body.pop("stop", None) if find_stops and plan.mode == "off" else None
+        # Rejected prediction tokens are billed as output: at most all of them.
+        predicted = await prediction_tokens(req, window, served.engine.count_tokens)
+        output_bound = (req.output_limit or window) * req.n + predicted
         return PreparedChat(
             served=served,
-            charge=Charge(served.spec, "chat", prompt_bound, (req.output_limit or window) * req.n),
+            charge=Charge(served.spec, "chat", prompt_bound, output_bound),
             stream=req.stream,
             want_usage=bool(req.stream_options and req.stream_options.include_usage),
             req=req,
             plan=plan,
             bodies=[seeded(body, req.seed, i) for i in range(req.n)],
             stops=stops,
+            prediction_tokens=predicted,
         )
 
     async def count_prompt(self, req: ChatCompletionRequest) -> int:
@@ -174,10 +181,34 @@ class ChatService:
         if not p.stream:
             with self._admission.slot(p.served), timer.cancelled():
                 result = await self._complete(p.req, p.served, p.plan, p.bodies)
+                if p.req.prediction is not None:
+                    text = result.choices[0].message.content or ""
+                    await self._predicted(p, result.usage, text)
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter(p.served)
-        return self._stream(p.req, p.served, p.plan, p.bodies, timer, p.stops)
+        stream = self._stream(p.req, p.served, p.plan, p.bodies, timer, p.stops)
+        return stream if p.req.prediction is None else self._stream_predicted(p, stream)
+
+    async def _predicted(self, p: PreparedChat, usage: Usage, output: str) -> None:
+        assert p.req.prediction is not None
+        count = p.served.engine.count_tokens
+        await with_prediction(usage, p.req.prediction.text, p.prediction_tokens, output, count)
+
+    async def _stream_predicted(
+        self, p: PreparedChat, stream: AsyncIterator[Chunk]
+    ) -> AsyncIterator[Chunk]:
+        """The stream, with the prediction's tokens in its usage chunk (one choice: a
+        prediction refuses ``n`` > 1)."""
+        output: list[str] = []
+        async for chunk in stream:
+            if "usage" in chunk and not chunk.get("choices"):
+                usage = Usage.model_validate(chunk["usage"])
+                await self._predicted(p, usage, "".join(output))
+                chunk["usage"] = usage.model_dump()
+            for choice in chunk.get("choices", ()):
+                output.append(choice.get("delta", {}).get("content") or "")
+            yield chunk
 
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]

@@ -38,6 +38,20 @@ class ToolCall(BaseModel):
 Content = str | list[TextPart]
 
 
+class Prediction(BaseModel):
+    """Predicted Outputs: text the completion is expected to repeat."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["content"]
+    content: Content
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
 class SystemMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer"]
@@ -151,6 +165,7 @@ class ChatCompletionRequest(OpenAIModel):
     parallel_tool_calls: bool = True
     # Reasoning models only: a thinking budget (low/medium/high); others answer 400.
     reasoning_effort: Literal["low", "medium", "high"] | None = None
+    prediction: Prediction | None = None
     # Extension (vLLM and llama.cpp have it too): keep generating past end-of-sequence,
     # so benchmarks can fix the output length.
     ignore_eos: bool = False

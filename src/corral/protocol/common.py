@@ -57,6 +57,10 @@ class PromptTokensDetails(BaseModel):
 
 class CompletionTokensDetails(BaseModel):
     reasoning_tokens: int = 0
+    # Predicted Outputs: tokens of the prediction that the completion kept, and those it
+    # did not (billed as output, as OpenAI bills them).
+    accepted_prediction_tokens: int = 0
+    rejected_prediction_tokens: int = 0
 
 
 class Usage(BaseModel):
