@@ -55,6 +55,10 @@ def test_chat_body_schema_is_the_wire_model(doc: dict[str, Any]) -> None:
     check = validator(doc, schema)
     assert check.is_valid({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     assert not check.is_valid({"messages": []})  # model is required
+    # unknown fields are refused by name (400), the no-op ones OpenAI defines accepted
+    hi = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert not check.is_valid({**hi, "bogus": 1})
+    assert check.is_valid({**hi, "service_tier": "auto"})
 
 
 def test_errors_are_declared_as_sent_never_422(doc: dict[str, Any]) -> None:

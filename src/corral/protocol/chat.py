@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from corral.protocol.common import (
+    ACCEPTED_NO_OP_FIELDS,
     FinishReason,
     JSONObject,
     OpenAIModel,
@@ -139,6 +140,7 @@ class ResponseFormat(BaseModel):
 
 
 class ChatCompletionRequest(OpenAIModel):
+    no_op_fields = ACCEPTED_NO_OP_FIELDS
     model: str = Field(min_length=1, max_length=256)
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)

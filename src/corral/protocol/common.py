@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,10 +37,21 @@ REFUSED_FIELDS = frozenset(
 )
 
 
+def _closed(schema: dict[str, Any], cls: type[Any]) -> None:
+    """The document says what the service does: an unknown field is refused (by name, so
+    it is kept until then), and the no-op fields an endpoint takes are accepted."""
+    schema["additionalProperties"] = False
+    properties = schema.setdefault("properties", {})
+    for name in sorted(getattr(cls, "no_op_fields", ())):
+        properties.setdefault(name, {"description": "Accepted for compatibility; no effect."})
+
+
 class OpenAIModel(BaseModel):
     """Base for requests: unknown fields are kept so the service can refuse them by name."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, json_schema_extra=_closed)
+    # Unknown fields the service accepts and ignores (requests.refuse_unknown_fields).
+    no_op_fields: ClassVar[frozenset[str]] = frozenset()
 
     def unknown_fields(self) -> list[str]:
         return sorted((self.model_extra or {}).keys())

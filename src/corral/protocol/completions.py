@@ -6,12 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from corral.protocol.common import FinishReason, OpenAIModel, StopField, StreamOptions, Usage
+from corral.protocol.common import (
+    ACCEPTED_NO_OP_FIELDS,
+    FinishReason,
+    OpenAIModel,
+    StopField,
+    StreamOptions,
+    Usage,
+)
 
 Prompt = str | list[str] | list[int] | list[list[int]]
 
 
 class CompletionRequest(OpenAIModel):
+    no_op_fields = ACCEPTED_NO_OP_FIELDS
     model: str = Field(min_length=1, max_length=256)
     prompt: Prompt
     max_tokens: int | None = Field(16, ge=1)

@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from corral.protocol.common import OpenAIModel
+from corral.protocol.common import ACCEPTED_NO_OP_FIELDS, OpenAIModel
 
 EmbeddingInput = str | list[str] | list[int] | list[list[int]]
 
 
 class EmbeddingRequest(OpenAIModel):
+    no_op_fields = ACCEPTED_NO_OP_FIELDS
     model: str = Field(min_length=1, max_length=256)
     input: EmbeddingInput
     encoding_format: Literal["float", "base64"] = "float"
