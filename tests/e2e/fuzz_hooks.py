@@ -3,7 +3,8 @@
 Generation on the CPU is slow, so requested lengths are capped before each call: the
 fuzzer still sends every field and shape, only the work a valid request asks for is
 bounded. Each call is counted per operation; the counts are written as JSON to
-``CORRAL_FUZZ_COUNTS`` when the run ends (docs/reliability.md quotes them).
+``CORRAL_FUZZ_COUNTS`` as the run goes and when it ends (docs/reliability.md quotes
+them).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
     served(case.body)
     cap(case.body, case.operation.path)
     counts[f"{case.operation.method.upper()} {case.operation.path}"] += 1
+    if counts.total() % 250 == 0:  # a long run stopped early still leaves its figures
+        _write()
 
 
 def _write() -> None:
