@@ -22,6 +22,7 @@ from corral.accounts.usage import UsageService
 from corral.api.auth import AuthMiddleware
 from corral.api.deps import Services
 from corral.api.direct import DirectRoutes, table
+from corral.api.drain import Drain, DrainMiddleware
 from corral.api.errors import install_error_handlers
 from corral.api.openapi import install as install_openapi
 from corral.api.routes import (
@@ -50,6 +51,7 @@ from corral.batches.runner import LineRunner
 from corral.batches.service import BatchService
 from corral.batches.worker import BatchWorker
 from corral.catalog.aliases import AliasPins
+from corral.catalog.health import Readiness
 from corral.catalog.registry import ModelCollector, ModelRegistry, PoolCollector, engine_info
 from corral.catalog.schema import ModelSpec, load_catalog, local_snapshot
 from corral.catalog.upstreams import upstream_engine
@@ -113,6 +115,7 @@ def default_registry(settings: Settings) -> ModelRegistry:
 
 
 SWEEP_INTERVAL_S = 60.0
+STOP_WAIT_S = 2.0
 
 
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
@@ -171,6 +174,10 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         eval_worker=eval_worker,
         aliases=AliasPins(db),
         sessions=SessionStore(db, settings.console.session_ttl_s, settings.console.idle_ttl_s),
+        readiness=Readiness(
+            registry, settings.ready_probe_interval_s, settings.ready_probe_timeout_s
+        ),
+        drain=Drain(),
     )
 
 
@@ -190,6 +197,7 @@ def create_app(
         registry.catalog.pins = await services.aliases.load()
         pin_follower = asyncio.create_task(services.aliases.follow(registry.catalog))
         await registry.start()
+        prober = asyncio.create_task(services.readiness.run_forever())
         sweeper = asyncio.create_task(sweep_forever(services.accounting))
         await services.fine_tuning.sync_models()
         await services.fine_tuning.resume_validation()
@@ -204,8 +212,13 @@ def create_app(
             if trainer is not None:
                 await asyncio.to_thread(stop_worker, trainer)
             syncer.cancel()
-            evaluator.cancel()
-            batcher.cancel()
+            prober.cancel()
+            # Jobs go back to the queue now, for the next start or another replica, rather
+            # than after their heartbeat goes stale.
+            await stopped(evaluator)
+            await services.eval_worker.release()
+            await stopped(batcher)
+            await services.batch_worker.release()
             pin_follower.cancel()
             await services.fine_tuning.close()
             sweeper.cancel()
@@ -242,7 +255,15 @@ def create_app(
     routes = table(chat.router, completions.router, embeddings.router)
     app.add_middleware(DirectRoutes, routes=routes)
     app.add_middleware(AuthMiddleware, keys=services.keys, sessions=services.sessions)
+    app.add_middleware(DrainMiddleware, drain=services.drain)  # outermost: before auth
     return app
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    """Cancel a worker's task and give it a moment to unwind (bounded: a worker stuck in
+    a cancelled wait must not hold the shutdown; its job is released either way)."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_WAIT_S)
 
 
 def is_loopback(host: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -84,9 +85,16 @@ async def _answer(
     )
     # A stream stops when its client goes (the SSE response listens for it); a whole
     # answer must too, or a client that timed out leaves its generation holding a slot.
-    metered = await work if prepared.stream else await _unless_disconnected(request, work)
-    if metered is None:
-        return Response(status_code=CLIENT_CLOSED)
+    if prepared.stream:
+        metered = await work
+        assert not isinstance(metered.result, BaseModel)
+        # Cut, with an error event, if a shutdown's grace period runs out.
+        metered = replace(metered, result=services.drain.bounded(metered.result))
+    else:
+        whole = await _unless_disconnected(request, work)
+        if whole is None:
+            return Response(status_code=CLIENT_CLOSED)
+        metered = whole
     response = await present(prepared, metered)
     response.headers.update({**prepared.served.headers, **metered.ticket.headers()})
     return response

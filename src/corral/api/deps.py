@@ -13,9 +13,11 @@ from corral.accounts.keys import KeyService
 from corral.accounts.metering import Meter
 from corral.accounts.sessions import SessionStore
 from corral.accounts.usage import UsageService
+from corral.api.drain import Drain
 from corral.batches.service import BatchService
 from corral.batches.worker import BatchWorker
 from corral.catalog.aliases import AliasPins
+from corral.catalog.health import Readiness
 from corral.catalog.registry import ModelRegistry
 from corral.core.config import Settings
 from corral.evals.service import EvalService
@@ -59,6 +61,8 @@ class Services:
     eval_worker: EvalWorker
     aliases: AliasPins
     sessions: SessionStore
+    readiness: Readiness
+    drain: Drain
 
 
 # Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency on

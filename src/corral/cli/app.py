@@ -52,10 +52,9 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the OpenAI-compatible API."""
-    import uvicorn
-
     from corral.app import create_app
     from corral.catalog.schema import CatalogError
+    from corral.cli.serving import serve as serve_gracefully
 
     base = Settings()
     engine = base.engine.model_copy(
@@ -71,13 +70,14 @@ def serve(
     except CatalogError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
-    uvicorn.run(
+    serve_gracefully(
         app_,
+        app_.state.services.drain,
+        settings.shutdown_grace_s,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers go through corral's handler (JSON, request ids)
-        timeout_graceful_shutdown=5,
     )
 
 
