@@ -125,5 +125,8 @@ class Pool:
 
     async def health_loop(self, http: httpx.AsyncClient) -> None:
         while True:
-            await self.check(http)
+            try:
+                await self.check(http)
+            except Exception:  # the loop is what re-admits a replica: it must not die
+                log.exception("upstream health check failed")
             await asyncio.sleep(self.settings.health_interval_s)
