@@ -359,3 +359,20 @@ async def test_an_admin_works_in_one_project_at_a_time(
     r = await http.post("/console/project", data={"project_id": other.id, "csrf_token": csrf})
     assert r.status_code == 403
     assert 'id="project-switch"' not in (await http.get("/console/files")).text
+
+
+async def test_a_long_run_pages_its_items(app: FastAPI, http: httpx.AsyncClient) -> None:
+    p = await make_project(app, http, "one")
+    body = run_body("x")
+    body["data_source"]["source"]["content"] = [{"item": {"q": f"q{i}"}} for i in range(101)]
+    run = (await http.post(f"/v1/evals/{p.eval_id}/runs", json=body, headers=p.auth)).json()
+    worker = app.state.services.eval_worker
+    while (run_id := await worker.claim()) is not None:
+        await worker.execute(run_id)
+    await sign_in(http, p.key)
+    first = (await http.get(f"/console/evals/{p.eval_id}/runs/{run['id']}")).text
+    assert first.count('<tr class="grade-') == 100
+    more = re.search(r'id="more-items" href="([^"]+)"', first)
+    assert more
+    rest = (await http.get(f"/console/evals/{p.eval_id}/runs/{run['id']}" + more.group(1))).text
+    assert rest.count('<tr class="grade-') == 1 and "q100" in rest and 'id="more-items"' not in rest

@@ -301,17 +301,24 @@ def pass_rate(run: Any) -> str:
     return f"{100 * counts.passed / graded:.0f}%" if graded else "-"
 
 
-async def _run_view(services: Any, console: Console, eval_id: str, run_id: str) -> Any:
+async def _run_view(
+    services: Any, console: Console, eval_id: str, run_id: str, after: str | None = None
+) -> Any:
     run = await services.evals.retrieve_run(console.owner, eval_id, run_id)
-    items = await services.evals.list_items(console.owner, eval_id, run_id, 100, None, "asc", None)
-    return run, items.data
+    items = await services.evals.list_items(console.owner, eval_id, run_id, 100, after, "asc", None)
+    return run, items
 
 
 @router.get("/evals/{eval_id}/runs/{run_id}")
 async def eval_run(
-    eval_id: str, run_id: str, request: Request, services: ServicesDep, console: ConsoleDep
+    eval_id: str,
+    run_id: str,
+    request: Request,
+    services: ServicesDep,
+    console: ConsoleDep,
+    after: str | None = None,
 ) -> Response:
-    run, items = await _run_view(services, console, eval_id, run_id)
+    run, items = await _run_view(services, console, eval_id, run_id, after)
     return render(
         request,
         console,
@@ -319,7 +326,8 @@ async def eval_run(
         "evals",
         title=run.name,
         run=run,
-        items=items,
+        items=items.data,
+        more=items.last_id if items.has_more else None,
         rate=pass_rate(run),
         models=model_options(services, console),
     )
@@ -348,8 +356,8 @@ async def compare_runs(
 ) -> Response:
     run_a, items_a = await _run_view(services, console, eval_id, a)
     run_b, items_b = await _run_view(services, console, eval_id, b)
-    by_b = {i.datasource_item_id: i for i in items_b}
-    pairs = [(i, by_b.get(i.datasource_item_id)) for i in items_a]
+    by_b = {i.datasource_item_id: i for i in items_b.data}
+    pairs = [(i, by_b.get(i.datasource_item_id)) for i in items_a.data]
     return render(
         request,
         console,
