@@ -47,6 +47,7 @@ from corral.api.routes import (
 from corral.api.routes import (
     messages as messages_routes,
 )
+from corral.api.slow import SlowClients
 from corral.batches.runner import LineRunner
 from corral.batches.service import BatchService
 from corral.batches.worker import BatchWorker
@@ -255,6 +256,10 @@ def create_app(
     routes = table(chat.router, completions.router, embeddings.router)
     app.add_middleware(DirectRoutes, routes=routes)
     app.add_middleware(AuthMiddleware, keys=services.keys, sessions=services.sessions)
+    limits = settings.limits
+    app.add_middleware(
+        SlowClients, body_idle_s=limits.body_idle_timeout_s, send_s=limits.stream_send_timeout_s
+    )
     app.add_middleware(DrainMiddleware, drain=services.drain)  # outermost: before auth
     return app
 

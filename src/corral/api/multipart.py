@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from corral.core.errors import InvalidRequestError, RequestTooLargeError
+from corral.core.errors import CorralError, InvalidRequestError, RequestTooLargeError
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
@@ -98,7 +98,7 @@ async def read_upload(request: Request, sink: Callable[[bytes], None], file_fiel
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except (InvalidRequestError, RequestTooLargeError):
+    except CorralError:  # ours (too large, too many fields, a stalled body): as raised
         raise
     except Exception as exc:  # the parser's own errors: a malformed body
         raise InvalidRequestError(f"Malformed multipart body: {exc}") from exc

@@ -85,6 +85,15 @@ class LimitSettings(BaseModel):
     max_in_flight: int = Field(
         64, ge=1, description="Requests admitted at once; more get 503 with retry-after."
     )
+    body_idle_timeout_s: float = Field(
+        15.0, gt=0, description="A request body that sends nothing this long is answered 408."
+    )
+    stream_send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A stream whose client reads nothing this long (the send buffer full) "
+        "is cut; its generation stops.",
+    )
     queue_per_slot: int | None = Field(
         3,
         ge=0,

@@ -1,0 +1,82 @@
+"""Slow clients over a fake engine: a stalled body is 408, a stream nobody reads is cut."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral.app import create_app
+from corral.core.config import LimitSettings, Settings
+from tests.fakes import FakeEngine, fake_registry, migrated
+
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.4"},
+    "http_version": "1.1",
+    "method": "POST",
+    "scheme": "http",
+    "path": "/v1/chat/completions",
+    "raw_path": b"/v1/chat/completions",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
+    "client": ("127.0.0.1", 1),
+    "server": ("t", 80),
+}
+
+
+def app_for(tmp_path: Path) -> Any:
+    limits = LimitSettings(body_idle_timeout_s=0.3, stream_send_timeout_s=0.3)
+    engine = FakeEngine(context_window=4096, reply=" ".join(["word"] * 500))
+    return create_app(migrated(Settings(data_dir=tmp_path, limits=limits)), fake_registry(engine))
+
+
+async def test_a_stalled_body_is_408(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    sent: list[dict[str, Any]] = []
+    first = [{"type": "http.request", "body": b'{"model": "fake-', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if first:
+            return first.pop()
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(SCOPE, receive, send), 5)
+    assert sent[0]["status"] == 408
+    assert orjson.loads(sent[1]["body"])["error"]["code"] == "request_timeout"
+
+
+async def test_a_stream_nobody_reads_is_cut(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    messages = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
+    bodies = 0
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal bodies
+        if message["type"] == "http.response.body":
+            bodies += 1
+            if bodies > 3:  # the client's buffer is full: it reads nothing more
+                await asyncio.Event().wait()
+
+    await asyncio.wait_for(app(SCOPE, receive, send), 5)  # cut, not stuck
+    assert bodies == 4
+    admission = app.state.services.admission
+    for _ in range(100):  # the generation's generator is closed by the loop, soon after
+        if admission.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert admission.in_flight == 0  # its slot is free again
