@@ -284,6 +284,23 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     page.fill("#tools", "")
     page.select_option("#tool_choice", "")
 
+    # --- a JSON schema response format: the answer is JSON of that shape
+    page.click("#clear")
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "maxLength": 12}},
+        "required": ["colour"],
+    }
+    page.fill("#schema", json.dumps(schema))
+    page.fill("#max_tokens", "48")
+    page.fill("#message", "Name a colour.")
+    page.click("#send")
+    turn = page.locator("#transcript-a .turn.assistant").first
+    turn.locator(".stats[data-tokens]").wait_for()
+    assert isinstance(json.loads(turn.locator(".content").inner_text())["colour"], str)
+    page.fill("#schema", "")
+    page.fill("#max_tokens", "16")
+
     # --- a completion carrying markup is shown as text and runs nothing
     page.click("#clear")
     page.route(
