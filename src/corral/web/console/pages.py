@@ -61,8 +61,8 @@ async def playground(
     options = model_options(services, console)
     chosen = model if any(o["id"] == model for o in options) else None
     if chosen is None:
-        flagship = services.settings.model
-        chosen = next((o["id"] for o in options if o["id"] == flagship), None)
+        loaded = services.settings.model  # the model this server loads at start
+        chosen = next((o["id"] for o in options if o["id"] == loaded), None)
         chosen = chosen or (options[0]["id"] if options else "")
     return render(
         request,
@@ -253,6 +253,7 @@ async def fine_tuning(request: Request, services: ServicesDep, console: ConsoleD
         jobs=jobs.data,
         files=files.data,
         bases=bases,
+        default_base=services.settings.model,  # the model this server loads at start
     )
 
 

@@ -366,7 +366,7 @@ function fineTuning() {
       const uploaded = await api("POST", "/v1/files", form);
       const check = await api("GET", `/console/api/files/${encodeURIComponent(uploaded.id)}/check`);
       result.textContent = `${uploaded.filename} (${uploaded.id}): ${check.examples} valid examples` +
-        (check.errors.length ? `, ${check.errors.length} bad lines:` : ", no errors.");
+        (check.errors.length ? `, ${check.errors.length} bad line${check.errors.length > 1 ? "s" : ""}:` : ", no errors.");
       for (const err of check.errors) errors.append(el("li", "", `line ${err.line}: ${err.error}`));
       const option = el("option", "", `${uploaded.filename} (${uploaded.id})`);
       option.value = uploaded.id;
