@@ -187,6 +187,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     rows += isolation_rows(results)
     rows += dialect_rows(results)
     rows += batch_rows(results)
+    rows += speculative_rows(results)
     if corral:
         pc = corral["prefix_cache"]
         rows.append(
@@ -211,6 +212,54 @@ def dialect_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 what = f"{c} stream{'s' if c > 1 else ''}: {name} tok/s ≥ 0.97x Chat Completions"
                 rows.append((what, paired[1], paired[0] >= 0.97))
     return rows
+
+
+SPECULATIVE_TARGETS = (
+    ("copy code, prediction", "1 stream, code edit given the original as `prediction`", 1.5),
+    ("prose 1", "prose, 1 stream, speculation on", 0.97),
+    ("prose 8", "prose, 8 streams, speculation on", 0.97),
+    ("long 1, speculation off", "300-token answers, 1 stream, speculation off", 0.97),
+    ("sampled 8", "128 tokens at temperature 0.8, 8 streams", 0.95),
+)
+
+
+def speculative_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """corral against the engine alone with its defaults (benchmarks/speculative.py)."""
+    spec = results.get("speculative")
+    if not spec:
+        return []
+    copies = [r for name in ("copy code", "copy json", "copy text") for r in spec.get(name, [])]
+    rows: list[tuple[str, str, bool | None]] = []
+    both = ratio_of_pairs(copies)
+    if both:
+        what = "copy-heavy (code, JSON, text), 1 stream: corral tok/s ≥ 1.25x the engine alone"
+        rows.append((what, both[1], both[0] >= 1.25))
+    for key, what, bar in SPECULATIVE_TARGETS:
+        paired = ratio_of_pairs(spec.get(key, []))
+        if paired:
+            rows.append((f"{what}: ≥ {bar}x the engine alone", paired[1], paired[0] >= bar))
+    return rows
+
+
+def speculative_markdown(spec: dict[str, list[float]], when: str) -> str:
+    """docs/benchmarks-speculative.md: this part's rows and every workload's ratio."""
+    lines = [
+        "# Speculative decoding and per-token cost",
+        "",
+        f"Written by `python benchmarks/run.py --only speculative` on {when}: corral against",
+        "the engine alone (llama.cpp's server loop, no speculation), one tok/s ratio per",
+        "ABBA pair of batches. Workloads and why: `benchmarks/speculative.py`.",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for what, text, met in speculative_rows({"speculative": spec}):
+        lines.append(f"| {what} | {text} | {'yes' if met else 'no'} |")
+    lines += ["", "| workload | ratio |", "|---|---|"]
+    for name, ratios in spec.items():
+        paired = ratio_of_pairs(ratios)
+        lines.append(f"| {name} | {paired[1] if paired else 'no valid pair'} |")
+    return "\n".join(lines) + "\n"
 
 
 def batch_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:

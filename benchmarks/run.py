@@ -23,6 +23,7 @@ import httpx
 import report
 import systems
 from batch import batch_row
+from speculative import speculative_part
 
 from corral.bench.loadgen import LevelResult, Target, one_request, percentile, run_level
 from corral.bench.prompts import long_prompts, short_prompts
@@ -427,15 +428,22 @@ async def bench(plan: Plan) -> dict[str, Any]:
         for r in running.values():
             r.stop()
     # After the others stopped: their idle pollers would otherwise be part of it.
+    results["speculative"] = await speculative_part(env, logs)
     results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
     results["gateway_own_core"] = await gateway_own_core(env, logs, plan)
     return results
 
 
 async def corral_only(plan: Plan, part: str) -> dict[str, Any]:
-    """One part of the benchmark on corral alone, printed: ``dialects`` or ``batch``."""
+    """One part of the benchmark, printed: ``dialects``, ``batch`` or ``speculative``."""
     logs = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     env = {**os.environ, "CORRAL_DATA_DIR": str(logs / "data")}
+    if part == "speculative":  # its own systems; the report goes to its own page
+        spec = await speculative_part(env, logs)
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        page = report.speculative_markdown(spec, when)
+        (ROOT / "docs" / "benchmarks-speculative.md").write_text(page)
+        return {k: report.ratio_of_pairs(v) for k, v in spec.items()}
     corral = systems.start_corral(env, logs / "corral.log")
     try:
         await warm_up(corral.target)
@@ -456,7 +464,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument(
         "--only",
-        choices=("dialects", "batch"),
+        choices=("dialects", "batch", "speculative"),
         help="one part on corral alone, printed (no report): the dialects' pairs, the batch row",
     )
     args = parser.parse_args()

@@ -1,0 +1,163 @@
+"""Speculative decoding and corral's per-token cost, against the engine alone with its
+defaults (no speculation), every system resident and batches interleaved ABBA.
+
+- copy: one stream, greedy, three requests whose answer repeats the prompt (a ~300-token
+  code block with one literal changed, a JSON document with one field changed, a
+  ~700-token text repeated); every pair gets a fresh variant, so neither side meets an
+  answer it produced before. corral's default against the engine; and corral given
+  the original code as ``prediction`` on the code edit.
+- prose at one and eight streams (greedy, natural length): corral's default against
+  the engine, where drafts rarely help.
+- long: 300-token answers at one stream with the prompt cached, corral with speculation
+  off against the engine (corral's own per-token cost).
+- sampled: 128 tokens at temperature 0.8 with a seed, eight streams, corral's default
+  against the engine.
+Natural lengths (no ``ignore_eos``) where drafts are on: past the end a small model
+loops, and loops are what n-gram drafts predict best, which would flatter the drafter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import systems
+
+from corral.bench.loadgen import Target, one_request, run_level
+from corral.bench.prompts import WORDS, long_text, short_prompts
+
+COPY_PAIRS = 4  # per copy prompt
+PAIRS = {1: 8, 8: 4}
+
+
+def code_edit(rng: random.Random) -> tuple[str, str]:
+    """A ~300-token module and the instruction to change one literal in it."""
+    names = rng.sample(WORDS, 8)
+    funcs = [
+        f"def {n}_total(items, rate={rng.randint(2, 9)}):\n"
+        f"    total = 0\n    for item in items:\n        total += item * rate\n"
+        f"    return total + {rng.randint(10, 99)}\n"
+        for n in names
+    ]
+    code = "\n\n".join(funcs)
+    return f"Repeat this code exactly, but change the first rate default to 1:\n\n{code}", code
+
+
+def json_edit(rng: random.Random) -> tuple[str, str]:
+    doc = "{\n" + ",\n".join(f'  "{w}": {rng.randint(1, 999)}' for w in rng.sample(WORDS, 24))
+    doc += "\n}"
+    return f"Repeat this JSON exactly, but set the first value to 0:\n\n{doc}", doc
+
+
+def text_copy(rng: random.Random) -> tuple[str, str]:
+    text = long_text(520, rng)  # ~700 tokens
+    return f"Repeat this text exactly:\n\n{text}", text
+
+
+COPY: dict[str, tuple[Callable[[random.Random], tuple[str, str]], int]] = {
+    "code": (code_edit, 400),
+    "json": (json_edit, 300),
+    "text": (text_copy, 800),
+}
+
+
+async def _one(http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int) -> float:
+    """tok/s of one streamed request, first byte to last; NaN on an error."""
+    r = await one_request(http, target, prompt, max_tokens)
+    if r.error is not None or r.ttft is None or not r.tokens:
+        return float("nan")
+    return r.tokens / (r.ttft + sum(r.itls))
+
+
+def _natural(target: Target, **extra: Any) -> Target:
+    return replace(target, extra={**extra})
+
+
+async def copy_pairs(corral: systems.Running, engine: systems.Running) -> dict[str, list[float]]:
+    """corral's default (and with ``prediction`` on the code edit) over the engine."""
+    out: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(timeout=600) as http:
+        for name, (make, max_tokens) in COPY.items():
+            modes = ["default", "prediction"] if name == "code" else ["default"]
+            for mode in modes:
+                print(f"  speculative: copy {name} ({mode}) vs the engine …", flush=True)
+                ratios = []
+                for i in range(COPY_PAIRS):
+                    prompt, original = make(random.Random(f"{name}{mode}{i}"))
+                    extra = {"prediction": {"type": "content", "content": original}}
+                    ours = _natural(corral.target, **(extra if mode == "prediction" else {}))
+                    base = _natural(engine.target)
+                    order = [(ours, "a"), (base, "b")] if i % 2 == 0 else [(base, "b"), (ours, "a")]
+                    tps = {k: await _one(http, t, prompt, max_tokens) for t, k in order}
+                    ratios.append(tps["a"] / tps["b"])
+                out[f"copy {name}" + (", prediction" if mode == "prediction" else "")] = ratios
+    return out
+
+
+async def _batch(target: Target, prompts: list[str], max_tokens: int, exact: bool) -> float:
+    n = len(prompts)
+    level = await run_level(target, prompts, n, n, max_tokens, exact)
+    return float("nan") if level.errors else level.tokens_per_s
+
+
+async def level_pairs(
+    ours: Target, base: Target, prompts: list[str], max_tokens: int, pairs: int, exact: bool
+) -> list[float]:
+    for t in (ours, base):  # every batch then finds the same cache
+        await _batch(t, prompts, max_tokens, exact)
+    ratios = []
+    for i in range(pairs):
+        order = (ours, base) if i % 2 == 0 else (base, ours)
+        tps = {id(t): await _batch(t, prompts, max_tokens, exact) for t in order}
+        ratios.append(tps[id(ours)] / tps[id(base)])
+    return ratios
+
+
+async def engine_pairs(
+    corral: systems.Running, off: systems.Running, engine: systems.Running
+) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for c in (1, 8):
+        print(f"  speculative: prose, {c} stream(s), corral vs the engine …", flush=True)
+        prompts = short_prompts(c, seed=21)
+        ours, base = _natural(corral.target), _natural(engine.target)
+        out[f"prose {c}"] = await level_pairs(ours, base, prompts, 160, PAIRS[c], False)
+    print("  speculative: 300-token answers, speculation off, vs the engine …", flush=True)
+    out["long 1, speculation off"] = await level_pairs(
+        off.target, engine.target, short_prompts(1, seed=22), 300, PAIRS[1], True
+    )
+    print("  speculative: 128 tokens at temperature 0.8, 8 streams, vs the engine …", flush=True)
+    sampled = {"temperature": 0.8, "seed": 5}
+    out["sampled 8"] = await level_pairs(
+        replace(corral.target, extra={**corral.target.extra, **sampled}),
+        replace(engine.target, extra={**engine.target.extra, **sampled}),
+        short_prompts(8, seed=23),
+        128,
+        PAIRS[8],
+        True,
+    )
+    return out
+
+
+async def speculative_part(env: dict[str, str], logs: Path) -> dict[str, list[float]]:
+    """Every ratio list of this part, keyed by workload."""
+    off_env = {
+        **env,
+        "CORRAL_DATA_DIR": str(Path(env["CORRAL_DATA_DIR"]).with_name("data-spec-off")),
+        "CORRAL_ENGINE__SPECULATIVE": "off",
+    }
+    engine_env = {**env, "CORRAL_ENGINE__SPECULATIVE": "off"}
+    corral = systems.start_corral(env, logs / "spec-corral.log")
+    off = systems.start_corral(off_env, logs / "spec-off.log")
+    engine = systems.start_engine_direct(engine_env, logs / "spec-engine.log")
+    try:
+        out = await copy_pairs(corral, engine)
+        out |= await engine_pairs(corral, off, engine)
+    finally:
+        for r in (corral, off, engine):
+            r.stop()
+    return out
