@@ -224,7 +224,7 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     page.fill("#key", key)
     page.click("#sign-in")
     page.wait_for_url("**/console/playground")
-    assert "project proj" in page.inner_text("#who")
+    assert page.inner_text("#who") == "project console"
     cookies = page.context.cookies()
     session = next(c for c in cookies if c["name"] == "corral_session")
     assert session["httpOnly"] and session["sameSite"] == "Strict"

@@ -84,8 +84,8 @@ class Console:
         if self.open_mode:
             return "open mode (no keys configured)"
         if p.is_admin:
-            return "admin"
-        return f"project {p.project_id}"
+            return f"admin in project {self.project_name}" if p.project_id else "admin"
+        return f"project {self.project_name}"
 
     @property
     def can_switch(self) -> bool:
@@ -102,8 +102,14 @@ async def console_of(request: Request, services: ServicesDep) -> Console:
         # No keys: the console opens without sign-in, as the API does, but its forms
         # still need a session for their CSRF token.
         console.new_token, console.session = await services.sessions.create(None)
-    if console.can_switch:
-        console.projects = await services.keys.list_projects()
+    if console.can_switch or principal.project_id is not None:
+        projects = await services.keys.list_projects()
+        # an admin picks among all; a project key's page names its own
+        console.projects = (
+            projects
+            if console.can_switch
+            else [p for p in projects if p.id == principal.project_id]
+        )
     return console
 
 

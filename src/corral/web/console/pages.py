@@ -144,7 +144,7 @@ async def usage(
         days=days,
         rows=[(d.day, r) for d in days_ for r in d.rows],
         chart=chart,
-        scope="all projects" if scope is None else f"project {principal.project_id}",
+        scope="all projects" if scope is None else f"project {console.project_name}",
         per_project=await _per_project(services, window) if scope is None else [],
     )
 
