@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from corral.core.errors import CorralError, InvalidRequestError, param_of
+from corral.core.errors import CorralError, InvalidRequestError, invalid_value
 from corral.protocol.messages import error_body, error_status
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,7 @@ def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRe
     loc = tuple(first.get("loc", ()))
     if isinstance(exc, RequestValidationError) and loc and loc[0] in PARAM_SOURCES:
         loc = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
-    param = param_of(loc)
-    message = first.get("msg", "Invalid request")
-    where = f"'{param}'" if param else "the request body"
-    return InvalidRequestError(f"Invalid value for {where}: {message}", param=param)
+    return invalid_value(loc, first.get("msg", "Invalid request"))
 
 
 def http_error(request: Request, exc: HTTPException) -> CorralError:

@@ -20,10 +20,9 @@ from corral.accounts.metering import Meter
 from corral.core.errors import (
     CorralError,
     InsufficientQuotaError,
-    InvalidRequestError,
     OverloadedError,
     RateLimitError,
-    param_of,
+    invalid_value,
 )
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
@@ -57,8 +56,7 @@ def refused(exc: CorralError) -> Outcome:
 
 def _invalid(exc: ValidationError) -> CorralError:
     first = exc.errors()[0]
-    param = param_of(tuple(first.get("loc", ())))
-    return InvalidRequestError(f"Invalid value for '{param}': {first.get('msg')}", param=param)
+    return invalid_value(tuple(first.get("loc", ())), first.get("msg", "Invalid request"))
 
 
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:

@@ -137,3 +137,10 @@ def param_of(loc: tuple[int | str, ...]) -> str | None:
         elif part not in ("body",):
             out += f".{part}" if out else str(part)
     return out or None
+
+
+def invalid_value(loc: tuple[int | str, ...], message: str) -> InvalidRequestError:
+    """A wire model's first validation error as OpenAI words it (API and batch lines)."""
+    param = param_of(loc)
+    where = f"'{param}'" if param else "the request body"
+    return InvalidRequestError(f"Invalid value for {where}: {message}", param=param)
