@@ -425,9 +425,27 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert rows.nth(1).locator("b").count() == 0
     assert "%" in page.inner_text("#pass-rate")
     shot(page, "eval-run")
-    page.click("#rerun")
+    # start a run from the evals page: a model, a data file, the messages
+    rows = "".join(
+        json.dumps({"item": {"q": q, "a": a}}) + "\n"
+        for q, a in (("Capital of Spain?", "Madrid"), ("Capital of Japan?", "Tokyo"))
+    )
+    httpx.post(
+        url + "/v1/files",
+        headers=auth,
+        data={"purpose": "evals"},
+        files={"file": ("capitals.jsonl", rows.encode(), "application/jsonl")},
+    ).raise_for_status()
+    page.goto(url + "/console/evals")
+    card = page.locator(f"#eval-{eval_id}")
+    card.locator("summary", has_text="Start a run").click()
+    card.locator("input[name=system]").fill("Answer in one word.")
+    assert card.locator("input[name=user]").input_value() == "{{item.q}}"
+    card.locator("input[name=max_tokens]").fill("8")
+    card.locator("form.run-form button[type=submit]").click()
     page.wait_for_url(lambda u: "/runs/" in u and run_id not in u)
     page.locator("#run-status", has_text="completed").wait_for()  # the page reloads
+    assert page.locator("#items-table tbody tr").count() == 2
     page.goto(url + "/console/evals")
     page.click("text=Compare A and B")
     page.wait_for_url("**/compare?**")

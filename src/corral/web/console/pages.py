@@ -292,8 +292,16 @@ async def evals_page(request: Request, services: ServicesDep, console: ConsoleDe
         title="Evals",
         evals=evals,
         runs=runs,
+        files=(await services.files.list(console.owner, "evals", 100, None, "desc")).data,
+        first_field={e.id: _first_field(e.data_source_config) for e in evals},
         models=model_options(services, console),
     )
+
+
+def _first_field(config: dict[str, Any]) -> str:
+    """The item field a run's user message most likely shows (the schema's first)."""
+    properties = (config.get("item_schema") or {}).get("properties") or {}
+    return next(iter(properties), "input")
 
 
 def pass_rate(run: Any) -> str:

@@ -489,7 +489,36 @@ function run() {
   if (status === "queued" || status === "in_progress") setTimeout(() => location.reload(), 2000);
 }
 
-const PAGES = { playground, keys, "fine-tuning": fineTuning, evals: () => {} };
+function evals() {
+  for (const form of document.querySelectorAll("form.run-form")) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = form.parentElement.querySelector(".run-error");
+      showError(error, null);
+      const field = (name) => form.elements[name].value;
+      const template = [];
+      if (field("system").trim()) template.push({ role: "system", content: field("system") });
+      template.push({ role: "user", content: field("user") });
+      const body = {
+        data_source: {
+          type: "completions",
+          model: field("model"),
+          source: { type: "file_id", id: field("file") },
+          input_messages: { type: "template", template },
+          sampling_params: { max_completion_tokens: Number(field("max_tokens")) || 64 },
+        },
+      };
+      try {
+        const run = await api("POST", `/v1/evals/${encodeURIComponent(form.dataset.eval)}/runs`, body);
+        location.assign(`/console/evals/${encodeURIComponent(run.eval_id)}/runs/${encodeURIComponent(run.id)}`);
+      } catch (err) {
+        showError(error, err);
+      }
+    });
+  }
+}
+
+const PAGES = { playground, keys, "fine-tuning": fineTuning, evals };
 
 document.addEventListener("DOMContentLoaded", () => {
   localTimes();
