@@ -105,3 +105,25 @@ def test_greedy_output_agrees_and_flips_only_at_near_ties(servers: tuple[Any, An
     print(f"greedy agreement {same}/{len(PROMPTS)}; drafts {accepted}/{drafts} accepted")
     assert drafts > 0 and accepted > 0  # the drafter ran and some drafts were kept
     assert same >= len(PROMPTS) // 2
+
+
+def test_seeded_samples_are_the_same_with_drafts(servers: tuple[Any, Any]) -> None:
+    """llama.cpp accepts a drafted token only where its sampler, run over the verified
+    logits, picks that same token (one draw per position, as without drafts), so the
+    distribution is the model's own and a seeded sample repeats; near-ties aside."""
+    plain, drafted = servers
+    same, drafts = 0, 0
+    for i, prompt in enumerate(PROMPTS):
+        body = {
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": TOKENS,
+            "temperature": 0.8,
+            "seed": 100 + i,
+        }
+        want = plain.handle_chat_completions(dict(body))["choices"][0]["message"]["content"]
+        got = drafted.handle_chat_completions(dict(body))
+        drafts += int(got.get("timings", {}).get("draft_n") or 0)
+        same += got["choices"][0]["message"]["content"] == want
+    print(f"seeded samples identical with drafts: {same}/{len(PROMPTS)}")
+    assert drafts > 0
+    assert same >= len(PROMPTS) - 2
