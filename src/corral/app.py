@@ -135,7 +135,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     keys = KeyService(db, server_secret, admin_key)
     accounting = Accounting(db, RateLimiter(db), settings.accounts.reservation_ttl_s)
     meter = Meter(accounting, cost=telemetry.cost, rejected=telemetry.rejected)
-    file_service = FileService(db, settings.data_dir / "files", settings.files.max_bytes)
+    file_service = FileService(db, settings.files_dir, settings.files.max_bytes)
     chat = ChatService(registry, settings.limits, admission, telemetry)
     embeddings = EmbeddingService(registry, settings.limits, admission)
     calls = ModelCalls(registry, chat, embeddings, meter, embedding_model(settings))

@@ -31,3 +31,13 @@ def test_every_field_is_described() -> None:
 def test_default_data_dir_is_outside_the_source_tree() -> None:
     repo = Path(__file__).resolve().parents[2]
     assert repo not in Settings().data_dir.resolve().parents
+
+
+def test_files_dir_defaults_to_the_data_dir_and_may_be_shared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CORRAL_DATA_DIR", str(tmp_path / "replica"))
+    assert Settings().files_dir == tmp_path / "replica" / "files"
+    # Replicas on one database read each other's uploads from a shared volume.
+    monkeypatch.setenv("CORRAL_FILES__DIR", str(tmp_path / "shared"))
+    assert Settings().files_dir == tmp_path / "shared"

@@ -133,6 +133,12 @@ class FileSettings(BaseModel):
     max_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest file a client may upload (bytes)."
     )
+    dir: Path | None = Field(
+        None,
+        description="Where uploaded files' bytes are kept (default: `<data_dir>/files`). "
+        "Replicas sharing a database must share it too (a shared volume): a file uploaded "
+        "to one replica is read by another's batch, eval or fine-tuning worker.",
+    )
 
 
 class EvalSettings(BaseModel):
@@ -317,3 +323,7 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'corral.db'}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.files.dir or self.data_dir / "files"

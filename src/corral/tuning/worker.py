@@ -244,7 +244,7 @@ class Worker:
     def _train(self, job: FineTuningJob) -> Any:
         from corral.tuning.lora import Cancelled, Hyperparameters, Progress, train
 
-        files = self.settings.data_dir / "files"
+        files = self.settings.files_dir
         train_examples = read_examples(files / job.training_file, self.ft.max_examples)
         valid_examples = (
             read_examples(files / job.validation_file, self.ft.max_examples)
