@@ -257,6 +257,12 @@ class Soak:
         up = [r for r in self.cluster.replicas if r.name not in self.down]
         return random.choice(up)
 
+    def job_replica(self) -> Proc:
+        """The replica that is killed, while it is up: its worker, woken by the
+        submission, claims the job, so kills land on running jobs."""
+        victim, other = self.cluster.replicas[1], self.cluster.replicas[0]
+        return other if victim.name in self.down else victim
+
 
 def headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
@@ -394,7 +400,7 @@ async def guarded(job: Callable[[], Awaitable[None]]) -> None:
 async def api(
     soak: Soak, http: httpx.AsyncClient, key: str, path: str, **kw: Any
 ) -> dict[str, Any]:
-    url = soak.live_replica().url + "/v1" + path
+    url = soak.job_replica().url + "/v1" + path
     r = await http.post(url, headers=headers(soak.cluster.keys[key]), **kw)
     if r.status_code != 200:
         raise RuntimeError(f"{path}: {r.status_code} {r.text[:200]}")
@@ -651,7 +657,8 @@ replicas on one fresh PostgreSQL database (a shared `CORRAL_FILES__DIR`), a gate
 on its own database whose model is an upstream pool of the two; a few clients send
 streamed and whole chat and required tool calls through the gateway (one on a project
 with a budget it spends), embeddings straight to a live replica; an eval run and a batch
-every 35 s go to a live replica. Replica 1 is SIGKILLed with its engine child at random
+every 35 s go to replica 1 while it is up (its worker claims them, so kills land on
+running jobs). Replica 1 is SIGKILLed with its engine child at random
 moments and restarted. Then: jobs drained, the reservation sweep awaited, and the books
 checked against both databases and the API — each request answered 200 has its usage
 row with the tokens it reported, no row without a request, spend equal to the usage
@@ -662,6 +669,15 @@ both replicas, < 0.1% failures among requests no kill was in the middle of, RSS 
 transformers and training take both cores of a small box for minutes and would starve
 the traffic being measured; the fine-tuning worker's restart after a kill is tested on
 its own (tests/tuning).
+
+Reading the figures: a request in flight at a kill may fail (its replica died under it);
+the gateway bills a stream cut that way for what ran, while the dead replica never wrote
+its own row, so the upstream rows can be a few fewer than the gateway's. Found while
+building the soak (in the code, before a run): each replica kept uploads under its own
+data dir, so a batch submitted
+through one replica and claimed by the other's worker could not read its file, and a file
+listed by the database 404'd on the other replica; `files.dir` (`CORRAL_FILES__DIR`) now
+names one shared folder (deploy/compose.yaml mounts a volume; tests/core/test_config.py).
 
 Latest run: {when}, {minutes:g} minutes, {os.cpu_count()} cores shared with other work.
 
