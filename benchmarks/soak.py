@@ -568,6 +568,20 @@ async def file_findings(soak: Soak) -> tuple[list[str], int]:
     return findings, checked
 
 
+def secrets_in_logs(c: Cluster) -> tuple[list[str], int]:
+    """No key, key hash or server secret in any log line (corral's and its engines')."""
+    secrets = [*c.keys.values(), SECRET, SECRET + "-gateway"]
+    for db in (c.replica_db, c.gateway_db):
+        secrets += [h for (h,) in query(db, "select secret_hash from api_keys")]
+    logs = [*c.work.glob("*.log"), *c.work.glob("*/**/*.log")]
+    found = [
+        f"{log.relative_to(c.work)} holds a key, key hash or secret"
+        for log in logs
+        if any(s in log.read_text(errors="replace") for s in secrets)
+    ]
+    return found, len(logs)
+
+
 @dataclass
 class Outcome:
     findings: list[str]
@@ -642,7 +656,9 @@ async def check(soak: Soak) -> Outcome:
         "reservations left": str(left),
         **memory,
     }
-    findings += job_found + files_found + traffic_found + memory_found
+    secrets_found, logs = secrets_in_logs(c)
+    figures["logs scanned for keys and secrets"] = f"{logs} ({len(secrets_found)} holding one)"
+    findings += job_found + files_found + traffic_found + memory_found + secrets_found
     return Outcome(findings, figures)
 
 
@@ -665,8 +681,9 @@ row with the tokens it reported, no row without a request, spend equal to the us
 rows' sum and within budget, no reservation left, no eval run, batch or fine-tune left
 unfinished, every batch line and eval item billed once, every file read back whole from
 both replicas, < 0.1% failures among requests no kill was in the middle of, RSS growth
-< 10% after {WARMUP_S:.0f} s of warm-up. No fine-tune runs in it: loading the GGUF into
-transformers and training take both cores of a small box for minutes and would starve
+< 10% after {WARMUP_S:.0f} s of warm-up (a life of the killed replica is too short to
+say), no key, key hash or server secret in any log of the processes or their engines.
+No fine-tune runs in it: loading the GGUF into transformers and training take both cores of a small box for minutes and would starve
 the traffic being measured; the fine-tuning worker's restart after a kill is tested on
 its own (tests/tuning).
 
