@@ -28,9 +28,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 PARAM = re.compile(r"\{(\w+)\}")  # a path parameter, as the document writes it
 BODY = "__corral_body__"
 
+# One server-sent event as OpenAPI reads a stream (3.1: ``schema`` is each event; fields as
+# 3.2 names them); its ``data`` is the dialect's chunk or event object, as JSON text.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
 # Added to a route's 200 answer: what it sends with ``"stream": true``.
 STREAMED: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}
 }
 
 # /v1/files' body: a multipart form (streamed to disk by ``api.multipart``).
