@@ -210,8 +210,9 @@ def replica_env(work: Path, db_url: str, i: int) -> dict[str, str]:
     }
 
 
-async def start_cluster(work: Path, stamp: str) -> Cluster:
-    rdb, gdb = f"corral_soak_{stamp}", f"corral_soak_{stamp}_gw"
+async def start_cluster(work: Path, rdb: str, gdb: str, started: list[Proc]) -> Cluster:
+    """Databases made, keys created, replicas then the gateway started (each put in
+    ``started`` as it starts, so a failed start still stops what ran)."""
     rurl, gurl = create_database(rdb), create_database(gdb)
     envs = [replica_env(work, rurl, i) for i in range(2)]
     budgets = {"direct": 5.0, "evals": 5.0, "batches": 5.0, "soak": 5.0, "tight": 0.00004}
@@ -220,6 +221,7 @@ async def start_cluster(work: Path, stamp: str) -> Cluster:
     replicas = [Proc(f"replica{i}", free_port(), envs[i], work / f"replica{i}.log") for i in (0, 1)]
     for r in replicas:
         r.start()
+        started.append(r)
     genv = {
         "CORRAL_DATABASE_URL": gurl,
         "CORRAL_SECRET_KEY": SECRET + "-gateway",
@@ -235,6 +237,7 @@ async def start_cluster(work: Path, stamp: str) -> Cluster:
     for r in replicas:
         await r.wait_ready()
     gateway.start()
+    started.append(gateway)
     await gateway.wait_ready()
     return Cluster(work, rdb, gdb, replicas, gateway, keys, budgets)
 
@@ -712,18 +715,20 @@ async def soak_run(minutes: float, clients: int, every: tuple[float, float]) -> 
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     work = Path(tempfile.mkdtemp(prefix=f"corral-soak-{stamp}-"))
     print(f"soak {minutes:g} min, work dir {work}", flush=True)
-    cluster = await start_cluster(work, stamp)
+    rdb, gdb = f"corral_soak_{stamp}", f"corral_soak_{stamp}_gw"
+    started: list[Proc] = []
     try:
+        cluster = await start_cluster(work, rdb, gdb, started)
         soak = Soak(cluster, time.monotonic() + minutes * 60)
         tasks = [client_loop(soak, n) for n in range(clients)]
         await asyncio.gather(*tasks, killer(soak, every), sampler(soak), jobs_loop(soak))
         dump(soak, work / "calls.json")
         return await check(soak)
     finally:
-        for p in [cluster.gateway, *cluster.replicas]:
+        for p in reversed(started):
             p.stop()
-        drop_database(cluster.replica_db)
-        drop_database(cluster.gateway_db)
+        drop_database(rdb)
+        drop_database(gdb)
 
 
 def dump(soak: Soak, path: Path) -> None:
