@@ -52,6 +52,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the OpenAI-compatible API."""
+    from corral.api.header_timeout import with_header_timeout
     from corral.app import create_app
     from corral.catalog.schema import CatalogError
     from corral.cli.serving import serve as serve_gracefully
@@ -76,6 +77,7 @@ def serve(
         settings.shutdown_grace_s,
         host=settings.host,
         port=settings.port,
+        http=with_header_timeout(settings.limits.header_timeout_s),
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers go through corral's handler (JSON, request ids)
     )

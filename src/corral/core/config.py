@@ -61,8 +61,9 @@ class EngineSettings(BaseModel):
         "ngram",
         description="Draft-free speculative decoding: `ngram` drafts tokens by looking the "
         "last few tokens up in the prompt and the output so far, and llama.cpp verifies "
-        "each draft in one batched step (greedy output is the model's own; see "
-        "docs/benchmarks.md for what it gains and costs here). `off` decodes one token a step.",
+        "each draft in one batched step (greedy output is the model's own). It pays on one "
+        "stream and on answers that repeat the prompt, and costs throughput when many "
+        "streams share few cores (docs/benchmarks-speculative.md): `off` there.",
     )
     spec_ngram_size: int = Field(
         4, ge=1, le=32, description="Tokens looked up to find a draft (`ngram`)."
@@ -87,6 +88,12 @@ class LimitSettings(BaseModel):
     )
     body_idle_timeout_s: float = Field(
         15.0, gt=0, description="A request body that sends nothing this long is answered 408."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection whose request headers are not complete this long after it "
+        "opened (or its request began) is answered 408 and closed (slow-header clients).",
     )
     stream_send_timeout_s: float = Field(
         30.0,
