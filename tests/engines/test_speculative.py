@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 # Nats. The two kernels were seen to move one token's log-probability by up to ~0.3
 # (readme prompt: plain -0.894 vs -1.102, drafted -1.006 vs -0.954).
 NEAR_TIE = 0.5
-TOKENS = 64
+TOKENS = 48
 
 _DOC = json.dumps({"items": [{"id": i, "name": f"item-{i}", "price": i * 1.5} for i in range(6)]})
 _TEXT = (
@@ -38,8 +38,6 @@ PROMPTS = [
     "List the numbers from 1 to 30, separated by commas.",
     "Write a short story about a llama who learns to fly.",
     "Explain how a bicycle works.",
-    "What is the capital of France? Answer in one sentence.",
-    "Write a haiku about the sea.",
 ]
 
 
