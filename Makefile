@@ -33,7 +33,7 @@ test: $(STAMP) system-packages
 
 # schemathesis over every operation of the live server, CORRAL_FUZZ_EXAMPLES (500) each, on
 # the real engine with requested lengths capped (tests/e2e/fuzz_hooks.py); `make test` runs
-# a 45 s pass of the same test; then the stateful phase (links between operations) for
+# a 35 s pass of the same test; then the stateful phase (links between operations) for
 # CORRAL_FUZZ_STATEFUL_TIME (300 s). Calls per operation and reports: .fuzz/*.json, *.log.
 fuzz: $(STAMP)
 	mkdir -p .fuzz
