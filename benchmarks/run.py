@@ -25,7 +25,14 @@ import systems
 from batch import batch_row
 from speculative import speculative_part
 
-from corral.bench.loadgen import LevelResult, Target, one_request, percentile, run_level
+from corral.bench.loadgen import (
+    LevelResult,
+    Target,
+    abba_ratios,
+    one_request,
+    percentile,
+    run_level,
+)
 from corral.bench.prompts import long_prompts, short_prompts
 from corral.catalog.schema import resolve_model
 from corral.core.config import Settings
@@ -116,15 +123,6 @@ async def prefix_cache(target: Target, seed: int) -> dict[str, float]:
     return {"first_ms": ttfts[0], "second_ms": ttfts[1], "ratio": ttfts[1] / ttfts[0]}
 
 
-async def _batch_tps(
-    running: systems.Running, prompts: list[str], max_tokens: int, exact: bool = True
-) -> float:
-    """tok/s of one batch: every prompt as its own stream, all at once; NaN on an error."""
-    n = len(prompts)
-    level = await run_level(running.target, prompts, n, n, max_tokens, exact)
-    return float("nan") if level.errors else level.tokens_per_s
-
-
 async def paired_ratios(
     ours: systems.Running,
     base: systems.Running,
@@ -133,23 +131,10 @@ async def paired_ratios(
     max_tokens: int,
     exact: bool = True,
 ) -> list[float]:
-    """tok/s of ``ours`` over ``base``, one pair of batches of ``c`` streams at a time.
-
-    A level's rounds last seconds each, and this machine's speed drifts by ±10% over
-    minutes, so a ratio of two levels' tok/s moved by as much between runs. Here one
-    batch runs on each system in turn, ABBA (A B, B A, A B, …), so a drift slower than
-    a batch cancels within the pairs. Every batch sends the same prompts, sent once to
-    each system before, so every batch finds the same cache.
-    """
+    """tok/s of ``ours`` over ``base`` in ABBA pairs of batches of ``c`` streams
+    (``loadgen.abba_ratios``), on the same seeded prompts every run."""
     prompts = short_prompts(c, seed=4)
-    for r in (ours, base):
-        await _batch_tps(r, prompts, max_tokens, exact)
-    ratios = []
-    for i in range(pairs):
-        order = (ours, base) if i % 2 == 0 else (base, ours)
-        tps = {id(r): await _batch_tps(r, prompts, max_tokens, exact) for r in order}
-        ratios.append(tps[id(ours)] / tps[id(base)])
-    return ratios
+    return await abba_ratios(ours.target, base.target, prompts, max_tokens, pairs, exact)
 
 
 async def pairs_by_level(

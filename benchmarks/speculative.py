@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import systems
 
-from corral.bench.loadgen import Target, one_request, run_level
+from corral.bench.loadgen import Target, abba_ratios, one_request
 from corral.bench.prompts import WORDS, long_text, short_prompts
 
 COPY_PAIRS = 4  # per copy prompt
@@ -98,25 +98,6 @@ async def copy_pairs(corral: systems.Running, engine: systems.Running) -> dict[s
     return out
 
 
-async def _batch(target: Target, prompts: list[str], max_tokens: int, exact: bool) -> float:
-    n = len(prompts)
-    level = await run_level(target, prompts, n, n, max_tokens, exact)
-    return float("nan") if level.errors else level.tokens_per_s
-
-
-async def level_pairs(
-    ours: Target, base: Target, prompts: list[str], max_tokens: int, pairs: int, exact: bool
-) -> list[float]:
-    for t in (ours, base):  # every batch then finds the same cache
-        await _batch(t, prompts, max_tokens, exact)
-    ratios = []
-    for i in range(pairs):
-        order = (ours, base) if i % 2 == 0 else (base, ours)
-        tps = {id(t): await _batch(t, prompts, max_tokens, exact) for t in order}
-        ratios.append(tps[id(ours)] / tps[id(base)])
-    return ratios
-
-
 async def engine_pairs(
     corral: systems.Running, off: systems.Running, engine: systems.Running
 ) -> dict[str, list[float]]:
@@ -125,14 +106,14 @@ async def engine_pairs(
         print(f"  speculative: prose, {c} stream(s), corral vs the engine …", flush=True)
         prompts = short_prompts(c, seed=21)
         ours, base = _natural(corral.target), _natural(engine.target)
-        out[f"prose {c}"] = await level_pairs(ours, base, prompts, 160, PAIRS[c], False)
+        out[f"prose {c}"] = await abba_ratios(ours, base, prompts, 160, PAIRS[c], False)
     print("  speculative: 300-token answers, speculation off, vs the engine …", flush=True)
-    out["long 1, speculation off"] = await level_pairs(
+    out["long 1, speculation off"] = await abba_ratios(
         off.target, engine.target, short_prompts(1, seed=22), 300, PAIRS[1], True
     )
     print("  speculative: 128 tokens at temperature 0.8, 8 streams, vs the engine …", flush=True)
     sampled = {"temperature": 0.8, "seed": 5}
-    out["sampled 8"] = await level_pairs(
+    out["sampled 8"] = await abba_ratios(
         replace(corral.target, extra={**corral.target.extra, **sampled}),
         replace(engine.target, extra={**engine.target.extra, **sampled}),
         short_prompts(8, seed=23),

@@ -195,3 +195,30 @@ async def run_level(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
     return LevelResult(concurrency, results, wall)
+
+
+async def batch_tps(target: Target, prompts: list[str], max_tokens: int, exact: bool) -> float:
+    """tok/s of one batch: every prompt as its own stream, all at once; NaN on an error."""
+    n = len(prompts)
+    level = await run_level(target, prompts, n, n, max_tokens, exact)
+    return float("nan") if level.errors else level.tokens_per_s
+
+
+async def abba_ratios(
+    ours: Target, base: Target, prompts: list[str], max_tokens: int, pairs: int, exact: bool
+) -> list[float]:
+    """tok/s of ``ours`` over ``base``, one pair of batches at a time.
+
+    This machine's speed drifts by ±10% over minutes, so a ratio of two levels' tok/s
+    moved by as much between runs. Here one batch runs on each side in turn, ABBA (A B,
+    B A, A B, …), so a drift slower than a batch cancels within the pairs. The same
+    prompts go once to each side first, so every batch finds the same cache.
+    """
+    for t in (ours, base):
+        await batch_tps(t, prompts, max_tokens, exact)
+    ratios = []
+    for i in range(pairs):
+        order = (ours, base) if i % 2 == 0 else (base, ours)
+        tps = {id(t): await batch_tps(t, prompts, max_tokens, exact) for t in order}
+        ratios.append(tps[id(ours)] / tps[id(base)])
+    return ratios
