@@ -174,7 +174,7 @@ def test_offline_fails_fast(tmp_path: Path) -> None:
     done = corral(tmp_path, "pull", "tiny-hub", "--catalog", cat, env={"HF_ENDPOINT": closed})
     assert done.returncode == 1 and "cannot reach the Hub" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 20  # huggingface_hub alone retried for 23 s
 
 
 def test_pull_refuses_what_is_not_on_the_hub(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from corral.catalog.schema import Catalog, Snapshot, source_path
 from corral.core.errors import CorralError
@@ -85,6 +87,11 @@ def pull(
 
     target.parent.mkdir(parents=True, exist_ok=True)
     hub_url = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if not _reachable(hub_url):
+        raise PullError(
+            f"cannot reach the Hub ({hub_url}) to download {hub.repo}/{hub.file}: "
+            f"are we offline? Copy the file to {target}, or give the snapshot a `path` source."
+        )
     try:
         downloaded = huggingface_hub.hf_hub_download(
             repo_id=hub.repo,
@@ -120,6 +127,19 @@ def pull(
             "the file was deleted."
         )
     return path
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to the Hub opens. huggingface_hub retries a refused
+    connection five times with backoff (23 s here) before it gives up; an offline machine
+    should hear so at once. Retries still cover a download that breaks midway."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:  # refused, no route, no DNS, timed out
+        return False
 
 
 def _hub_sha256(folder: Path, filename: str) -> str | None:
