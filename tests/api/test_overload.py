@@ -1,14 +1,17 @@
-"""Overload over a fake engine that holds its requests: a whole answer is cancelled when
-its client leaves, and a model's queue is bounded with an immediate 503 past it."""
+"""Overload over a fake engine that holds its requests: a whole answer, or a stream before
+its first chunk, is cancelled when its client leaves, and a model's queue is bounded with
+an immediate 503 past it."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
@@ -33,6 +36,16 @@ class HeldEngine(FakeEngine):
             raise
         return await super().chat(body)
 
+    async def chat_stream(self, body: Body) -> AsyncIterator[Body]:
+        self.started += 1
+        try:
+            await self.release.wait()  # a long prompt's prefill: no chunk yet
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        async for chunk in super().chat_stream(body):
+            yield chunk
+
 
 def chat_body() -> bytes:
     return orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
@@ -40,11 +53,31 @@ def chat_body() -> bytes:
 
 async def test_a_whole_answer_stops_when_its_client_leaves(tmp_path: Path) -> None:
     # Issue 21: non-streamed requests whose clients had gone ran to completion (170 s).
+    await _leave_while_held(tmp_path, "/v1/chat/completions", chat_body())
+
+
+STREAMS = {
+    "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]},
+    "/v1/responses": {"input": "hi"},
+}
+
+
+@pytest.mark.parametrize("path", STREAMS)
+async def test_a_stream_stops_when_its_client_leaves_before_the_first_chunk(
+    tmp_path: Path, path: str
+) -> None:
+    # Seen with Codex CLI: a client that gave up during a 10K-token prefill left the
+    # engine prefilling for minutes, since only a started stream listened for it.
+    body = orjson.dumps({"model": "fake-model", "stream": True, **STREAMS[path]})
+    await _leave_while_held(tmp_path, path, body)
+
+
+async def _leave_while_held(tmp_path: Path, path: str, body: bytes) -> None:
     engine = HeldEngine()
     app = create_app(migrated(Settings(data_dir=tmp_path)), fake_registry(engine))
     gone = asyncio.Event()
     sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": chat_body(), "more_body": False}]
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
         if messages:
@@ -61,8 +94,8 @@ async def test_a_whole_answer_stops_when_its_client_leaves(tmp_path: Path) -> No
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"content-type", b"application/json"), (b"host", b"t")],

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from corral.accounts.idempotency import request_hash
+from corral.accounts.keys import Principal
 from corral.accounts.metering import Metered
 from corral.api.auth import principal_of
 from corral.api.deps import Services
@@ -77,24 +78,25 @@ async def answer(
 async def _answer(
     request: Request, services: Services, prepared: P, run: Run[P], present: Present[P]
 ) -> Response:
-    work = services.meter.run(
-        principal_of(request),
-        prepared.charge,
-        lambda: run(prepared),
-        want_usage=prepared.want_usage,
+    # Until its answer starts, nothing else notices a client that left: a whole answer
+    # waits for the generation, a stream for its first chunk, which after a long prompt
+    # (an agent's 10K tokens on a CPU) is minutes of prefill. Once a stream has started,
+    # the SSE response listens for the disconnect itself.
+    work = _produce(principal_of(request), services, prepared, run, present)
+    response = await _unless_disconnected(request, work)
+    return Response(status_code=CLIENT_CLOSED) if response is None else response
+
+
+async def _produce(
+    who: Principal, services: Services, prepared: P, run: Run[P], present: Present[P]
+) -> Response:
+    metered = await services.meter.run(
+        who, prepared.charge, lambda: run(prepared), want_usage=prepared.want_usage
     )
-    # A stream stops when its client goes (the SSE response listens for it); a whole
-    # answer must too, or a client that timed out leaves its generation holding a slot.
     if prepared.stream:
-        metered = await work
         assert not isinstance(metered.result, BaseModel)
         # Cut, with an error event, if a shutdown's grace period runs out.
         metered = replace(metered, result=services.drain.bounded(metered.result))
-    else:
-        whole = await _unless_disconnected(request, work)
-        if whole is None:
-            return Response(status_code=CLIENT_CLOSED)
-        metered = whole
     response = await present(prepared, metered)
     response.headers.update({**prepared.served.headers, **metered.ticket.headers()})
     return response
