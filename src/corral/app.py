@@ -100,8 +100,10 @@ def default_registry(settings: Settings) -> ModelRegistry:
         # The base loads with its fine-tunes' LoRA adapters (a request selects one).
         adapters = registry.adapters_for(spec.id) if registry is not None else ()
         if engine_settings.isolation == "process":
-            return LlamaCppProcessEngine(spec.path, engine_settings, info, log_dir, adapters)
-        return LlamaCppEngine(spec.path, engine_settings, info, adapters)
+            return LlamaCppProcessEngine(
+                spec.path, engine_settings, info, log_dir, adapters, spec.rope
+            )
+        return LlamaCppEngine(spec.path, engine_settings, info, adapters, spec.rope)
 
     registry = ModelRegistry(
         catalog,

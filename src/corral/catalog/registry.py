@@ -33,6 +33,7 @@ from corral.core.errors import (
     ModelShutdownError,
 )
 from corral.engines.base import Body, Engine, EngineInfo, fingerprint
+from corral.engines.params import NO_ROPE_SCALING
 from corral.engines.pool import Pool
 from corral.engines.process import LlamaCppProcessEngine
 from corral.engines.supervisor import Supervisor
@@ -81,6 +82,11 @@ def estimate_mib(spec: ModelSpec, settings: EngineSettings) -> int:
     except OSError:
         size = 0.0
     return int(size * 1.2 + settings.n_ctx / 16 + 64)
+
+
+def local_window(spec: ModelSpec, settings: EngineSettings) -> int:
+    """A local model's window: the catalog's, capped by the operator's ``n_ctx``."""
+    return min(settings.n_ctx, spec.context_window or settings.n_ctx)
 
 
 @runtime_checkable
@@ -241,9 +247,13 @@ def engine_info(spec: ModelSpec, settings: EngineSettings) -> EngineInfo:
             slots=up.max_concurrent * replicas,
             max_embedding_tokens=window,
         )
+    # RoPE scaling changes every answer, short ones included: it names the configuration.
+    rope = () if spec.rope == NO_ROPE_SCALING else (spec.rope,)
     return EngineInfo(
-        context_window=min(settings.n_ctx, spec.context_window or settings.n_ctx),
-        fingerprint=fingerprint(f"xllamacpp-{version('xllamacpp')}", spec.id, _weights(spec.path)),
+        context_window=local_window(spec, settings),
+        fingerprint=fingerprint(
+            f"xllamacpp-{version('xllamacpp')}", spec.id, _weights(spec.path), *rope
+        ),
         embeddings=settings.embeddings and "embeddings" in spec.capabilities,
         slots=settings.n_parallel,
         max_embedding_tokens=settings.n_ubatch,

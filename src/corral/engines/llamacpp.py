@@ -29,7 +29,7 @@ from corral.core.errors import (
     InvalidRequestError,
 )
 from corral.engines.base import ADAPTER_KEY, Body, EngineInfo
-from corral.engines.params import server_params
+from corral.engines.params import NO_ROPE_SCALING, RopeScaling, server_params
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class LlamaCppEngine:
         settings: EngineSettings,
         info: EngineInfo,
         adapters: tuple[Path, ...] = (),
+        rope: RopeScaling = NO_ROPE_SCALING,
     ) -> None:
         self._path = model_path
+        self._rope = rope
         self._info = info  # decided by the catalog (catalog.registry.engine_info)
         # LoRA adapters loaded beside the base at scale 0; a request picks one (see below).
         self.adapters = adapters
@@ -126,7 +128,7 @@ class LlamaCppEngine:
         import xllamacpp as xlc
 
         return xlc.Server(
-            server_params(self._path, self._settings, self._listener_key, self.adapters)
+            server_params(self._path, self._settings, self._listener_key, self.adapters, self._rope)
         )
 
     async def close(self) -> None:

@@ -57,8 +57,26 @@ class PlainSettings:
         return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class RopeScaling:
+    """How a model reaches positions past the length it was trained on (the catalog's
+    ``rope_scaling``): ``yarn`` or ``linear`` stretch RoPE by ``factor`` over
+    ``original_context`` (0: the GGUF's own trained length); ``none`` leaves it alone."""
+
+    kind: str = "none"
+    factor: float = 1.0
+    original_context: int = 0
+
+
+NO_ROPE_SCALING = RopeScaling()
+
+
 def server_params(
-    model_path: Path, settings: LlamaSettings, key: str, adapters: tuple[Path, ...]
+    model_path: Path,
+    settings: LlamaSettings,
+    key: str,
+    adapters: tuple[Path, ...],
+    rope: RopeScaling = NO_ROPE_SCALING,
 ) -> Any:
     import xllamacpp as xlc
 
@@ -89,7 +107,23 @@ def server_params(
         p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     if s.speculative == "ngram":
         _ngram_drafts(p, s.spec_ngram_size, s.spec_draft_max)
+    if rope.kind != "none":
+        _rope_scaling(p, rope)
     return p
+
+
+def _rope_scaling(p: Any, rope: RopeScaling) -> None:
+    """llama.cpp stretches by ``1 / rope_freq_scale``; left at 0 it keeps the GGUF's
+    trained scale (1.0), with which YaRN changes nothing."""
+    import xllamacpp as xlc
+
+    kinds = xlc.llama_rope_scaling_type
+    p.rope_scaling_type = {
+        "yarn": kinds.LLAMA_ROPE_SCALING_TYPE_YARN,
+        "linear": kinds.LLAMA_ROPE_SCALING_TYPE_LINEAR,
+    }[rope.kind]
+    p.rope_freq_scale = 1.0 / rope.factor
+    p.yarn_orig_ctx = rope.original_context
 
 
 def _ngram_drafts(p: Any, size: int, draft_max: int) -> None:

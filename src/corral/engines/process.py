@@ -25,6 +25,7 @@ from corral.core.errors import EngineError, EngineUnavailableError
 from corral.engines.base import Body, EngineInfo
 from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, select_lora
+from corral.engines.params import NO_ROPE_SCALING, RopeScaling
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
 from corral.engines.upstream import SEND_FAILURES, UpstreamEngine
@@ -57,6 +58,7 @@ class LlamaCppProcessEngine:
         info: EngineInfo,
         log_dir: Path,
         adapters: tuple[Path, ...] = (),
+        rope: RopeScaling = NO_ROPE_SCALING,
     ) -> None:
         self._path = model_path
         self._settings = settings
@@ -68,7 +70,7 @@ class LlamaCppProcessEngine:
             log_dir=log_dir,
             health_path="/health",
             start_timeout_s=START_TIMEOUT_S,
-            env=child_env(model_path, settings, adapters, key, settings.max_workers + 4),
+            env=child_env(model_path, settings, adapters, key, settings.max_workers + 4, rope),
         )
         pool = Pool(
             [Replica(self.supervisor.url + "/v1", key)],
