@@ -242,7 +242,19 @@ def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
         ({"input": [{"type": "bogus"}]}, "input[0].type"),
         ({"input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input[0][0]"),
-        ({"input": "x", "tools": [{"type": "custom", "name": "patch"}]}, "tools[0].type"),
+        (
+            {
+                "input": "x",
+                "tools": [
+                    {
+                        "type": "custom",
+                        "name": "patch",
+                        "format": {"type": "grammar", "syntax": "lark", "definition": "start: A"},
+                    }
+                ],
+            },
+            "tools[0].format.syntax",
+        ),
         (
             {"input": "x", "text": {"format": {"type": "json_schema", "name": "x"}}},
             "text.format.schema",

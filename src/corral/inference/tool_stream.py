@@ -135,17 +135,23 @@ class ToolStream:
 
     def _content(self, pieces: list[Piece], final: bool) -> None:
         """Content decoded so far, less a trailing half of an escape or surrogate pair."""
-        raw = "".join(self._raw)
-        text = _decoded(raw)
-        while text is None and raw:  # an escape cut short: decode up to it
-            raw = raw[: raw.rfind("\\")]
-            text = _decoded(raw)
-        text = text or ""
-        if not final and text and "\ud800" <= text[-1] <= "\udbff":
-            text = text[:-1]  # the pair's second half comes next
+        text = decoded_prefix("".join(self._raw), final)
         if len(text) > self._sent:
             pieces.append(Piece("content", text[self._sent :]))
             self._sent = len(text)
+
+
+def decoded_prefix(raw: str, final: bool = False) -> str:
+    """A JSON string's body (undecoded, maybe cut short) decoded as far as it is certain:
+    less a trailing half of an escape, or of a surrogate pair unless ``final``."""
+    text = _decoded(raw)
+    while text is None and raw:  # an escape cut short: decode up to it
+        raw = raw[: raw.rfind("\\")]
+        text = _decoded(raw)
+    text = text or ""
+    if not final and text and "\ud800" <= text[-1] <= "\udbff":
+        text = text[:-1]  # the pair's second half comes next
+    return text
 
 
 def _decoded(raw: str) -> str | None:

@@ -90,6 +90,17 @@ class FunctionCallItem(BaseModel):
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 
+class CustomToolCallItem(BaseModel):
+    """A call of a custom (free-form) tool: its ``input`` is text, not JSON arguments."""
+
+    type: Literal["custom_tool_call"] = "custom_tool_call"
+    id: str
+    call_id: str
+    name: str
+    input: str
+    namespace: str | None = None
+
+
 class ReasoningText(BaseModel):
     type: Literal["reasoning_text"] = "reasoning_text"
     text: str
@@ -104,7 +115,7 @@ class ReasoningItem(BaseModel):
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 
-OutputItem = OutputMessage | FunctionCallItem | ReasoningItem
+OutputItem = OutputMessage | FunctionCallItem | CustomToolCallItem | ReasoningItem
 
 
 class InputTokensDetails(BaseModel):

@@ -7,6 +7,7 @@ reference (and the ``openai`` SDK's stream accumulator) expects:
                  response.output_text.done, response.content_part.done
       reasoning: response.reasoning_text.delta …, response.reasoning_text.done
       function:  response.function_call_arguments.delta …, .done
+      custom:    response.custom_tool_call_input.delta …, .done
     response.output_item.done, and last response.completed (or response.incomplete).
 
 Every event has a ``sequence_number``. An error mid-stream is an ``error`` event, then
@@ -22,8 +23,10 @@ from typing import Any
 
 from corral.core.errors import CorralError
 from corral.core.ids import new_id
+from corral.inference.responses.tools import ToolSet, partial_input
 from corral.protocol.common import Usage
 from corral.protocol.responses import (
+    CustomToolCallItem,
     FunctionCallItem,
     IncompleteDetails,
     InputTokensDetails,
@@ -68,7 +71,8 @@ class EventStream:
         self._open: OutputItem | None = None
         self._text: list[str] = []
         self._finish: str | None = None
-        self._call_name: Callable[[str], tuple[str | None, str]] = lambda n: (None, n)
+        self._tools = ToolSet()
+        self._input_sent = 0  # an open custom call: input characters sent as deltas
         self._seal: Callable[[str], str] | None = None
 
     def _event(self, kind: str, **fields: Any) -> Event:
@@ -116,6 +120,11 @@ class EventStream:
         if item is None:
             return []
         self._open = None
+        if isinstance(item, CustomToolCallItem):
+            item.input = partial_input(text)
+            where = {"item_id": item.id, "output_index": self._index}
+            kind = "response.custom_tool_call_input.done"
+            return [self._event(kind, input=item.input, **where), self._done(item)]
         if isinstance(item, FunctionCallItem):
             item.arguments, item.status = text, "completed"
             where = {"item_id": item.id, "output_index": self._index}
@@ -149,30 +158,48 @@ class EventStream:
         where = {"item_id": self._open.id, "output_index": self._index, "content_index": 0}
         return self._event(kind, delta=text, **where)
 
+    def _open_call(self, call_id: str, chat_name: str) -> Event:
+        namespace, name = self._tools.call_name(chat_name)
+        item: FunctionCallItem | CustomToolCallItem
+        if self._tools.is_custom(chat_name):
+            item = CustomToolCallItem(
+                id=new_id("ctc", "_"), call_id=call_id, name=name, namespace=namespace, input=""
+            )
+        else:
+            item = FunctionCallItem(
+                id=new_id("fc", "_"),
+                call_id=call_id,
+                name=name,
+                namespace=namespace,
+                arguments="",
+                status="in_progress",
+            )
+        self._open, self._text, self._input_sent = item, [], 0
+        return self._add(item)
+
     def _calls(self, calls: list[dict[str, Any]]) -> list[Event]:
-        """A call's start opens a function_call item; later pieces are its arguments."""
+        """A call's start opens a function_call (or custom_tool_call) item; later pieces
+        are its arguments (a custom call's: its input, decoded as it comes)."""
         events: list[Event] = []
         for call in calls:
             function = call.get("function") or {}
             if call.get("id"):
                 events += self._close()
-                namespace, name = self._call_name(function.get("name", ""))
-                item = FunctionCallItem(
-                    id=new_id("fc", "_"),
-                    call_id=call["id"],
-                    name=name,
-                    namespace=namespace,
-                    arguments="",
-                    status="in_progress",
-                )
-                events.append(self._add(item))
-                self._open, self._text = item, []
+                events.append(self._open_call(call["id"], function.get("name", "")))
             arguments = function.get("arguments") or ""
-            if arguments and isinstance(self._open, FunctionCallItem):
-                self._text.append(arguments)
-                where = {"item_id": self._open.id, "output_index": self._index}
+            if not arguments or not isinstance(self._open, FunctionCallItem | CustomToolCallItem):
+                continue
+            self._text.append(arguments)
+            where = {"item_id": self._open.id, "output_index": self._index}
+            if isinstance(self._open, FunctionCallItem):
                 kind = "response.function_call_arguments.delta"
                 events.append(self._event(kind, delta=arguments, **where))
+                continue
+            text = partial_input("".join(self._text))
+            if len(text) > self._input_sent:
+                delta, self._input_sent = text[self._input_sent :], len(text)
+                kind = "response.custom_tool_call_input.delta"
+                events.append(self._event(kind, delta=delta, **where))
         return events
 
     def _choice(self, choice: dict[str, Any]) -> list[Event]:
@@ -195,12 +222,12 @@ class EventStream:
     async def run(
         self,
         chunks: AsyncIterator[Chunk],
-        call_name: Callable[[str], tuple[str | None, str]] = lambda n: (None, n),
+        tools: ToolSet | None = None,
         seal: Callable[[str], str] | None = None,
     ) -> AsyncIterator[Event]:
-        """``call_name``: how a core tool name is reported (namespace, name); ``seal``:
-        encrypts a reasoning item's text for the client, when it asked."""
-        self._call_name, self._seal = call_name, seal
+        """``tools``: how a core tool call is reported (namespace, name, custom or not);
+        ``seal``: encrypts a reasoning item's text for the client, when it asked."""
+        self._tools, self._seal = tools or ToolSet(), seal
         yield self._snapshot("response.created")
         yield self._snapshot("response.in_progress")
         try:

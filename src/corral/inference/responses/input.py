@@ -5,11 +5,12 @@ input items to messages, flat function tools to chat tools, ``text.format`` to
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
-from corral.inference.responses.tools import ToolSet, chat_name
+from corral.inference.responses.tools import INPUT, ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
 
 Item = dict[str, Any]
@@ -72,6 +73,17 @@ def _function_call(item: Item, param: str) -> dict[str, Any]:
     }
 
 
+def _custom_call(item: Item, param: str) -> dict[str, Any]:
+    """A custom tool's call as the core's function call: its input is the one argument."""
+    name = chat_name(item.get("namespace"), _required(item, "name", f"{param}.name"))
+    text = _required(item, "input", f"{param}.input")
+    return {
+        "id": _required(item, "call_id", f"{param}.call_id"),
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps({INPUT: text})},
+    }
+
+
 def _output(value: Any, param: str) -> str:
     if isinstance(value, str):
         return value
@@ -90,14 +102,14 @@ def to_messages(items: list[Item], instructions: str | None, field: str = "input
             if role not in ROLES:
                 raise InvalidRequestError(f"Unknown role `{role}`.", param=f"{param}.role")
             messages.append({"role": role, "content": _text(item.get("content"), param)})
-        elif kind == "function_call":
-            call = _function_call(item, param)
+        elif kind in ("function_call", "custom_tool_call"):
+            call = (_function_call if kind == "function_call" else _custom_call)(item, param)
             last = messages[-1] if messages else None
             if last is not None and last.get("tool_calls") and last.get("content") is None:
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(
                 {
                     "role": "tool",
@@ -115,11 +127,13 @@ def to_messages(items: list[Item], instructions: str | None, field: str = "input
 def to_tool_choice(choice: str | Item | None) -> str | Item | None:
     if choice is None or isinstance(choice, str):
         return choice
-    if choice.get("type") == "function" and isinstance(choice.get("name"), str):
+    # A custom tool is a function of the core's, so forcing one is forcing that function.
+    if choice.get("type") in ("function", "custom") and isinstance(choice.get("name"), str):
         name = chat_name(choice.get("namespace"), choice["name"])
         return {"type": "function", "function": {"name": name}}
     raise UnsupportedParameterError(
-        "`tool_choice` must be auto, none, required or {type: function, name}.",
+        "`tool_choice` must be auto, none, required, {type: function, name} or "
+        "{type: custom, name}.",
         param="tool_choice",
     )
 

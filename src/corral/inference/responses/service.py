@@ -24,11 +24,12 @@ from corral.inference.responses.conversations import ConversationStore, stored_i
 from corral.inference.responses.events import EventStream, usage_of
 from corral.inference.responses.input import Item, as_items, chat_body
 from corral.inference.responses.store import ResponseStore, Stored
-from corral.inference.responses.tools import ToolSet, toolset
+from corral.inference.responses.tools import ToolSet, custom_input, toolset
 from corral.inference.sealed import Sealer
 from corral.inference.streaming import Chunk
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
 from corral.protocol.responses import (
+    CustomToolCallItem,
     FunctionCallItem,
     IncompleteDetails,
     OutputItem,
@@ -82,6 +83,18 @@ def output_items(
         items.append(item)
     for call in message.tool_calls or ():
         namespace, name = p.tools.call_name(call.function.name)
+        if p.tools.is_custom(call.function.name):
+            text = custom_input(call.function.arguments)
+            items.append(
+                CustomToolCallItem(
+                    id=new_id("ctc", "_"),
+                    call_id=call.id,
+                    name=name,
+                    namespace=namespace,
+                    input=text,
+                )
+            )
+            continue
         items.append(
             FunctionCallItem(
                 id=new_id("fc", "_"),
@@ -243,7 +256,7 @@ class ResponseService:
 
     def events(self, p: PreparedResponse, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
         stream = EventStream(self.skeleton(p, "in_progress"), lambda r: self.keep(p, r))
-        return stream.run(chunks, p.tools.call_name, p.seal)
+        return stream.run(chunks, p.tools, p.seal)
 
     async def keep(self, p: PreparedResponse, response: ResponseObject) -> None:
         """Store the response (``store``) and add the turn to its conversation."""
@@ -277,7 +290,7 @@ class ResponseService:
         stream = EventStream(response, _nothing)
         try:
             await self._store.update(p.scope, response)
-            async for _ in stream.run(chunks, p.tools.call_name, p.seal):
+            async for _ in stream.run(chunks, p.tools, p.seal):
                 pass
         except asyncio.CancelledError:
             response.status = "cancelled"

@@ -5,19 +5,29 @@ Client-executed tools are served: flat `function` tools, and `namespace` groups 
 server would run (`web_search`, `file_search`, `code_interpreter`, `mcp` …) cannot run
 here: they are left out of what the model sees, out of the response's `tools` echo, and
 named in the `x-corral-tools-ignored` header, or refused with 400 where the operator set
-`responses.refuse_hosted_tools`. `custom` (free-form) tools are refused: their grammar
-would have to be enforced, and is not yet.
+`responses.refuse_hosted_tools`.
+
+`custom` (free-form) tools are served on the same core: the model's call is a function
+call whose only argument is the ``input`` string, so the core's constrained decoding
+holds for them too. A `regex` grammar becomes that string's JSON-schema ``pattern``,
+which the engine's constrained decoder (llguidance in llama.cpp, xgrammar in vLLM)
+enforces on the decoded string; a `lark` grammar is refused with 400, never ignored.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.core.errors import UnsupportedParameterError
+from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.inference.regex_grammar import Unsupported, json_safe_pattern
+from corral.inference.tool_stream import decoded_prefix
 
 Item = dict[str, Any]
 SEPARATOR = "__"  # a namespaced tool's name as the core sees it: "<namespace>__<name>"
+INPUT = "input"  # a custom tool's call, as the core sees it: {"input": <the free-form text>}
 
 
 @dataclass
@@ -27,6 +37,10 @@ class ToolSet:
     left_out: list[str] = field(default_factory=list)  # hosted tool types not run
     # chat name → (namespace, name) for namespaced tools
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    custom: set[str] = field(default_factory=set)  # chat names of custom (free-form) tools
+
+    def is_custom(self, chat_name: str) -> bool:
+        return chat_name in self.custom
 
     def call_name(self, chat_name: str) -> tuple[str | None, str]:
         """The (namespace, name) a call of the core's tool ``chat_name`` is reported as."""
@@ -62,6 +76,62 @@ def _namespace(tool: Item, param: str, tools: ToolSet) -> None:
         tools.names[name] = (namespace, str(inner.get("name")))
 
 
+def _input_schema(tool: Item, param: str) -> Item:
+    """The JSON schema of a custom tool's ``{"input": …}``: a string, matching the regex
+    grammar whole where there is one."""
+    text: Item = {"type": "string"}
+    fmt = tool.get("format")
+    if fmt is None or fmt == {"type": "text"}:
+        pass
+    elif not isinstance(fmt, dict) or fmt.get("type") not in ("text", "grammar"):
+        kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+        raise InvalidRequestError(
+            f"Unknown custom tool format `{kind}`: use text or grammar.", param=f"{param}.format"
+        )
+    elif fmt.get("type") == "grammar":
+        text["pattern"] = _pattern(fmt, f"{param}.format")
+    schema: Item = {"type": "object", "properties": {INPUT: text}, "required": [INPUT]}
+    return {**schema, "additionalProperties": False}
+
+
+def _pattern(fmt: Item, param: str) -> str:
+    syntax, definition = fmt.get("syntax"), fmt.get("definition")
+    if syntax == "lark":
+        raise UnsupportedParameterError(
+            "Lark grammars are not supported for custom tools: this server cannot enforce "
+            "them, and does not ignore them. Use syntax `regex`, or format `text`.",
+            param=f"{param}.syntax",
+        )
+    if syntax != "regex":
+        raise InvalidRequestError(
+            f"Unknown grammar syntax `{syntax}`: use regex or lark.", param=f"{param}.syntax"
+        )
+    if not isinstance(definition, str) or not definition:
+        raise InvalidRequestError("A grammar needs a `definition`.", param=f"{param}.definition")
+    try:
+        # Anchored: the whole input must match, as OpenAI's grammar does.
+        return json_safe_pattern(definition)
+    except re.error as exc:
+        raise InvalidRequestError(
+            f"The regex grammar does not compile: {exc}.", param=f"{param}.definition"
+        ) from exc
+    except Unsupported as exc:
+        raise UnsupportedParameterError(
+            f"This regex grammar cannot be enforced: {exc}.", param=f"{param}.definition"
+        ) from exc
+
+
+def _custom(tool: Item, param: str, tools: ToolSet) -> None:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("A custom tool needs a `name`.", param=f"{param}.name")
+    function: Item = {"name": name, "parameters": _input_schema(tool, param)}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    tools.chat.append({"type": "function", "function": function})
+    tools.custom.add(name)
+
+
 def toolset(requested: list[Item] | None, refuse_hosted: bool) -> ToolSet:
     tools = ToolSet()
     for index, tool in enumerate(requested or ()):
@@ -71,7 +141,7 @@ def toolset(requested: list[Item] | None, refuse_hosted: bool) -> ToolSet:
         elif kind == "namespace":
             _namespace(tool, param, tools)
         elif kind == "custom":
-            raise _refuse(kind, f"{param}.type", "free-form tools' grammars are not enforced yet.")
+            _custom(tool, param, tools)
         elif refuse_hosted:
             raise _refuse(kind, f"{param}.type", "this server runs client-executed tools only.")
         else:
@@ -79,3 +149,41 @@ def toolset(requested: list[Item] | None, refuse_hosted: bool) -> ToolSet:
             continue
         tools.honoured.append(tool)
     return tools
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool call's input, from the core's ``{"input": …}`` arguments."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return ""  # the core returns only calls it could parse; nothing to say otherwise
+    text = value.get(INPUT) if isinstance(value, dict) else None
+    return text if isinstance(text, str) else ""
+
+
+def partial_input(arguments: str) -> str:
+    """What a streamed custom call's ``{"input": "…`` says so far, decoded: the text up to
+    the last complete character (an escape cut short waits for its next piece)."""
+    match = _OPENING.match(arguments)
+    if match is None:
+        return ""
+    raw = arguments[match.end() :]
+    end = _closing_quote(raw)
+    if end is not None:
+        raw = raw[:end]
+    return decoded_prefix(raw, final=end is not None)
+
+
+_OPENING = re.compile(r'\s*\{\s*"input"\s*:\s*"')
+
+
+def _closing_quote(raw: str) -> int | None:
+    escaped = False
+    for index, char in enumerate(raw):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return index
+    return None
