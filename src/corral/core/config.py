@@ -180,6 +180,12 @@ class ResponsesSettings(BaseModel):
         description="Answer 400 to server-hosted tool types corral cannot run (web_search, "
         "file_search, mcp …) instead of leaving them out and naming them in a header.",
     )
+    background_heartbeat_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often the process running a background response marks it alive. "
+        "One whose mark is three of these old is read as failed: its process stopped.",
+    )
 
 
 class BatchSettings(BaseModel):

@@ -266,6 +266,10 @@ class StoredResponse(Base):
     # (the previous responses' inputs and outputs, then these).
     input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # A background response runs in the process that took it: that process (``worker``)
+    # beats while it runs, so a reader can tell one that stopped from one still running.
+    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ConversationRow(Base):

@@ -7,10 +7,12 @@ Responses with ``store`` are kept for ``previous_response_id`` and retrieval."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 import anyio
@@ -47,6 +49,12 @@ log = logging.getLogger(__name__)
 
 async def _nothing(_: ResponseObject) -> None:
     """A background response is stored as it goes, not by the event stream."""
+
+
+ABANDONED = {
+    "code": "server_error",
+    "message": "The server running this background response stopped before it finished.",
+}
 
 
 async def aclose(chunks: AsyncIterator[Chunk]) -> None:
@@ -160,6 +168,7 @@ class ResponseService:
         self._sealer = sealer
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}  # background responses running here
+        self.me = new_id("replica", "_")  # the worker of the background responses run here
 
     async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering."""
@@ -276,7 +285,7 @@ class ResponseService:
         """Store the response ``queued`` and run it in a task of its own: it outlives the
         request (the client polls ``get``, or ``cancel``s it)."""
         response = self.skeleton(p, "queued")
-        await self._store.save(p.scope, Stored(response, p.input_items, p.history))
+        await self._store.save(p.scope, Stored(response, p.input_items, p.history, self.me))
         queued = response.model_copy(deep=True)
         task = asyncio.create_task(self._background(p, response, chunks))
         self._tasks[response.id] = task
@@ -288,6 +297,7 @@ class ResponseService:
     ) -> None:
         response.status = "in_progress"
         stream = EventStream(response, _nothing)
+        beating = asyncio.create_task(self._beat(response.id))
         try:
             await self._store.update(p.scope, response)
             async for _ in stream.run(chunks, p.tools, p.seal):
@@ -296,6 +306,7 @@ class ResponseService:
             response.status = "cancelled"
             raise
         finally:
+            beating.cancel()
             with anyio.CancelScope(shield=True):
                 await aclose(chunks)  # a cancelled run stops its generation, and is billed
                 await self._settle_background(p, response)
@@ -310,10 +321,30 @@ class ResponseService:
         except Exception:
             log.exception("storing background response %s failed", response.id)
 
+    async def _beat(self, response_id: str) -> None:
+        """Mark a background response alive while it runs here (readers elsewhere tell a
+        stopped process by a stale mark)."""
+        while True:
+            await asyncio.sleep(self._settings.background_heartbeat_s)
+            with contextlib.suppress(Exception):  # a missed beat is retried; never fatal
+                await self._store.beat(response_id, self.me)
+
+    async def _read(self, scope: str, response_id: str, param: str = "response_id") -> Stored:
+        """A stored response; a background one left running by a process that stopped
+        (crashed, killed, shut down mid-run) is failed first: nothing runs it any more,
+        so it would read ``in_progress`` forever. ``failed`` with a ``server_error`` is
+        what OpenAI answers when its side could not finish a response; ``cancelled``
+        would say the client stopped it, ``incomplete`` that a limit was reached."""
+        stored = await self._store.get(scope, response_id, param)
+        if not stored.response.background or response_id in self._tasks:
+            return stored
+        stale = timedelta(seconds=3 * self._settings.background_heartbeat_s)
+        return await self._store.fail_if_abandoned(scope, stored, stale, ABANDONED)
+
     async def cancel(self, scope: str, response_id: str) -> ResponseObject:
         """Cancel a background response: its task is cancelled and awaited, so the answer
         shows it ``cancelled`` (a finished one is returned as it is)."""
-        stored = await self._store.get(scope, response_id)
+        stored = await self._read(scope, response_id)
         if not stored.response.background:
             raise InvalidRequestError(
                 "Only responses created with `background: true` can be cancelled.",
@@ -324,13 +355,14 @@ class ResponseService:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         elif stored.response.status in ("queued", "in_progress"):
-            # Its process is gone (a restart): nothing runs it any more.
+            # Running on another replica (a live heartbeat): the cancel is recorded; that
+            # replica's run goes on and its last update wins (a known limit).
             stored.response.status = "cancelled"
             await self._store.update(scope, stored.response)
         return (await self._store.get(scope, response_id)).response
 
     async def get(self, scope: str, response_id: str) -> ResponseObject:
-        return (await self._store.get(scope, response_id)).response
+        return (await self._read(scope, response_id)).response
 
     async def input_items(self, scope: str, response_id: str) -> list[Item]:
         return (await self._store.get(scope, response_id)).input_items
