@@ -136,3 +136,22 @@ def local_info(settings: EngineSettings, path: Path | None = None) -> EngineInfo
     path = path or embedded_model_path()
     spec = ModelSpec(id=path.stem, path=path, owned_by="test", description="local")
     return engine_info(spec, settings)
+
+
+def http_scope(path: str = "/v1/chat/completions") -> dict[str, Any]:
+    """An ASGI scope of a JSON POST to ``path``, for tests that drive the app's ASGI
+    callable directly (to play a slow or vanishing client)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }

@@ -15,7 +15,7 @@ import pytest
 
 from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
-from tests.fakes import Body, FakeEngine, fake_registry, migrated
+from tests.fakes import Body, FakeEngine, fake_registry, http_scope, migrated
 
 
 class HeldEngine(FakeEngine):
@@ -88,21 +88,7 @@ async def _leave_while_held(tmp_path: Path, path: str, body: bytes) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
-    call = asyncio.create_task(app(scope, receive, send))
+    call = asyncio.create_task(app(http_scope(path), receive, send))
     while not engine.started:  # noqa: ASYNC110 (a test polling a fake's counter)
         await asyncio.sleep(0.01)
     gone.set()

@@ -10,22 +10,9 @@ import orjson
 
 from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
-from tests.fakes import FakeEngine, fake_registry, migrated
+from tests.fakes import FakeEngine, fake_registry, http_scope, migrated
 
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0", "spec_version": "2.4"},
-    "http_version": "1.1",
-    "method": "POST",
-    "scheme": "http",
-    "path": "/v1/chat/completions",
-    "raw_path": b"/v1/chat/completions",
-    "query_string": b"",
-    "root_path": "",
-    "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
-    "client": ("127.0.0.1", 1),
-    "server": ("t", 80),
-}
+SCOPE = http_scope()
 
 
 def app_for(tmp_path: Path) -> Any:
