@@ -13,15 +13,8 @@ last committed request). Cancel and expiry are noticed at the next heartbeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
-import os
-import socket
-import time
 from datetime import timedelta
-
-from sqlalchemy import select, update
 
 from corral.accounts.keys import stored_principal
 from corral.batches.lines import Line
@@ -33,12 +26,14 @@ from corral.core.errors import CorralError
 from corral.core.ids import new_id
 from corral.files import FileService
 from corral.inference.admission import Admission
+from corral.storage.claims import ClaimedJobs, poll_forever
 from corral.storage.db import Database
 from corral.storage.tables import BatchLineRow, BatchRow
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+RUNNING = ("in_progress", "cancelling")
 YIELD_S = 0.02  # how often a waiting batch request looks for free capacity
 
 
@@ -59,74 +54,35 @@ class BatchWorker:
         self._settings = settings
         self._slots = settings.slots or slots
         self._wake = asyncio.Event()
-        self._recovered_at = -math.inf
-        self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
+        # A batch stays in_progress (or cancelling) while held: claiming and letting go
+        # only set and clear its worker.
+        self._jobs = ClaimedJobs(
+            db,
+            BatchRow,
+            "batch",
+            running=RUNNING,
+            claimable=lambda: BatchRow.status.in_(RUNNING) & BatchRow.worker.is_(None),
+        )
+        self.me = self._jobs.me
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                if time.monotonic() - self._recovered_at >= self._settings.stale_after_s / 4:
-                    await self.recover()
-                    self._recovered_at = time.monotonic()
-                batch_id = await self.claim()
-                if batch_id is not None:
-                    await self.execute(batch_id)
-                    continue
-            except Exception:  # one bad batch or a database hiccup must not stop the worker
-                log.exception("batch worker iteration failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
-            self._wake.clear()
+        stale = timedelta(seconds=self._settings.stale_after_s)
+        await poll_forever(self._jobs, self.execute, self._wake, self._settings.poll_s, stale)
 
     async def recover(self) -> None:
         """Batches whose worker stopped beating are let go, to be claimed again."""
-        cutoff = now() - timedelta(seconds=self._settings.stale_after_s)
-        async with self._db.begin() as s:
-            rows = await s.scalars(
-                select(BatchRow).where(
-                    BatchRow.status.in_(("in_progress", "cancelling")),
-                    BatchRow.worker.is_not(None),
-                )
-            )
-            for row in rows:
-                beat = aware(row.heartbeat_at)
-                if row.worker != self.me and (beat is None or beat < cutoff):
-                    log.warning("batch %s lost its worker %s; taken up again", row.id, row.worker)
-                    row.worker = None
+        await self._jobs.recover(timedelta(seconds=self._settings.stale_after_s))
 
     async def release(self) -> None:
         """Let go of this worker's batches (shutting down): claimable again at once, from
         their last committed request, instead of after ``stale_after_s``."""
-        async with self._db.begin() as s:
-            await s.execute(
-                update(BatchRow)
-                .where(
-                    BatchRow.worker == self.me, BatchRow.status.in_(("in_progress", "cancelling"))
-                )
-                .values(worker=None)
-            )
+        await self._jobs.release()
 
     async def claim(self) -> str | None:
-        async with self._db.begin() as s:
-            candidate = await s.scalar(
-                select(BatchRow.id)
-                .where(
-                    BatchRow.status.in_(("in_progress", "cancelling")), BatchRow.worker.is_(None)
-                )
-                .order_by(BatchRow.created_at)
-                .limit(1)
-            )
-            if candidate is None:
-                return None
-            result = await s.execute(
-                update(BatchRow)
-                .where(BatchRow.id == candidate, BatchRow.worker.is_(None))
-                .values(worker=self.me, heartbeat_at=now())
-            )
-        return candidate if result.rowcount == 1 else None
+        return await self._jobs.claim()
 
     async def execute(self, batch_id: str) -> None:
         async with self._db.session() as s:
@@ -195,14 +151,7 @@ class BatchWorker:
             await asyncio.sleep(YIELD_S)
 
     async def _beat(self, batch_id: str) -> str:
-        async with self._db.begin() as s:
-            await s.execute(
-                update(BatchRow)
-                .where(BatchRow.id == batch_id, BatchRow.worker == self.me)
-                .values(heartbeat_at=now())
-            )
-            status = await s.scalar(select(BatchRow.status).where(BatchRow.id == batch_id))
-        return status or "deleted"
+        return await self._jobs.beat(batch_id)
 
     async def _record(self, batch_id: str, line: Line, outcome: Outcome) -> None:
         row = BatchLineRow(

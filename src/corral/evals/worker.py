@@ -14,12 +14,7 @@ Model calls are metered like API requests (limits, budget, usage rows with endpo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
-import os
-import socket
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -30,7 +25,7 @@ from sqlalchemy import select, update
 from corral.accounts.keys import Principal, stored_principal
 from corral.accounts.metering import Charge, Meter
 from corral.catalog.registry import ModelRegistry
-from corral.core.clock import aware, now
+from corral.core.clock import now
 from corral.core.config import EvalSettings, Settings
 from corral.core.errors import CorralError, OverloadedError, RateLimitError
 from corral.core.ids import new_id
@@ -42,6 +37,7 @@ from corral.inference.embeddings import EmbeddingService
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.embeddings import EmbeddingList, EmbeddingRequest
 from corral.protocol.evals import ItemReference, SamplingParams, TemplateMessages
+from corral.storage.claims import ClaimedJobs, poll_forever
 from corral.storage.db import Database
 from corral.storage.tables import NANO, EvalOutputItemRow, EvalRow, EvalRunRow
 
@@ -49,7 +45,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 STALE_AFTER = timedelta(seconds=60)
-RECOVER_EVERY_S = STALE_AFTER.total_seconds() / 4
 RETRIES = 30  # waits on rate limits and a full server before an item errors
 M = TypeVar("M", ChatCompletion, EmbeddingList)
 R = TypeVar("R")
@@ -211,67 +206,35 @@ class EvalWorker:
         self._settings = settings
         self._sandbox = sandbox
         self._wake = asyncio.Event()
-        self._recovered_at = -math.inf
-        self.me = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
+        # A run is claimed from the queue and goes back to it when let go.
+        self._jobs = ClaimedJobs(
+            db,
+            EvalRunRow,
+            "eval run",
+            running=("in_progress",),
+            claimable=lambda: EvalRunRow.status == "queued",
+            on_claim={"status": "in_progress"},
+            on_release={"status": "queued"},
+        )
+        self.me = self._jobs.me
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                # A lost run is only noticed after STALE_AFTER, so looking for one at
-                # every poll would cost CPU (beside the decoding engine) and gain nothing.
-                if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
-                    await self.recover()
-                    self._recovered_at = time.monotonic()
-                run_id = await self.claim()
-                if run_id is not None:
-                    await self.execute(run_id)
-                    continue
-            except Exception:  # one bad run or a database hiccup must not stop the worker
-                log.exception("eval worker iteration failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
-            self._wake.clear()
+        await poll_forever(self._jobs, self.execute, self._wake, self._settings.poll_s, STALE_AFTER)
 
     async def recover(self) -> None:
         """Runs whose worker stopped beating go back to the queue."""
-        cutoff = now() - STALE_AFTER
-        async with self._db.begin() as s:
-            rows = await s.scalars(select(EvalRunRow).where(EvalRunRow.status == "in_progress"))
-            for row in rows:
-                beat = aware(row.heartbeat_at)
-                if row.worker != self.me and (beat is None or beat < cutoff):
-                    log.warning("eval run %s lost its worker %s; queued again", row.id, row.worker)
-                    row.status, row.worker = "queued", None
+        await self._jobs.recover(STALE_AFTER)
 
     async def release(self) -> None:
         """Put this worker's runs back in the queue (shutting down): another replica or
         the next start takes them up at once, instead of after ``STALE_AFTER``."""
-        async with self._db.begin() as s:
-            await s.execute(
-                update(EvalRunRow)
-                .where(EvalRunRow.worker == self.me, EvalRunRow.status == "in_progress")
-                .values(status="queued", worker=None)
-            )
+        await self._jobs.release()
 
     async def claim(self) -> str | None:
-        async with self._db.begin() as s:
-            candidate = await s.scalar(
-                select(EvalRunRow.id)
-                .where(EvalRunRow.status == "queued")
-                .order_by(EvalRunRow.created_at)
-                .limit(1)
-            )
-            if candidate is None:
-                return None
-            result = await s.execute(
-                update(EvalRunRow)
-                .where(EvalRunRow.id == candidate, EvalRunRow.status == "queued")
-                .values(status="in_progress", worker=self.me, heartbeat_at=now())
-            )
-        return candidate if result.rowcount == 1 else None
+        return await self._jobs.claim()
 
     async def _load(self, run_id: str) -> tuple[EvalRunRow, EvalRow, set[int]]:
         async with self._db.session() as s:
@@ -359,14 +322,7 @@ class EvalWorker:
 
     async def _beat(self, run_id: str) -> str:
         """Heartbeat; returns the run's status (cancelled or deleted runs stop)."""
-        async with self._db.begin() as s:
-            await s.execute(
-                update(EvalRunRow)
-                .where(EvalRunRow.id == run_id, EvalRunRow.worker == self.me)
-                .values(heartbeat_at=now())
-            )
-            status = await s.scalar(select(EvalRunRow.status).where(EvalRunRow.id == run_id))
-        return status or "deleted"
+        return await self._jobs.beat(run_id)
 
     async def _record(
         self,
