@@ -16,10 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from corral.accounts.accounting import cost_nano
+from corral.accounts.usage import Window, daily
 from corral.app import create_app
 from corral.core.config import BatchSettings, Settings
 from corral.storage.db import Database
-from corral.storage.tables import Usage
+from corral.storage.tables import NANO, Usage
 from tests.fakes import fake_registry, migrated
 
 ADMIN = "admin-key-for-tests-0123456789abcdef"
@@ -119,6 +120,7 @@ async def test_each_line_runs_once_at_the_batch_price(world: World) -> None:
     assert out[0]["response"]["status_code"] == 200 and body["choices"][0]["message"]
     rows = await world.usage()
     assert len(rows) == 6 and {r.endpoint for r in rows} == {"batch"}
+    assert {r.batch_endpoint for r in rows} == {"chat"}  # the endpoint each line ran
     spec = world.app.state.services.registry.get(MODEL).spec
     for row in rows:  # half the interactive price
         interactive = cost_nano(spec, row.prompt_tokens, 0, row.completion_tokens)
@@ -132,10 +134,21 @@ async def test_each_line_runs_once_at_the_batch_price(world: World) -> None:
     assert [(r["model"], r["batch"], r["num_model_requests"]) for r in results] == [
         (MODEL, True, 6)
     ]
+    params["group_by"] = ["model", "batch", "batch_endpoint"]
+    usage = await world.http.get(
+        "/v1/organization/usage/completions", params=params, headers=world.admin
+    )
+    results = [r for b in usage.json()["data"] for r in b["results"]]
+    assert [(r["batch"], r["batch_endpoint"]) for r in results] == [(True, "chat")]
     params["group_by"] = ["line_item"]
     costs = await world.http.get("/v1/organization/costs", params=params, headers=world.admin)
     items = [r["line_item"] for b in costs.json()["data"] for r in b["results"]]
     assert items == [f"{MODEL}, batch"]
+    # The usage page's rows: the batch apart, with the endpoint its lines ran.
+    window = Window.parse(int(done["created_at"]) - 60, None, "1d", 1)
+    days = await daily(world.app.state.services.usage, window)
+    assert [(r.model, r.requests) for d in days for r in d.rows] == [(f"{MODEL} (batch, chat)", 6)]
+    assert days[0].rows[0].cost == pytest.approx(sum(r.cost_nano for r in rows) / NANO)
 
 
 async def test_an_embeddings_batch(world: World) -> None:
@@ -150,6 +163,14 @@ async def test_an_embeddings_batch(world: World) -> None:
     done = await world.get(made["id"], who)
     out = await world.lines(done["output_file_id"], who)
     assert [x["response"]["body"]["object"] for x in out] == ["list"] * 3
+    rows = await world.usage()
+    assert {(r.endpoint, r.batch_endpoint) for r in rows} == {("batch", "embeddings")}
+    # Embeddings are not completions usage, run alone or in a batch.
+    params = {"start_time": int(done["created_at"]) - 60, "group_by": ["batch"]}
+    usage = await world.http.get(
+        "/v1/organization/usage/completions", params=params, headers=world.admin
+    )
+    assert [r for b in usage.json()["data"] for r in b["results"]] == []
 
 
 async def test_a_bad_file_fails_with_line_numbers(world: World) -> None:

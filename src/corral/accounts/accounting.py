@@ -79,6 +79,7 @@ class Ticket:
     prompt_estimate: int
     limits: LimitState
     concurrency: list[str]
+    batch_endpoint: str | None = None  # a batch line's: the endpoint it ran
     reserved_nano: int = 0
     period: str = ""
     started: float = field(default_factory=time.perf_counter)
@@ -115,6 +116,7 @@ class Accounting:
         endpoint: str,
         prompt_bound: int,
         max_output: int,
+        batch_endpoint: str | None = None,
     ) -> Ticket:
         check_access(who, spec)
         held = self._limiter.enter(who)
@@ -122,7 +124,9 @@ class Accounting:
             # TPM counts an estimate now (~4 bytes a token) and is reconciled after.
             estimate = max(1, prompt_bound // 4)
             limits = await self._limiter.admit(who, estimate)
-            ticket = Ticket(new_id("req"), who, spec, endpoint, estimate, limits, held)
+            ticket = Ticket(
+                new_id("req"), who, spec, endpoint, estimate, limits, held, batch_endpoint
+            )
             if who.budget_nano is not None and who.project_id is not None:
                 cost = cost_nano(spec, prompt_bound, 0, max_output, endpoint == BATCH)
                 await self._reserve(ticket, cost)
@@ -237,6 +241,7 @@ class Accounting:
             "key_id": who.key_id,
             "model": ticket.spec.id,
             "endpoint": ticket.endpoint,
+            "batch_endpoint": ticket.batch_endpoint,
             "prompt_tokens": prompt,
             "cached_tokens": cached,
             "completion_tokens": completion,

@@ -37,6 +37,7 @@ class Charge:
     endpoint: str
     prompt_bound: int
     max_output: int
+    batch_endpoint: str | None = None  # endpoint "batch": the endpoint its line ran
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,12 @@ class Meter:
     async def admit(self, who: Principal, charge: Charge) -> Ticket:
         try:
             ticket = await self._accounting.admit(
-                who, charge.spec, charge.endpoint, charge.prompt_bound, charge.max_output
+                who,
+                charge.spec,
+                charge.endpoint,
+                charge.prompt_bound,
+                charge.max_output,
+                charge.batch_endpoint,
             )
         except (RateLimitError, InsufficientQuotaError) as exc:
             self._rejected.labels(exc.code or "rate_limit").inc()

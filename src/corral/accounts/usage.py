@@ -32,8 +32,18 @@ USAGE_GROUPS: dict[str, Key] = {
     "api_key_id": lambda r: r.key_id,
     "model": lambda r: r.model,
     "batch": lambda r: r.endpoint == BATCH,
+    "batch_endpoint": lambda r: r.batch_endpoint,
 }
-COST_GROUPS: dict[str, Key] = {"project_id": lambda r: r.project_id, "line_item": line_item}
+COST_GROUPS: dict[str, Key] = {
+    "project_id": lambda r: r.project_id,
+    "line_item": line_item,
+    "batch_endpoint": lambda r: r.batch_endpoint,
+}
+
+
+def _embeddings(row: Usage) -> bool:
+    """Embeddings are not completions usage, whether run alone or as a batch's lines."""
+    return "embeddings" in (row.endpoint, row.batch_endpoint)
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ class UsageService:
         self, window: Window, group_by: list[str] | None, project_ids: list[str] | None
     ) -> dict[str, Any]:
         groups = _groups(group_by, USAGE_GROUPS)
-        rows = [r for r in await self._rows(window, project_ids) if r.endpoint != "embeddings"]
+        rows = [r for r in await self._rows(window, project_ids) if not _embeddings(r)]
         data = []
         for start, grouped in self._bucketed(window, rows, groups, USAGE_GROUPS).items():
             results = []
@@ -122,6 +132,7 @@ class UsageService:
                     "api_key_id": None,
                     "model": None,
                     "batch": None,
+                    "batch_endpoint": None,
                 }
                 result.update(dict(zip(groups, key, strict=True)))
                 results.append(result)
@@ -142,6 +153,7 @@ class UsageService:
                     "amount": {"value": sum(r.cost_nano for r in items) / NANO, "currency": "usd"},
                     "line_item": None,
                     "project_id": None,
+                    "batch_endpoint": None,
                 }
                 result.update(dict(zip(groups, key, strict=True)))
                 results.append(result)
@@ -171,12 +183,13 @@ class Day:
 async def daily(
     reports: UsageService, window: Window, project_ids: list[str] | None = None
 ) -> list[Day]:
-    """Tokens and cost per day and model (a model's batch usage on a row of its own), for
-    `corral usage`, the /usage page and the console (one project's)."""
-    tokens = await reports.completions(window, ["model", "batch"], project_ids)
-    costs = await reports.costs(window, ["line_item"], project_ids)
+    """Tokens and cost per day and model (a model's batch usage on rows of its own, one
+    per endpoint its lines ran), for `corral usage`, the /usage page and the console (one
+    project's)."""
+    tokens = await reports.completions(window, ["model", "batch", "batch_endpoint"], project_ids)
+    costs = await reports.costs(window, ["line_item", "batch_endpoint"], project_ids)
     cost_of = {
-        (b["start_time"], r["line_item"]): r["amount"]["value"]
+        (b["start_time"], r["line_item"], r["batch_endpoint"]): r["amount"]["value"]
         for b in costs["data"]
         for r in b["results"]
     }
@@ -186,20 +199,32 @@ async def daily(
         rows = []
         for r in bucket["results"]:
             item = f"{r['model']}, batch" if r["batch"] else r["model"]
-            cost = cost_of.get((start, item), 0.0)
-            name = f"{r['model']} (batch)" if r["batch"] else r["model"]
+            cost = cost_of.get((start, item, r["batch_endpoint"]), 0.0)
             rows.append(
-                DailyRow(name, r["num_model_requests"], r["input_tokens"], r["output_tokens"], cost)
+                DailyRow(
+                    _row_name(r),
+                    r["num_model_requests"],
+                    r["input_tokens"],
+                    r["output_tokens"],
+                    cost,
+                )
             )
         days.append(
             Day(
                 day=datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
-                cost=sum(v for (at, _), v in cost_of.items() if at == start),
+                cost=sum(v for (at, _, _), v in cost_of.items() if at == start),
                 tokens=sum(r.input + r.output for r in rows),
                 rows=rows,
             )
         )
     return days
+
+
+def _row_name(result: dict[str, Any]) -> str:
+    if not result["batch"]:
+        return str(result["model"])
+    via = result["batch_endpoint"]  # rows from before it was recorded have none
+    return f"{result['model']} (batch, {via})" if via else f"{result['model']} (batch)"
 
 
 def _bucket(start: int, width: int, results: list[dict[str, Any]]) -> dict[str, Any]:

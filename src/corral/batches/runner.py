@@ -118,7 +118,8 @@ class LineRunner:
             prepared = await self.prepare(endpoint, body, scope)
         except CorralError as exc:
             return refused(exc)
-        charge = replace(prepared.charge, endpoint=BATCH)
+        # Billed at the batch price point; the row still says which endpoint ran.
+        charge = replace(prepared.charge, endpoint=BATCH, batch_endpoint=prepared.charge.endpoint)
         try:
             ticket = await _retrying(lambda: self._meter.admit(who, charge))
         except InsufficientQuotaError as exc:

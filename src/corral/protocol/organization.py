@@ -102,6 +102,8 @@ class UsageResult(BaseModel):
     api_key_id: str | None
     model: str | None
     batch: bool | None
+    # corral's: with group_by batch_endpoint, the endpoint batch lines ran (null outside)
+    batch_endpoint: str | None = None
 
 
 class CostAmount(BaseModel):
@@ -114,6 +116,7 @@ class CostResult(BaseModel):
     amount: CostAmount
     line_item: str | None
     project_id: str | None
+    batch_endpoint: str | None = None  # corral's, as in usage results
 
 
 class UsageBucket(BaseModel):

@@ -106,6 +106,9 @@ class Usage(Base):
     key_id: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(256))
     endpoint: Mapped[str] = mapped_column(String(32))
+    # A batch line's row has endpoint "batch" (its price point); this names the endpoint
+    # the line ran (chat, completions, embeddings, responses). Null outside batches.
+    batch_endpoint: Mapped[str | None] = mapped_column(String(32), nullable=True)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
