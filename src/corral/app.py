@@ -222,6 +222,9 @@ def create_app(
             await services.eval_worker.release()
             await stopped(batcher)
             await services.batch_worker.release()
+            # Background responses running here end failed now, not when their heartbeat
+            # goes stale: nothing will run them on.
+            await services.responses.stop()
             pin_follower.cancel()
             await services.fine_tuning.close()
             sweeper.cancel()

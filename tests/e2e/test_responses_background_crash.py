@@ -1,6 +1,7 @@
 """A background response whose server is SIGKILLed mid-run: after a restart on the same
 data dir it reads ``failed`` (a ``server_error``), not ``in_progress`` forever; one running
-on a live server keeps its heartbeat and is never failed that way."""
+on a live server keeps its heartbeat and is never failed that way; one whose server shuts
+down cleanly is failed at once."""
 
 from __future__ import annotations
 
@@ -70,5 +71,23 @@ def test_a_killed_servers_background_response_ends_failed(tmp_path: Path) -> Non
         time.sleep(4 * BEAT_S)
         assert client.responses.retrieve(running).status == "in_progress"
         assert client.responses.cancel(running).status == "cancelled"
+    finally:
+        second.stop()
+
+
+def test_a_clean_shutdown_fails_its_background_responses_at_once(tmp_path: Path) -> None:
+    slow = {"CORRAL_RESPONSES__BACKGROUND_HEARTBEAT_S": "600"}  # stale only after 30 min
+    first = LiveServer(tmp_path / "data", env=slow)
+    try:
+        first.wait_ready()
+        running = _start_long(_client(first))
+    finally:
+        first.stop()  # SIGTERM: the lifespan's shutdown runs
+    second = LiveServer(tmp_path / "data", env=slow)
+    try:
+        second.wait_ready()
+        failed = _client(second).responses.retrieve(running)
+        assert failed.status == "failed" and failed.error is not None
+        assert failed.error.code == "server_error"
     finally:
         second.stop()

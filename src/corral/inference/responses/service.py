@@ -169,6 +169,7 @@ class ResponseService:
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}  # background responses running here
         self.me = new_id("replica", "_")  # the worker of the background responses run here
+        self._stopping = False  # shutting down: a cancelled background run failed
 
     async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering."""
@@ -303,7 +304,8 @@ class ResponseService:
             async for _ in stream.run(chunks, p.tools, p.seal):
                 pass
         except asyncio.CancelledError:
-            response.status = "cancelled"
+            response.status = "failed" if self._stopping else "cancelled"
+            response.error = ABANDONED if self._stopping else None
             raise
         finally:
             beating.cancel()
@@ -320,6 +322,16 @@ class ResponseService:
                 await self._conversations.add(p.scope, p.conversation_id, items, "conversation")
         except Exception:
             log.exception("storing background response %s failed", response.id)
+
+    async def stop(self) -> None:
+        """Shutting down: the background responses running here stop, and end ``failed``
+        at once rather than when their heartbeat goes stale (what they generated is
+        billed, as a cancel's is)."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _beat(self, response_id: str) -> None:
         """Mark a background response alive while it runs here (readers elsewhere tell a
