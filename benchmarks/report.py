@@ -232,7 +232,7 @@ def speculative_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | Non
     rows: list[tuple[str, str, bool | None]] = []
     both = ratio_of_pairs(copies)
     if both:
-        what = "copy-heavy (code, JSON, text), 1 stream: corral tok/s ≥ 1.25x the engine alone"
+        what = "copy-heavy (code, JSON, text), 1 stream: corral output speed ≥ 1.25x the engine"
         rows.append((what, both[1], both[0] >= 1.25))
     for key, what, bar in SPECULATIVE_TARGETS:
         paired = ratio_of_pairs(spec.get(key, []))
@@ -241,14 +241,16 @@ def speculative_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | Non
     return rows
 
 
-def speculative_markdown(spec: dict[str, list[float]], when: str) -> str:
+def speculative_markdown(spec: dict[str, Any], when: str) -> str:
     """docs/benchmarks-speculative.md: this part's rows and every workload's ratio."""
     lines = [
         "# Speculative decoding and per-token cost",
         "",
         f"Written by `python benchmarks/run.py --only speculative` on {when}: corral against",
         "the engine alone (llama.cpp's server loop, no speculation), one tok/s ratio per",
-        "ABBA pair of batches. Workloads and why: `benchmarks/speculative.py`.",
+        "ABBA pair of batches (per pair of requests for the copy workloads, by output speed:",
+        "first token to last; their end-to-end ratios, prefill included, are listed too).",
+        "Workloads and why: `benchmarks/speculative.py`.",
         "",
         "| target | measured | met |",
         "|---|---|---|",
@@ -257,8 +259,13 @@ def speculative_markdown(spec: dict[str, list[float]], when: str) -> str:
         lines.append(f"| {what} | {text} | {'yes' if met else 'no'} |")
     lines += ["", "| workload | ratio |", "|---|---|"]
     for name, ratios in spec.items():
-        paired = ratio_of_pairs(ratios)
-        lines.append(f"| {name} | {paired[1] if paired else 'no valid pair'} |")
+        if name != "acceptance":
+            paired = ratio_of_pairs(ratios)
+            lines.append(f"| {name} | {paired[1] if paired else 'no valid pair'} |")
+    lines += ["", "| copy workload (corral's side) | drafted tokens | accepted |", "|---|---|---|"]
+    for name, (drafted, kept) in spec.get("acceptance", {}).items():
+        share = f"{kept / drafted:.0%}" if drafted else "—"
+        lines.append(f"| {name} | {drafted:.0f} | {kept:.0f} ({share}) |")
     return "\n".join(lines) + "\n"
 
 

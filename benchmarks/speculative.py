@@ -5,7 +5,8 @@ defaults (no speculation), every system resident and batches interleaved ABBA.
   code block with one literal changed, a JSON document with one field changed, a
   ~700-token text repeated); every pair gets a fresh variant, so neither side meets an
   answer it produced before. corral's default against the engine; and corral given
-  the original code as ``prediction`` on the code edit.
+  the original code as ``prediction`` on the code edit. Compared by output speed (first
+  token to last, see ``_one``), with the end-to-end ratio beside it.
 - prose at one and eight streams (greedy, natural length): corral's default against
   the engine, where drafts rarely help.
 - long: 300-token answers at one stream with the prompt cached, corral with speculation
@@ -65,27 +66,49 @@ COPY: dict[str, tuple[Callable[[random.Random], tuple[str, str]], int]] = {
 }
 
 
-async def _one(http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int) -> float:
-    """tok/s of one streamed request, first byte to last; NaN on an error."""
+async def _one(
+    http: httpx.AsyncClient, target: Target, prompt: str, max_tokens: int
+) -> tuple[float, float]:
+    """(output speed, end-to-end tok/s) of one streamed request; NaN on an error.
+
+    Output speed is tokens after the first over the time from the first token to the last:
+    drafts change decoding only, and the two sides' answers differ in length (near-ties
+    flip, natural lengths), so a prefill of the same ~300-700 prompt tokens in the
+    end-to-end figure weighs more on whichever answer is shorter."""
     r = await one_request(http, target, prompt, max_tokens)
-    if r.error is not None or r.ttft is None or not r.tokens:
-        return float("nan")
-    return r.tokens / (r.ttft + sum(r.itls))
+    if r.error is not None or r.ttft is None or r.tokens < 2 or not r.itls:
+        return float("nan"), float("nan")
+    decode = sum(r.itls)
+    return (r.tokens - 1) / decode, r.tokens / (r.ttft + decode)
+
+
+async def drafted(http: httpx.AsyncClient, corral: systems.Running) -> tuple[float, float]:
+    """corral's counters of drafted and accepted tokens (Prometheus, all models)."""
+    text = (await http.get(corral.target.base_url.removesuffix("/v1") + "/metrics")).text
+    totals = {"corral_draft_tokens_total": 0.0, "corral_draft_accepted_tokens_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["corral_draft_tokens_total"], totals["corral_draft_accepted_tokens_total"]
 
 
 def _natural(target: Target, **extra: Any) -> Target:
     return replace(target, extra={**extra})
 
 
-async def copy_pairs(corral: systems.Running, engine: systems.Running) -> dict[str, list[float]]:
-    """corral's default (and with ``prediction`` on the code edit) over the engine."""
-    out: dict[str, list[float]] = {}
+async def copy_pairs(corral: systems.Running, engine: systems.Running) -> dict[str, Any]:
+    """corral's default (and with ``prediction`` on the code edit) over the engine: output
+    speed ratios, end-to-end ratios, and the share of corral's drafts the model kept."""
+    out: dict[str, Any] = {"acceptance": {}}
     async with httpx.AsyncClient(timeout=600) as http:
         for name, (make, max_tokens) in COPY.items():
             modes = ["default", "prediction"] if name == "code" else ["default"]
             for mode in modes:
-                print(f"  speculative: copy {name} ({mode}) vs the engine …", flush=True)
-                ratios = []
+                key = f"copy {name}" + (", prediction" if mode == "prediction" else "")
+                print(f"  speculative: {key} vs the engine …", flush=True)
+                ratios, whole = [], []
+                before = await drafted(http, corral)
                 for i in range(COPY_PAIRS):
                     prompt, original = make(random.Random(f"{name}{mode}{i}"))
                     extra = {"prediction": {"type": "content", "content": original}}
@@ -93,8 +116,13 @@ async def copy_pairs(corral: systems.Running, engine: systems.Running) -> dict[s
                     base = _natural(engine.target)
                     order = [(ours, "a"), (base, "b")] if i % 2 == 0 else [(base, "b"), (ours, "a")]
                     tps = {k: await _one(http, t, prompt, max_tokens) for t, k in order}
-                    ratios.append(tps["a"] / tps["b"])
-                out[f"copy {name}" + (", prediction" if mode == "prediction" else "")] = ratios
+                    ratios.append(tps["a"][0] / tps["b"][0])
+                    whole.append(tps["a"][1] / tps["b"][1])
+                after = await drafted(http, corral)
+                n, kept = after[0] - before[0], after[1] - before[1]
+                out["acceptance"][key] = [n, kept]
+                out[key] = ratios
+                out[f"{key}, end to end"] = whole
     return out
 
 
@@ -124,8 +152,9 @@ async def engine_pairs(
     return out
 
 
-async def speculative_part(env: dict[str, str], logs: Path) -> dict[str, list[float]]:
-    """Every ratio list of this part, keyed by workload."""
+async def speculative_part(env: dict[str, str], logs: Path) -> dict[str, Any]:
+    """Every ratio list of this part, keyed by workload, and ``acceptance``: drafted and
+    accepted token counts per copy workload."""
     off_env = {
         **env,
         "CORRAL_DATA_DIR": str(Path(env["CORRAL_DATA_DIR"]).with_name("data-spec-off")),

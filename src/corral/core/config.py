@@ -66,10 +66,10 @@ class EngineSettings(BaseModel):
         "streams share few cores (docs/benchmarks-speculative.md): `off` there.",
     )
     spec_ngram_size: int = Field(
-        4, ge=1, le=32, description="Tokens looked up to find a draft (`ngram`)."
+        8, ge=1, le=32, description="Tokens looked up to find a draft (`ngram`)."
     )
     spec_draft_max: int = Field(
-        16, ge=1, le=64, description="Most tokens drafted at once (`ngram`)."
+        8, ge=1, le=64, description="Most tokens drafted at once (`ngram`)."
     )
 
 

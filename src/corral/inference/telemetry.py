@@ -52,6 +52,11 @@ class Telemetry:
             buckets=(5, 10, 20, 40, 60, 80, 100, 150, 200, 400, 800),
             registry=r,
         )
+        # llama.cpp's speculative decoding: tokens drafted and how many the model kept
+        self.drafted = Counter("corral_draft_tokens", "Tokens drafted.", m, registry=r)
+        self.draft_accepted = Counter(
+            "corral_draft_accepted_tokens", "Drafted tokens accepted.", m, registry=r
+        )
         self.in_flight = Gauge("corral_requests_in_flight", "Admitted, unfinished.", registry=r)
         self.slots_busy = Gauge("corral_engine_slots_busy", "Sequences decoding.", m, registry=r)
         self.queue_depth = Gauge(
@@ -107,6 +112,13 @@ class RequestTimer:
             self.finish(None, "cancelled")
             raise
 
+    def _drafts(self, model: str) -> None:
+        drafted = int(self._engine.get("draft_n") or 0)
+        if drafted:
+            self._t.drafted.labels(model).inc(drafted)
+            accepted = int(self._engine.get("draft_n_accepted") or 0)
+            self._t.draft_accepted.labels(model).inc(accepted)
+
     def finish(self, usage: dict[str, Any] | None, status: str = "ok") -> None:
         total = time.perf_counter() - self._start
         t, model = self._t, self._model
@@ -125,6 +137,7 @@ class RequestTimer:
             rate = self._engine.get("predicted_per_second")
             if rate:
                 t.decode_rate.labels(model).observe(float(rate))
+            self._drafts(model)
         fields = {
             "model": model,
             "endpoint": self._endpoint,
@@ -137,6 +150,8 @@ class RequestTimer:
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
             "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+            "draft_tokens": self._engine.get("draft_n"),
+            "draft_accepted": self._engine.get("draft_n_accepted"),
         }
         if log.isEnabledFor(logging.INFO):
             line = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
