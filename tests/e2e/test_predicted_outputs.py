@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -145,4 +146,8 @@ def test_drafts_are_counted_in_metrics(client: openai.OpenAI) -> None:
         stream=True,  # engine timings (drafts among them) come with a stream's last chunk
     )
     list(stream)
-    assert _drafted(httpx.get(url + "/metrics").text) > before
+    # the request's timings are recorded as it settles, just after its last chunk
+    deadline = time.monotonic() + 10
+    while _drafted(httpx.get(url + "/metrics").text) <= before:
+        assert time.monotonic() < deadline, "no drafts counted"
+        time.sleep(0.1)
