@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -124,30 +122,3 @@ def test_bad_predictions_are_refused(
     body = caught.value.body
     assert isinstance(body, dict)
     assert str(body.get("param", "")).startswith(param), body
-
-
-def _drafted(metrics: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("corral_draft_tokens_total{")
-    )
-
-
-def test_drafts_are_counted_in_metrics(client: openai.OpenAI) -> None:
-    """n-gram drafts (on by default) show in /metrics: a copy of the prompt drafts."""
-    url = str(client.base_url).removesuffix("/v1/")
-    before = _drafted(httpx.get(url + "/metrics").text)
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=EDIT,  # type: ignore[arg-type]
-        max_tokens=48,
-        temperature=0,
-        stream=True,  # engine timings (drafts among them) come with a stream's last chunk
-    )
-    list(stream)
-    # the request's timings are recorded as it settles, just after its last chunk
-    deadline = time.monotonic() + 10
-    while _drafted(httpx.get(url + "/metrics").text) <= before:
-        assert time.monotonic() < deadline, "no drafts counted"
-        time.sleep(0.1)
