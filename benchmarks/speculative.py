@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import systems
+from prometheus_client.parser import text_string_to_metric_families
 
 from corral.bench.loadgen import Target, abba_ratios, one_request
 from corral.bench.prompts import WORDS, long_text, short_prompts
@@ -86,10 +87,10 @@ async def drafted(http: httpx.AsyncClient, corral: systems.Running) -> tuple[flo
     """corral's counters of drafted and accepted tokens (Prometheus, all models)."""
     text = (await http.get(corral.target.base_url.removesuffix("/v1") + "/metrics")).text
     totals = {"corral_draft_tokens_total": 0.0, "corral_draft_accepted_tokens_total": 0.0}
-    for line in text.splitlines():
-        name = line.split("{", 1)[0]
-        if name in totals:
-            totals[name] += float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
     return totals["corral_draft_tokens_total"], totals["corral_draft_accepted_tokens_total"]
 
 
