@@ -245,6 +245,27 @@ async def test_settling_twice_bills_once(setup: tuple[Database, KeyService, Acco
     assert spend.spent_nano == cost_nano(SPEC, 10, 0, 5)
 
 
+async def test_a_job_request_run_again_after_a_crash_is_billed_once(
+    setup: tuple[Database, KeyService, Accounting],
+) -> None:
+    db, keys, accounting = setup
+    who = await principal(keys, budget_usd=1.0)
+    rid = "req_batch_x_7"
+    await accounting.admit(who, SPEC, "batch", 100, 10, request_id=rid)  # killed: no settle
+    first = await accounting.admit(who, SPEC, "batch", 100, 10, request_id=rid)
+    await accounting.settle(first, usage(10, 5), "ok")  # killed before the job recorded it
+    again = await accounting.admit(who, SPEC, "batch", 100, 10, request_id=rid)
+    handed_back = await accounting.admit(who, SPEC, "batch", 100, 10, request_id=rid + "1")
+    await accounting.release(handed_back)
+    assert await accounting.settle(again, usage(10, 6), "ok") == 0
+    async with db.session() as s:
+        rows = (await s.scalars(select(Usage).where(Usage.project_id == who.project_id))).all()
+        spend = (await s.scalars(select(Spend).where(Spend.project_id == who.project_id))).one()
+    assert [(r.request_id, r.completion_tokens) for r in rows] == [(rid, 5)]
+    assert spend.reserved_nano == 0  # the crash's reservation freed by the retry's admit
+    assert spend.spent_nano == cost_nano(SPEC, 10, 0, 5, batch=True)
+
+
 async def test_stale_reservations_are_swept(setup: tuple[Database, KeyService, Accounting]) -> None:
     db, keys, _ = setup
     accounting = Accounting(db, RateLimiter(db), reservation_ttl_s=-1)  # expire at once

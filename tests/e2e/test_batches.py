@@ -175,10 +175,13 @@ def test_a_sigkilled_batch_resumes_after_restart_with_each_line_once(
         assert sorted(x["custom_id"] for x in out) == sorted(f"q{i}" for i in range(40))
     finally:
         again.stop()
-    # Every line billed; the requests in flight at the kill never finished, so never
-    # billed. KNOWN DEFECT (issue 18 note): a line settled (billed) but not yet recorded as
-    # done when the kill lands is run and billed again after the restart, since the meter
-    # and the line's record are two transactions: seen once (41 rows) in a full run.
+    # Every line billed once: a line's usage row is keyed by the line (batch id + index),
+    # so one settled but not yet recorded as done when the kill landed runs again after
+    # the restart without a second row; the lines in flight never settled, never billed.
     with sqlite3.connect(data / "corral.db") as db:
         (rows,) = db.execute("SELECT count(*) FROM usage WHERE endpoint = 'batch'").fetchone()
-    assert 40 <= rows <= 42, rows
+        (ids,) = db.execute(
+            "SELECT count(DISTINCT request_id) FROM usage WHERE request_id LIKE ?",
+            (f"req_{batch.id}_%",),
+        ).fetchone()
+    assert rows == ids == 40, (rows, ids)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from corral.accounts.keys import Principal
 from corral.accounts.limits import LimitState, RateLimiter
@@ -117,7 +118,11 @@ class Accounting:
         prompt_bound: int,
         max_output: int,
         batch_endpoint: str | None = None,
+        request_id: str | None = None,
     ) -> Ticket:
+        """``request_id``: a retried job's own id for this request (a batch line's), so
+        that a run after a crash is billed once: its earlier usage row makes the new
+        one a no-op, and an earlier reservation left by the crash is released here."""
         check_access(who, spec)
         held = self._limiter.enter(who)
         try:
@@ -125,22 +130,31 @@ class Accounting:
             estimate = max(1, prompt_bound // 4)
             limits = await self._limiter.admit(who, estimate)
             ticket = Ticket(
-                new_id("req"), who, spec, endpoint, estimate, limits, held, batch_endpoint
+                request_id or new_id("req"),
+                who,
+                spec,
+                endpoint,
+                estimate,
+                limits,
+                held,
+                batch_endpoint,
             )
             if who.budget_nano is not None and who.project_id is not None:
                 cost = cost_nano(spec, prompt_bound, 0, max_output, endpoint == BATCH)
-                await self._reserve(ticket, cost)
+                await self._reserve(ticket, cost, retried=request_id is not None)
         except BaseException:
             self._limiter.leave(held)
             raise
         return ticket
 
-    async def _reserve(self, ticket: Ticket, amount: int) -> None:
+    async def _reserve(self, ticket: Ticket, amount: int, *, retried: bool = False) -> None:
         who = ticket.principal
         assert who.project_id is not None and who.budget_nano is not None
         moment = datetime.now(UTC)
         period = period_of(who.budget_period, moment)
         async with self._db.begin() as s:
+            if retried:
+                await _release_earlier(s, ticket.request_id)
             await s.execute(
                 self._db.insert(Spend)
                 .values(project_id=who.project_id, period=period, spent_nano=0, reserved_nano=0)
@@ -173,6 +187,15 @@ class Accounting:
                 )
             )
         ticket.reserved_nano, ticket.period = amount, period
+
+    async def release(self, ticket: Ticket) -> None:
+        """Let go of an admitted request that will be run again under the same id (a
+        batch line handed back): no usage row, so the next run's is the one that bills;
+        its reservation is freed."""
+        if not self._close(ticket):
+            return
+        async with self._db.begin() as s:
+            await _release_earlier(s, ticket.request_id)
 
     def _close(self, ticket: Ticket) -> bool:
         """Mark the ticket settled and free its concurrency slot; False if it was."""
@@ -260,3 +283,22 @@ class Accounting:
     async def sweep(self) -> int:
         """Release reservations whose request never settled (a crash, a lost task)."""
         return await self._settlements.release_stale(datetime.now(UTC))
+
+
+async def _release_earlier(s: AsyncSession, request_id: str) -> None:
+    """Delete ``request_id``'s reservation, if there is one, and take its amount off
+    its project's reserved total (in the caller's transaction)."""
+    gone = (
+        await s.execute(
+            delete(Reservation)
+            .where(Reservation.request_id == request_id)
+            .returning(Reservation.project_id, Reservation.period, Reservation.amount_nano)
+        )
+    ).first()
+    if gone is not None:
+        project_id, period, amount = gone
+        await s.execute(
+            update(Spend)
+            .where(Spend.project_id == project_id, Spend.period == period)
+            .values(reserved_nano=Spend.reserved_nano - amount)
+        )

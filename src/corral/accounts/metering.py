@@ -54,7 +54,9 @@ class Meter:
         self._cost = cost  # corral_cost_usd, by model
         self._rejected = rejected  # corral_rejected, by reason
 
-    async def admit(self, who: Principal, charge: Charge) -> Ticket:
+    async def admit(self, who: Principal, charge: Charge, request_id: str | None = None) -> Ticket:
+        """``request_id``: a job's own id for a request it may run again (see
+        ``Accounting.admit``)."""
         try:
             ticket = await self._accounting.admit(
                 who,
@@ -63,6 +65,7 @@ class Meter:
                 charge.prompt_bound,
                 charge.max_output,
                 charge.batch_endpoint,
+                request_id,
             )
         except (RateLimitError, InsufficientQuotaError) as exc:
             self._rejected.labels(exc.code or "rate_limit").inc()
@@ -75,6 +78,10 @@ class Meter:
         cost = await self._accounting.settle(ticket, usage, status)
         self._count(ticket, cost)
         return cost
+
+    async def release(self, ticket: Ticket) -> None:
+        """Let go of a request a job will run again under the same id; bills nothing."""
+        await self._accounting.release(ticket)
 
     def settle_later(self, ticket: Ticket, usage: dict[str, Any] | None, status: str) -> None:
         """Settle in a task of its own: an answer's end does not wait for the database."""

@@ -113,7 +113,11 @@ class LineRunner:
         assert isinstance(result, BaseModel)
         return result
 
-    async def run(self, who: Principal, endpoint: str, body: dict[str, Any], scope: str) -> Outcome:
+    async def run(
+        self, who: Principal, endpoint: str, body: dict[str, Any], scope: str, request_id: str
+    ) -> Outcome:
+        """``request_id``: the line's own (``line_request_id``), the same on every run of
+        it, so a line run again after a crash is billed once."""
         try:
             prepared = await self.prepare(endpoint, body, scope)
         except CorralError as exc:
@@ -121,13 +125,19 @@ class LineRunner:
         # Billed at the batch price point; the row still says which endpoint ran.
         charge = replace(prepared.charge, endpoint=BATCH, batch_endpoint=prepared.charge.endpoint)
         try:
-            ticket = await _retrying(lambda: self._meter.admit(who, charge))
+            ticket = await _retrying(lambda: self._meter.admit(who, charge, request_id))
         except InsufficientQuotaError as exc:
             raise BudgetExhausted(exc.message) from exc
         except CorralError as exc:  # no access to the model, a limit that did not lift
             return refused(exc)
         try:
             result = await _retrying(lambda: self._call(endpoint, prepared))
+        except asyncio.CancelledError:
+            # Handed back (shutdown) or stopped (cancel, expiry): a line handed back runs
+            # again under this id, and that run's usage row must be the one that bills.
+            with anyio.CancelScope(shield=True):
+                await self._meter.release(ticket)
+            raise
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._meter.settle(ticket, None, "error")
@@ -136,6 +146,11 @@ class LineRunner:
             raise
         await self._meter.settle(ticket, _usage_of(getattr(result, "usage", None)), "ok")
         return Outcome(True, 200, result.model_dump(mode="json"), ticket.request_id)
+
+
+def line_request_id(batch_id: str, index: int) -> str:
+    """A batch line's request id: its usage row's key, the same on every run of it."""
+    return f"req_{batch_id}_{index}"
 
 
 def _usage_of(usage: Any) -> dict[str, Any] | None:

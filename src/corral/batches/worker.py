@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from corral.accounts.keys import stored_principal
 from corral.batches.lines import Line
-from corral.batches.runner import BudgetExhausted, LineRunner, Outcome
+from corral.batches.runner import BudgetExhausted, LineRunner, Outcome, line_request_id
 from corral.batches.store import done_lines, finalize, input_lines
 from corral.core.clock import aware, now
 from corral.core.config import BatchSettings
@@ -113,7 +113,9 @@ class BatchWorker:
                     stop.append("expired")
                     return
                 try:
-                    outcome = await self._runner.run(who, row.endpoint, line.body, row.scope)
+                    outcome = await self._runner.run(
+                        who, row.endpoint, line.body, row.scope, line_request_id(row.id, line.index)
+                    )
                 except BudgetExhausted:
                     stop.append("budget")
                     return
