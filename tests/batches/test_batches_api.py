@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ from corral.accounts.accounting import cost_nano
 from corral.accounts.usage import Window, daily
 from corral.app import create_app
 from corral.core.config import BatchSettings, Settings
+from corral.engines.base import Body
 from corral.storage.db import Database
 from corral.storage.tables import NANO, Usage
-from tests.fakes import fake_registry, migrated
+from tests.fakes import FakeEngine, fake_registry, migrated
 
 ADMIN = "admin-key-for-tests-0123456789abcdef"
 MODEL = "fake-model"
@@ -88,9 +89,11 @@ class World:
             await db.close()
 
 
-async def world_for(tmp_path: Path, batches: BatchSettings) -> AsyncIterator[World]:
+async def world_for(
+    tmp_path: Path, batches: BatchSettings, engine: FakeEngine | None = None
+) -> AsyncIterator[World]:
     settings = migrated(Settings(data_dir=tmp_path, admin_key=SecretStr(ADMIN), batches=batches))
-    app = create_app(settings, fake_registry(model_id=MODEL, **PRICES))
+    app = create_app(settings, fake_registry(engine, model_id=MODEL, **PRICES))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         try:
@@ -252,3 +255,58 @@ async def test_expired_lines_end_in_the_error_file(tmp_path: Path) -> None:
         assert done["status"] == "expired" and done["expired_at"]
         errors = await world.lines(done["error_file_id"], who)
         assert [e["error"]["code"] for e in errors] == ["batch_expired"] * 3
+
+
+class SlowEngine(FakeEngine):
+    """Each answer takes ``seconds``; counts the batch's calls running and handed back."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.running, self.most, self.handed_back = seconds, 0, 0, 0
+
+    async def chat(self, body: Body) -> Body:
+        batch = str(body["messages"][-1]["content"]).startswith("hello")
+        self.running += batch
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.handed_back += batch
+            raise
+        finally:
+            self.running -= batch
+        return await super().chat(body)
+
+
+async def test_a_batch_fills_an_idle_engine_and_makes_way_for_interactive_traffic(
+    tmp_path: Path,
+) -> None:
+    engine = SlowEngine(0.4)
+    settings = BatchSettings(concurrency=1, idle_concurrency=4, quiet_s=0.5)
+    async for world in world_for(tmp_path, settings, engine):
+        who = await world.key("p")
+        made = await world.batch([line(i) for i in range(12)], who)
+        worker = world.app.state.services.batch_worker
+        assert await worker.claim() == made["id"]
+        running = asyncio.create_task(worker.execute(made["id"]))
+        await until(lambda: engine.running == 4)  # idle: the whole engine (4 slots)
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "interactive"}]}
+        asked = asyncio.create_task(world.http.post(CHAT, json=body, headers=who))
+        await until(lambda: engine.running <= 1, within=1.0)  # handed back at once
+        assert (await asked).status_code == 200
+        await running
+        await world.app.state.services.accounting.settled()
+        done = await world.get(made["id"], who)
+        assert done["request_counts"] == {"total": 12, "completed": 12, "failed": 0}
+        out = await world.lines(done["output_file_id"], who)
+        assert sorted(x["custom_id"] for x in out) == sorted(f"req-{i}" for i in range(12))
+        assert engine.most == 4 and engine.handed_back == 3
+        rows = [r for r in await world.usage() if r.endpoint == "batch"]
+        assert len(rows) == 12  # a line handed back and run again is billed once
+
+
+async def until(ok: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not ok():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time given"
+        await asyncio.sleep(0.01)

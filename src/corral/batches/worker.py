@@ -1,20 +1,28 @@
 """The batch worker: a task in each API process that claims batches from the database
 and runs their requests behind interactive traffic.
 
-Behind: a request of a batch starts only while fewer than ``slots`` requests are in
-flight in this process (interactive ones included), and at most ``concurrency`` batch
-requests run at once, so a batch fills the capacity interactive requests leave and
-takes a bounded share of it. Durable: each finished request is committed with its
-answer; a batch is claimed with a conditional update, heartbeated, and requeued when its
-worker stops beating (another replica, or this one after a restart, resumes it after its
-last committed request). Cancel and expiry are noticed at the next heartbeat.
+Behind: a batch request starts only while fewer than ``slots`` requests are in flight
+in this process (interactive ones included). While no interactive traffic is seen,
+batches fill the engine (``idle_concurrency`` requests, default ``slots``); while
+interactive requests are in flight or were within ``quiet_s``, batches keep to a bounded
+share (``concurrency``) and the requests past it are handed back: cancelled at once, and
+run again later under the same request id (billed once). The engine runs what it is
+given side by side, so a request of a batch that kept running would slow every
+interactive token; handing it back costs the batch the tokens it had generated.
+Durable: each finished request is committed with its answer; a batch is claimed with a
+conditional update, heartbeated, and requeued when its worker stops beating (another
+replica, or this one after a restart, resumes it after its last committed request).
+Cancel and expiry are noticed at the next heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 from corral.accounts.keys import stored_principal
 from corral.batches.lines import Line
@@ -25,7 +33,7 @@ from corral.core.config import BatchSettings
 from corral.core.errors import CorralError
 from corral.core.ids import new_id
 from corral.files import FileService
-from corral.inference.admission import Admission
+from corral.inference.admission import Admission, background
 from corral.storage.claims import ClaimedJobs, poll_forever
 from corral.storage.db import Database
 from corral.storage.tables import BatchLineRow, BatchRow
@@ -53,6 +61,9 @@ class BatchWorker:
         self._admission = admission
         self._settings = settings
         self._slots = settings.slots or slots
+        self._idle_share = settings.idle_concurrency or self._slots
+        self._running: dict[asyncio.Task[Outcome], None] = {}  # oldest first
+        self._preempter: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # A batch stays in_progress (or cancelling) while held: claiming and letting go
         # only set and clear its worker.
@@ -103,23 +114,32 @@ class BatchWorker:
     async def _drive(self, row: BatchRow, pending: list[Line]) -> str:
         """Run the pending requests behind interactive traffic until they are done, or the
         batch is cancelled, expires, or its budget runs out; returns which."""
-        who, gate = stored_principal(row.principal), asyncio.Semaphore(self._settings.concurrency)
-        expires, stop = aware(row.expires_at), list[str]()
+        who, expires, stop = stored_principal(row.principal), aware(row.expires_at), list[str]()
 
         async def one(line: Line) -> None:
-            async with gate:
+            background.set(True)  # this task's requests make way for interactive ones
+            request_id = line_request_id(row.id, line.index)
+            while True:
                 await self._turn()
                 if now() >= expires:  # past the window: left to the error file, not run
                     stop.append("expired")
                     return
+                run = self._start(
+                    self._runner.run(who, row.endpoint, line.body, row.scope, request_id)
+                )
                 try:
-                    outcome = await self._runner.run(
-                        who, row.endpoint, line.body, row.scope, line_request_id(row.id, line.index)
-                    )
+                    outcome = await run
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise
+                    continue  # handed back to make way for interactive traffic
                 except BudgetExhausted:
                     stop.append("budget")
                     return
+                finally:
+                    self._running.pop(run, None)
                 await self._record(row.id, line, outcome)
+                return
 
         tasks = [asyncio.create_task(one(line)) for line in pending]
         try:
@@ -145,11 +165,40 @@ class BatchWorker:
             if now() >= aware(row.expires_at):
                 return "expired"
 
+    def _share(self) -> int:
+        """How many batch requests may run now: a bounded share while interactive
+        requests are in flight (more in flight than batch requests running) or were
+        within ``quiet_s``, else the idle share."""
+        admission = self._admission
+        recent = time.monotonic() - admission.last_interactive < self._settings.quiet_s
+        if recent or admission.in_flight > len(self._running):
+            return self._settings.concurrency
+        return self._idle_share
+
     async def _turn(self) -> None:
         """Wait for capacity interactive requests leave free. Polled: the admission
         counter is on every request's hot path, and a waiting batch request looking every
-        20 ms costs less than an event set on each request's end."""
-        while self._admission.in_flight >= self._slots:  # noqa: ASYNC110
+        20 ms costs less than an event set on each request's end. Returns with no await
+        after its check, so the caller's start counts before anyone else looks."""
+        while (  # noqa: ASYNC110
+            len(self._running) >= self._share() or self._admission.in_flight >= self._slots
+        ):
+            await asyncio.sleep(YIELD_S)
+
+    def _start(self, call: Coroutine[Any, Any, Outcome]) -> asyncio.Task[Outcome]:
+        run = asyncio.create_task(call)
+        self._running[run] = None
+        if self._preempter is None or self._preempter.done():
+            self._preempter = asyncio.create_task(self._preempt())
+        return run
+
+    async def _preempt(self) -> None:
+        """While batch requests run: hand back the newest past the share (interactive
+        traffic arrived), within ``YIELD_S``."""
+        while self._running:
+            live = [run for run in self._running if not run.cancelling()]
+            for run in reversed(live[self._share() :]):
+                run.cancel()
             await asyncio.sleep(YIELD_S)
 
     async def _beat(self, batch_id: str) -> str:

@@ -194,11 +194,25 @@ class BatchSettings(BaseModel):
 
     max_lines: int = Field(50_000, ge=1, description="Most requests in one batch's file.")
     concurrency: int = Field(
-        4,
+        1,
         ge=1,
         le=256,
-        description="Most requests of batches this process runs at once: their bounded "
-        "share of the engine.",
+        description="Most requests of batches this process runs at once while interactive "
+        "requests are in flight or were within `quiet_s`: the batches' bounded share of a "
+        "busy engine. Requests past it are handed back (cancelled and run again later).",
+    )
+    idle_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Most requests of batches this process runs at once while no "
+        "interactive traffic is seen; default: `slots` (the whole engine).",
+    )
+    quiet_s: float = Field(
+        3.0,
+        ge=0,
+        description="How long after the last interactive request batches keep to "
+        "`concurrency` before filling the engine again.",
     )
     slots: int | None = Field(
         None,

@@ -8,14 +8,20 @@ Two bounds: ``limit`` over everything this process runs, and per model a queue o
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from prometheus_client import Counter
 
 from corral.catalog.registry import ServedModel
 from corral.core.errors import OverloadedError
+
+# Set in a task that runs background work (a batch's requests): what it admits does not
+# count as interactive traffic, which background work makes way for.
+background: ContextVar[bool] = ContextVar("corral_background", default=False)
 
 
 class Admission:
@@ -25,6 +31,7 @@ class Admission:
         self.limit = limit
         self.queue_per_slot = queue_per_slot
         self.in_flight = 0
+        self.last_interactive = float("-inf")  # time.monotonic() of one's start or end
         self._per_model: Tally[str] = Tally()
         self._rejected = rejected
 
@@ -51,9 +58,15 @@ class Admission:
                 )
             self._per_model[model] += 1
         self.in_flight += 1
+        self._seen()
+
+    def _seen(self) -> None:
+        if not background.get():
+            self.last_interactive = time.monotonic()
 
     def leave(self, served: ServedModel | None = None) -> None:
         self.in_flight -= 1
+        self._seen()
         if served is not None and self._bound(served) is not None:
             model = served.spec.id
             self._per_model[model] -= 1
