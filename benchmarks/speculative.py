@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from corral.bench.loadgen import Target, abba_ratios, one_request
 from corral.bench.prompts import WORDS, long_text, short_prompts
 
-COPY_PAIRS = 4  # per copy prompt
+COPY_PAIRS = 6  # per copy prompt: a near-tie flip moves one pair by 2x
 PAIRS = {1: 8, 8: 4}
 
 
