@@ -196,7 +196,7 @@ class BatchWorker:
         """While batch requests run: hand back the newest past the share (interactive
         traffic arrived), within ``YIELD_S``."""
         while self._running:
-            live = [run for run in self._running if not run.cancelling()]
+            live = [run for run in self._running if not (run.done() or run.cancelling())]
             for run in reversed(live[self._share() :]):
                 run.cancel()
             await asyncio.sleep(YIELD_S)
