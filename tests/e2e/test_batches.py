@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL, LiveServer
 
@@ -127,6 +129,46 @@ def test_cancel_mid_run_keeps_what_finished(client: openai.OpenAI) -> None:
     out, errors = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
     assert len(out) == counts.completed and len(out) + len(errors) == 60
     assert {e["error"]["code"] for e in errors} == {"batch_cancelled"}
+
+
+def gauges(live_server: LiveServer) -> dict[str, float]:
+    text = httpx.get(live_server.url + "/metrics").text
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in ("corral_requests_in_flight", "corral_engine_slots_busy")
+    }
+
+
+def test_a_batch_fills_the_engine_and_steps_back_for_an_interactive_stream(
+    client: openai.OpenAI, live_server: LiveServer
+) -> None:
+    batch = submit(client, requests(40, max_tokens=64))
+    deadline = time.monotonic() + 60
+    while gauges(live_server)["corral_requests_in_flight"] < 4:  # idle: all slots
+        assert time.monotonic() < deadline, "the batch never filled the engine"
+        time.sleep(0.05)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell a long story."}],
+        max_tokens=400,
+        extra_body={"ignore_eos": True},
+        stream=True,
+    )
+    seen: list[dict[str, float]] = []
+    for i, _ in enumerate(stream):
+        if i % 20 == 0:
+            seen.append(gauges(live_server))
+    # While the stream ran, the batch kept to one request: its own and the stream's. The
+    # first looks may still see requests being handed back (the engine notices a closed
+    # connection within its 1-s poll); the last ones may not.
+    assert seen[-1]["corral_requests_in_flight"] <= 2, seen
+    assert seen[-1]["corral_engine_slots_busy"] <= 2, seen
+    done = wait(client, batch.id, lambda b: b.status in FINAL)
+    assert done.status == "completed" and done.request_counts.completed == 40
+    out = jsonl(client, done.output_file_id)
+    assert sorted(x["custom_id"] for x in out) == sorted(f"q{i}" for i in range(40))
 
 
 def test_the_cli_submits_waits_and_writes_the_output(

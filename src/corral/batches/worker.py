@@ -167,11 +167,10 @@ class BatchWorker:
 
     def _share(self) -> int:
         """How many batch requests may run now: a bounded share while interactive
-        requests are in flight (more in flight than batch requests running) or were
-        within ``quiet_s``, else the idle share."""
+        requests are in flight or were within ``quiet_s``, else the idle share."""
         admission = self._admission
         recent = time.monotonic() - admission.last_interactive < self._settings.quiet_s
-        if recent or admission.in_flight > len(self._running):
+        if recent or admission.interactive_in_flight > 0:
             return self._settings.concurrency
         return self._idle_share
 

@@ -31,6 +31,7 @@ class Admission:
         self.limit = limit
         self.queue_per_slot = queue_per_slot
         self.in_flight = 0
+        self.background_in_flight = 0  # of in_flight: background work's (see ``slot``)
         self.last_interactive = float("-inf")  # time.monotonic() of one's start or end
         self._per_model: Tally[str] = Tally()
         self._rejected = rejected
@@ -73,10 +74,20 @@ class Admission:
             if self._per_model[model] <= 0:
                 del self._per_model[model]
 
+    @property
+    def interactive_in_flight(self) -> int:
+        return self.in_flight - self.background_in_flight
+
     @contextmanager
     def slot(self, served: ServedModel | None = None) -> Iterator[None]:
+        """A request admitted for the block. Background work is counted here only: it
+        never streams, and the flag read once is the one undone, whatever context the
+        block ends in."""
+        mine = int(background.get())
         self.enter(served)
+        self.background_in_flight += mine
         try:
             yield
         finally:
+            self.background_in_flight -= mine
             self.leave(served)
