@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from corral.app import create_app
 from corral.core.config import Settings
+from corral.storage.tables import StoredResponse
 from tests.fakes import FakeEngine, fake_registry, migrated
 
 ADMIN = "admin-key-for-tests-0123456789abcdef"
@@ -60,7 +63,9 @@ async def test_a_stored_response_is_its_projects_own(
     assert refused.status_code == 404
     assert refused.json()["error"]["param"] == "previous_response_id"
     items = await client.get(f"/v1/responses/{rid}/input_items", headers=_as(a))
-    assert [i["content"] for i in items.json()["data"]] == ["hello"]
+    assert [i["content"] for i in items.json()["data"]] == [
+        [{"type": "input_text", "text": "hello"}]
+    ]
     assert (await client.delete(f"/v1/responses/{rid}", headers=_as(a))).json()["deleted"]
     assert (await client.get(f"/v1/responses/{rid}", headers=_as(a))).status_code == 404
 
@@ -175,3 +180,45 @@ async def test_a_conversation_is_its_projects_own(
     too_many = {"items": [{"role": "user", "content": str(i)} for i in range(21)]}
     r = await client.post(path + "/items", json=too_many, headers=_as(a))
     assert r.status_code == 400 and r.json()["error"]["param"] == "items"
+
+
+async def test_input_items_list_a_messages_content_as_parts(tmp_path: Path) -> None:
+    """As OpenAI lists them and its SDK reads them; rows stored with a bare string (before
+    ``as_items`` gave parts) are listed the same way, and the model read the same text."""
+    engine = FakeEngine(context_window=2048)
+    app = create_app(migrated(Settings(data_dir=tmp_path)), fake_registry(engine))
+    transport = httpx.ASGITransport(app=app)
+    http = httpx.AsyncClient(transport=transport, base_url="http://t/v1")
+    sdk = openai.AsyncOpenAI(api_key="x", base_url="http://t/v1", http_client=http)
+    try:
+        first = await sdk.responses.create(model="fake-model", input="hi")
+        history = [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "hi"},
+        ]
+        second = await sdk.responses.create(model="fake-model", input=history)
+        assert [m["content"] for m in engine.bodies[-1]["messages"]] == [
+            "Be brief.",
+            "Hello.",
+            "hi",
+        ]
+        async with app.state.services.db.begin() as s:  # as an older row kept it
+            old = [{"type": "message", "id": "msg_old", "role": "user", "content": "hi"}]
+            await s.execute(
+                update(StoredResponse).where(StoredResponse.id == first.id).values(input_items=old)
+            )
+        (item,) = (await sdk.responses.input_items.list(first.id)).data
+        assert item.type == "message" and item.status == "completed"
+        assert [(p.type, p.text) for p in item.content] == [("input_text", "hi")]
+        listed = (await sdk.responses.input_items.list(second.id, order="asc")).data
+        parts = [[(p.type, p.text) for p in i.content] for i in listed]
+        assert parts == [
+            [("input_text", "Be brief.")],
+            [("output_text", "Hello.")],
+            [("input_text", "hi")],
+        ]
+        assert [i.role for i in listed] == ["developer", "assistant", "user"]
+    finally:
+        await sdk.close()
+        await app.state.services.db.close()

@@ -12,13 +12,13 @@ from sqlalchemy import delete, select
 
 from corral.core.errors import InvalidRequestError, NotFoundError
 from corral.core.ids import new_id
+from corral.inference.responses.input import with_parts
 from corral.protocol.responses import ConversationObject
 from corral.storage.db import Database
 from corral.storage.tables import ConversationItemRow, ConversationRow
 
 Item = dict[str, Any]
 MAX_ADDED = 20  # items one create or add call may carry (OpenAI's limit)
-INPUT_ROLES = frozenset({"user", "system", "developer"})
 ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # fits the column; no client markup
 
 
@@ -32,13 +32,7 @@ def stored_item(item: Item) -> Item:
     item = {"type": "message", **item} if "role" in item and "type" not in item else dict(item)
     ident = item.get("id")
     item["id"] = ident if isinstance(ident, str) and ITEM_ID.fullmatch(ident) else fresh_id(item)
-    if item.get("type") == "message":
-        content = item.get("content")
-        if isinstance(content, str):
-            kind = "input_text" if item.get("role") in INPUT_ROLES else "output_text"
-            item["content"] = [{"type": kind, "text": content}]
-        item.setdefault("status", "completed")
-    return item
+    return with_parts(item)
 
 
 def _missing(kind: str, ident: str, param: str) -> NotFoundError:

@@ -24,17 +24,45 @@ INCLUDABLE = frozenset({"message.output_text.logprobs", "reasoning.encrypted_con
 
 def as_items(value: str | list[Item]) -> list[Item]:
     """The request's input as items in OpenAI's shape, each with an id (input_items lists
-    them)."""
+    them) and a message's content as parts."""
     if isinstance(value, str):
         value = [{"role": "user", "content": value}]
     items = []
     for index, raw in enumerate(value):
         if not isinstance(raw, dict):
             raise InvalidRequestError("Each input item must be an object.", param=f"input[{index}]")
-        item = {"type": "message", **raw} if "role" in raw else dict(raw)
+        item = with_parts({"type": "message", **raw} if "role" in raw else dict(raw))
         item.setdefault("id", new_id("msg" if item.get("type") == "message" else "item", "_"))
         items.append(item)
     return items
+
+
+def with_parts(item: Item) -> Item:
+    """A message item as OpenAI lists it: its content a list of parts (``input_text`` for
+    user, system and developer input, ``output_text`` for an assistant's), never a bare
+    string, and a status. Any other item, or content that is neither a string nor a list,
+    is returned as it is (``to_messages`` refuses what is wrong). The text the model reads
+    is the same either way (``_text`` joins the parts)."""
+    if item.get("type") != "message":
+        return item
+    content = item.get("content")
+    kind = "output_text" if item.get("role") == "assistant" else "input_text"
+    if isinstance(content, str):
+        parts: Any = [_part(kind, content)]
+    elif isinstance(content, list):  # a generic `text` part takes the role's type
+        parts = [
+            _part(kind, p["text"])
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            else p
+            for p in content
+        ]
+    else:
+        return item
+    return {**item, "content": parts, "status": item.get("status") or "completed"}
+
+
+def _part(kind: str, text: str) -> Item:
+    return {"type": kind, "text": text, **({"annotations": []} if kind == "output_text" else {})}
 
 
 def _text(content: Any, param: str) -> str:

@@ -24,7 +24,7 @@ from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
 from corral.inference.responses.events import EventStream, usage_of
-from corral.inference.responses.input import Item, as_items, chat_body
+from corral.inference.responses.input import Item, as_items, chat_body, with_parts
 from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import ToolSet, custom_input, toolset
 from corral.inference.sealed import Sealer
@@ -377,7 +377,9 @@ class ResponseService:
         return (await self._read(scope, response_id)).response
 
     async def input_items(self, scope: str, response_id: str) -> list[Item]:
-        return (await self._store.get(scope, response_id)).input_items
+        """The request's own items as OpenAI lists them (also those stored before
+        ``as_items`` gave a message's content as parts)."""
+        return [with_parts(i) for i in (await self._store.get(scope, response_id)).input_items]
 
     async def delete(self, scope: str, response_id: str) -> None:
         await self._store.delete(scope, response_id)
