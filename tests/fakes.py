@@ -155,3 +155,60 @@ def http_scope(path: str = "/v1/chat/completions") -> dict[str, Any]:
         "client": ("127.0.0.1", 1),
         "server": ("t", 80),
     }
+
+
+class FakeUpstream:
+    """An OpenAI-compatible server on loopback that answers ``/v1/models`` (the pools'
+    health probe) and a chat completion; it can stop and start again on its port."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self._runner: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> FakeUpstream:
+        from aiohttp import web
+
+        async def models(request: web.Request) -> web.Response:
+            return web.json_response({"object": "list", "data": [{"id": "up", "object": "model"}]})
+
+        async def chat(request: web.Request) -> web.Response:
+            body = await request.json()
+            message = {"role": "assistant", "content": "up"}
+            return web.json_response(
+                {
+                    "id": "chatcmpl-up",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+            )
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/chat/completions", chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

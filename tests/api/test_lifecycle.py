@@ -216,6 +216,34 @@ def test_a_gguf_path_is_served_as_its_own_snapshot(tmp_path: Path) -> None:
     assert registry.get("llama3.1-8b").spec.id == "llama3.1-8b-2024-07-23"  # catalog too
 
 
+async def test_an_upstream_with_no_replica_answering_is_not_listed(tmp_path: Path) -> None:
+    """The shipped catalog's 405B points at 127.0.0.1:8001: with nothing there it is left
+    out of /v1/models (a request to it would be 503 `upstream_unavailable`); the catalog's
+    listing and a retrieve still show it, not available (tests/catalog/test_upstreams.py:
+    a live upstream, and one that comes back)."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", 8001)
+    except OSError:
+        pass
+    else:
+        writer.close()
+        pytest.skip("something listens on 127.0.0.1:8001")
+    registry = ModelRegistry(load_catalog(), lambda spec: FakeEngine(), upstream_watch_s=0.05)
+    app = create_app(Settings(data_dir=tmp_path / "data"), registry)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            await asyncio.sleep(0.3)  # the watch has checked, more than once
+            listed = {m["id"] for m in (await http.get("/v1/models")).json()["data"]}
+            every = (await http.get("/v1/models?all=true")).json()["data"]
+            card = (await http.get("/v1/models/llama3.1-405b")).json()
+            anthropic = await http.get("/v1/models", headers={"anthropic-version": "2023-06-01"})
+    assert "llama3.1-405b-2024-07-23" not in listed and "llama3.1-405b" not in listed
+    assert {m["id"]: m["available"] for m in every}["llama3.1-405b-2024-07-23"] is False
+    assert card["alias_for"] == "llama3.1-405b-2024-07-23" and card["available"] is False
+    assert "llama3.1-405b" not in {m["id"] for m in anthropic.json()["data"]}
+
+
 async def test_get_has_no_side_effects_and_an_eval_check_sets_no_headers(setup) -> None:  # type: ignore[no-untyped-def]
     """registry.get returns the lifecycle headers instead of writing them anywhere: a
     yes/no check of a model (an eval run's) leaves its response alone."""

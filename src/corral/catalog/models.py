@@ -37,6 +37,7 @@ class ModelsService:
             capabilities=list(spec.capabilities),
             description=spec.description,
             loaded=True,
+            available=True,
         )
 
     def fine_tuned_card(self, ft: FineTunedModel) -> ModelCard:
@@ -50,6 +51,7 @@ class ModelsService:
             description=served.spec.description,
             parent=ft.base,
             loaded=self._registry.is_loaded(ft.base),
+            available=self._base_callable(ft),
         )
 
     def snapshot_card(self, snap: Snapshot) -> ModelCard:
@@ -80,6 +82,7 @@ class ModelsService:
             languages=list(snap.family.languages),
             max_context_window=snap.context_window,
             loaded=reg.is_loaded(snap.id),
+            available=snap.state(today) != "shutdown" and reg.callable_now(snap),
         )
 
     def alias_card(self, alias: str) -> ModelCard:
@@ -102,8 +105,9 @@ class ModelsService:
 
     def list(self, org: str | None = None, everything: bool = False) -> ModelList:
         """What a client can call now (clients fill model pickers from it): snapshots whose
-        weights are here or upstream, aliases to them, fine-tunes of them; ``everything``:
-        the whole catalog. Fine-tunes only of ``org`` when one is given (None: all)."""
+        weights are here or whose upstream has a replica that answers, aliases to them,
+        fine-tunes of them; ``everything``: the whole catalog, each card saying whether it
+        is ``available``. Fine-tunes only of ``org`` when one is given (None: all)."""
         reg = self._registry
         catalog = reg.catalog
         snapshots = [s for s in reg.listed() if everything or reg.callable_now(s)]

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from corral.catalog.adapters import AdapterEngine, FineTunedModel
 from corral.catalog.lifecycle import lifecycle_headers
 from corral.catalog.schema import Catalog, ModelSpec, Resolution, Snapshot
+from corral.catalog.upstreams import WATCH_S, UpstreamWatch
 from corral.core.config import EngineSettings
 from corral.core.errors import (
     CorralError,
@@ -271,6 +272,7 @@ class ModelRegistry:
         memory_budget_mib: int = 0,
         load_timeout_s: float = 120.0,
         preload: tuple[str, ...] = (),
+        upstream_watch_s: float = WATCH_S,
     ) -> None:
         self.catalog = catalog or Catalog([])
         self._factory = factory
@@ -288,6 +290,8 @@ class ModelRegistry:
         self.load_seconds: list[tuple[str, float]] = []
         self._fine_tuned: dict[str, FineTunedModel] = {}
         self._retiring: set[asyncio.Future[None]] = set()
+        self._watch_s = upstream_watch_s
+        self._watch: UpstreamWatch | None = None  # set by start(): upstreams' health
 
     # -- names ---------------------------------------------------------------------------
 
@@ -380,12 +384,25 @@ class ModelRegistry:
         return [*self._static.values(), *loaded]
 
     def callable_now(self, snap: Snapshot) -> bool:
-        """Could a request to it be served now: its weights are here (or an upstream
-        serves it) and it fits the memory budget. What ``_load`` would refuse, no."""
+        """Could a request to it be served now: its weights are here and it fits the memory
+        budget (what ``_load`` would refuse, no), or its upstream pool has a replica that
+        answers (a request to a pool with none is answered 503)."""
         spec = self._spec(snap)
         if spec.source == "upstream":
-            return True
+            return self._upstream_up(snap.id)
         return spec.path.is_file() and estimate_mib(spec, self._settings) <= self.budget_mib
+
+    def _upstream_up(self, snapshot_id: str) -> bool:
+        """In memory: its own pool says (health checks and failed requests). Otherwise the
+        watch's last check of its URLs; a launched upstream, or a registry not started
+        (nothing checked), counts as up: a request starts or checks it."""
+        managed = self._managed.get(snapshot_id)
+        engine = managed.loaded.engine if managed is not None and managed.loaded else None
+        if isinstance(engine, PooledEngine):
+            now = time.monotonic()
+            return any(r.available(now) for r in engine.pool.replicas)
+        up = self._watch.up(snapshot_id) if self._watch is not None else None
+        return up is not False
 
     def listed(self) -> list[Snapshot]:
         """Catalog snapshots a client may call today (not yet released or shut down: no)."""
@@ -588,8 +605,16 @@ class ModelRegistry:
             await served.engine.start()
         for name in self._preload:
             await self.get(name).engine.start()
+        today = self.today()
+        specs = [
+            self._spec(s) for s in self.catalog.snapshots.values() if s.state(today) != "shutdown"
+        ]
+        self._watch = UpstreamWatch(specs, self._watch_s)
+        await self._watch.start()
 
     async def close(self) -> None:
+        if self._watch is not None:
+            await self._watch.close()
         for served in self._static.values():
             await served.engine.close()
         for managed in list(self._managed.values()):

@@ -54,6 +54,8 @@ class ModelCard(BaseModel):
     languages: list[str] | None = None
     max_context_window: int | None = None  # what the model was trained for
     loaded: bool | None = None
+    # Whether a request to it can be served now: what /v1/models lists (without ?all).
+    available: bool | None = None
     parent: str | None = None  # the base snapshot, on a fine-tuned model
 
 
