@@ -177,7 +177,7 @@ class ChatService:
         return await served.engine.count_chat_tokens(body)
 
     async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
-        timer = self._telemetry.timer(p.served.spec.id, "chat")
+        timer = self._telemetry.timer(p.served.spec.id, p.charge.endpoint)
         if not p.stream:
             with self._admission.slot(p.served), timer.cancelled():
                 result = await self._complete(p.req, p.served, p.plan, p.bodies)

@@ -58,9 +58,11 @@ class MessageService:
         32,000 to every model)."""
         body, tools, thinking = self._translate(req)
         chat = await self._chat.prepare(body, fit=True, find_stops=True)
+        # The core's request names its dialect: its log line and metrics say `messages`.
+        chat = replace(chat, charge=replace(chat.charge, endpoint="messages"))
         return PreparedMessage(
             served=chat.served,
-            charge=replace(chat.charge, endpoint="messages"),
+            charge=chat.charge,
             stream=req.stream,
             want_usage=True,  # message_delta carries it
             chat=chat,

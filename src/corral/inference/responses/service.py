@@ -175,10 +175,12 @@ class ResponseService:
         """Everything that can be refused is refused here, before metering."""
         items, history, tools, body = await self._translate(req, scope)
         chat = await self._chat.prepare(body)
+        # The core's request names its dialect: its log line and metrics say `responses`.
+        chat = replace(chat, charge=replace(chat.charge, endpoint="responses"))
         include = set(req.include or ())
         return PreparedResponse(
             served=chat.served,
-            charge=replace(chat.charge, endpoint="responses"),
+            charge=chat.charge,
             stream=req.stream,
             want_usage=True,  # the final event carries it
             chat=chat,
