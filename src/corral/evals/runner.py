@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from corral.core.errors import CorralError
 from corral.evals.definitions import EvalDefinition
 from corral.evals.graders import Chat, Embed, Python, grade
@@ -34,7 +36,10 @@ class ItemOutcome:
     sample: dict[str, Any]
 
 
-def build_messages(plan: RunPlan, item: dict[str, Any]) -> list[dict[str, str]]:
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+def build_messages(plan: RunPlan, item: dict[str, Any]) -> list[dict[str, Any]]:
     context = {"item": item}
     if isinstance(plan.messages, TemplateMessages):
         return [
@@ -46,14 +51,36 @@ def build_messages(plan: RunPlan, item: dict[str, Any]) -> list[dict[str, str]]:
         ]
     assert plan.messages is not None
     given = lookup(context, parse_path(plan.messages.item_reference))
-    if not isinstance(given, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in given
-    ):
+    if not isinstance(given, list) or not given:
+        raise TemplateError(f"`{plan.messages.item_reference}` must hold a list of messages")
+    return [_given_message(plan.messages.item_reference, m) for m in given]
+
+
+def _given_message(where: str, m: Any) -> dict[str, Any]:
+    """One message of an item's conversation: {role, content}, and a conversation's tool
+    turns as Chat Completions has them: an assistant's ``tool_calls`` (content may then
+    be null) and a tool result's ``tool_call_id``. Anything else is left out."""
+    role = m.get("role") if isinstance(m, dict) else None
+    calls = m.get("tool_calls") if isinstance(m, dict) else None
+    if role not in ROLES or (calls is not None and role != "assistant"):
         raise TemplateError(
-            f"`{plan.messages.item_reference}` must hold a list of {{role, content}} messages"
+            f"`{where}` must hold {{role, content}} messages (role one of "
+            f"{', '.join(sorted(ROLES))}); tool_calls only on an assistant's"
         )
-    return [{"role": m["role"], "content": m["content"]} for m in given]
+    assert isinstance(m, dict)
+    content = m.get("content")
+    if not (isinstance(content, str) or (content is None and calls)):
+        raise TemplateError(f"`{where}`: a {role} message needs its content as a string")
+    out: dict[str, Any] = {"role": role, "content": content}
+    if calls is not None:
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise TemplateError(f"`{where}`: tool_calls must be a list of tool call objects")
+        out["tool_calls"] = calls
+    if role == "tool":
+        if not isinstance(m.get("tool_call_id"), str):
+            raise TemplateError(f"`{where}`: a tool message needs the tool_call_id it answers")
+        out["tool_call_id"] = m["tool_call_id"]
+    return out
 
 
 def _parsed_json(text: str) -> Any:
@@ -64,14 +91,21 @@ def _parsed_json(text: str) -> Any:
 
 
 def sample_namespace(response: dict[str, Any]) -> dict[str, Any]:
-    """What ``{{sample.*}}`` sees: the first choice's text, JSON and tool calls."""
+    """What ``{{sample.*}}`` sees: the first choice's text, JSON and tool calls, and the
+    calls' names (sorted, comma-separated; "" for none) and arguments (one per line)."""
     choice = response["choices"][0]
     message = choice.get("message") or {}
     text = message.get("content") or ""
+    tools = message.get("tool_calls") or []
+    functions = [call.get("function") or {} for call in tools]
     return {
         "output_text": text,
         "output_json": _parsed_json(text),
-        "output_tools": message.get("tool_calls") or [],
+        "output_tools": tools,
+        # corral's: what a string_check can compare whatever the number of calls, none
+        # included (a path into output_tools is an error on an answer without calls).
+        "output_tool_names": ",".join(sorted(str(f.get("name")) for f in functions)),
+        "output_tool_arguments": "\n".join(str(f.get("arguments")) for f in functions),
         "choices": response["choices"],
         "model": response.get("model"),
         "finish_reason": choice.get("finish_reason"),
@@ -80,7 +114,7 @@ def sample_namespace(response: dict[str, Any]) -> dict[str, Any]:
 
 def sample_record(
     plan: RunPlan,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     response: dict[str, Any] | None,
     error: CorralError | TemplateError | None = None,
 ) -> dict[str, Any]:
@@ -138,6 +172,11 @@ async def _sampled(
         response = await chat(plan.model, {"messages": messages, **plan.sampling})
     except CorralError as exc:
         return None, sample_record(plan, messages, None, exc)
+    except ValidationError as exc:  # an item's conversation the chat request refuses
+        error = TemplateError(
+            f"the item's messages are not a chat request: {exc.errors()[0]['msg']}"
+        )
+        return None, sample_record(plan, messages, None, error)
     return sample_namespace(response), sample_record(plan, messages, response)
 
 

@@ -17,7 +17,16 @@ PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d{1,6
 STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 NAMESPACES = frozenset({"item", "sample"})
 SAMPLE_FIELDS = frozenset(
-    {"output_text", "output_json", "output_tools", "choices", "model", "finish_reason"}
+    {
+        "output_text",
+        "output_json",
+        "output_tools",
+        "output_tool_names",
+        "output_tool_arguments",
+        "choices",
+        "model",
+        "finish_reason",
+    }
 )
 MAX_TEMPLATE = 20_000
 
