@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,17 @@ def test_four_evals_ship_with_different_graders() -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_eval_is_valid(name: str) -> None:
     ev = load_eval(EVALS / name)
-    assert 10 <= len(ev.items) <= 25
+    assert 10 <= len(ev.items) <= 50
     assert ev.definition.description
     schema = ev.definition.data_source_config["item_schema"]
     for item in ev.items:
         jsonschema.validate(item, schema)
-    messages = ev.definition.input_messages["template"]
-    assert any("{{item." in m["content"] for m in messages)
+    messages = ev.definition.input_messages
+    if messages["type"] == "template":
+        assert any("{{item." in m["content"] for m in messages["template"])
+    else:  # each item holds its conversation
+        field = messages["item_reference"].removeprefix("item.")
+        assert all(isinstance(item[field], list) and item[field] for item in ev.items)
 
 
 def test_tool_selection_items_name_offered_tools() -> None:
@@ -73,6 +79,31 @@ def test_tool_selection_items_name_offered_tools() -> None:
     offered = {t["function"]["name"] for t in ev.definition.sampling_params["tools"]}
     assert len(offered) == 3
     assert {item["tool"] for item in ev.items} == offered
+
+
+def test_tool_use_categories_and_calls_name_offered_tools() -> None:
+    ev = load_eval(EVALS / "tool-use")
+    offered = {t["function"]["name"] for t in ev.definition.sampling_params["tools"]}
+    categories = Counter(item["category"] for item in ev.items)
+    assert set(categories) == {"single", "choice", "parallel", "irrelevance", "results"}
+    assert len(ev.items) >= 40 and min(categories.values()) >= 8
+    for item in ev.items:
+        calls = item["calls"].split(",") if item["calls"] else []
+        assert calls == sorted(calls) and set(calls) <= offered  # as output_tool_names has them
+        expected = {"parallel": 2, "irrelevance": 0, "results": 0}.get(item["category"], 1)
+        assert len(calls) == expected, item
+        if item["category"] == "results":  # the call, its result, and a fact of it to say
+            assistant, tool = item["messages"][-2:]
+            assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"]
+            assert item["answer"] and item["answer"] in tool["content"].replace("07:30", "7:30")
+
+
+def test_tool_use_data_is_what_its_script_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_data", EVALS / "tool-use" / "make_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.items() == load_eval(EVALS / "tool-use").items
 
 
 def test_json_schema_items_fit_the_response_schema() -> None:
