@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -323,30 +324,32 @@ async def measure(
     bfcl: Bfcl,
     endpoint: Endpoint,
     target: str,
-    categories: list[str],
-    limit: int | None,
-    concurrency: int,
-    max_tokens: int,
+    args: argparse.Namespace,
     measured: str,
-) -> dict[str, Any]:
+    saved: Callable[[dict[str, Any]], None],
+) -> None:
+    """Each category in turn; the results are saved after each, so a long run that is
+    stopped keeps what it measured (marked partial)."""
     t0 = time.monotonic()
-    results: dict[str, Any] = {}
-    items: dict[str, list[dict[str, Any]]] = {}
-    for category in categories:
-        chosen = bfcl.items(category, limit)
-        print(f"{TARGETS[target]}: {category}, {len(chosen)} items", flush=True)
-        outcomes = await run_category(bfcl, endpoint, target, chosen, concurrency, max_tokens)
-        results[category] = summarize(outcomes)
-        items[category] = [asdict(o) for o in outcomes]
     meta = {
         "model": bfcl.model,
         "commit": measured,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(time.monotonic() - t0, 1),
-        "max_tokens": max_tokens,
-        "concurrency": concurrency,
+        "max_tokens": args.max_tokens,
+        "concurrency": args.concurrency,
+        "planned": args.categories,
     }
-    return {"meta": meta, "categories": results, "items": items}
+    result: dict[str, Any] = {"meta": meta, "categories": {}, "items": {}}
+    for category in args.categories:
+        chosen = bfcl.items(category, args.limit)
+        print(f"{TARGETS[target]}: {category}, {len(chosen)} items", flush=True)
+        outcomes = await run_category(
+            bfcl, endpoint, target, chosen, args.concurrency, args.max_tokens
+        )
+        result["categories"][category] = summarize(outcomes)
+        result["items"][category] = [asdict(o) for o in outcomes]
+        meta["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        meta["seconds"] = round(time.monotonic() - t0, 1)
+        saved(result)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -405,19 +408,16 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     print(f"starting {TARGETS[target]} …", flush=True)
                     endpoint = stack.enter_context(started(target, logs, src))
-                result = asyncio.run(
+                asyncio.run(
                     measure(
                         bfcl,
                         endpoint,
                         target,
-                        args.categories,
-                        args.limit,
-                        args.concurrency,
-                        args.max_tokens,
+                        args,
                         measured,
+                        functools.partial(save, args, target),
                     )
                 )
-            save(args, target, result)
     document = json.loads(args.results.read_text())
     print()
     print(render(document))

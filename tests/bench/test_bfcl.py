@@ -136,3 +136,11 @@ def test_replace_section_keeps_the_rest_of_the_page() -> None:
 def test_the_results_file_is_json() -> None:
     doc = merge({}, "before", None, "corral", result(1))
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_a_run_stopped_before_its_last_category_says_partial() -> None:
+    partial = result(1)
+    partial["meta"]["planned"] = ["simple", "multiple", "parallel", "irrelevance"]
+    text = render(merge({}, "before", None, "corral", partial))
+    assert "partial: 2 of 4 categories" in text
+    assert "partial" not in render(merge({}, "before", None, "corral", result(1)))

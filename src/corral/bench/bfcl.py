@@ -120,6 +120,16 @@ def overall(categories: dict[str, dict[str, Any]]) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
+def _meta(title: str, result: dict[str, Any]) -> str:
+    meta = result["meta"]
+    done, planned = len(result["categories"]), len(meta.get("planned") or result["categories"])
+    partial = f", partial: {done} of {planned} categories" if done < planned else ""
+    return (
+        f"{title}: {meta['model']} at {meta['commit']}, {meta['seconds']:.0f} s, "
+        f"max_tokens {meta['max_tokens']}{partial}"
+    )
+
+
 def render(document: dict[str, Any]) -> str:
     """The markdown section: a table per run key, a row per category."""
     lines = [
@@ -137,11 +147,7 @@ def render(document: dict[str, Any]) -> str:
     for key, run in document.get("runs", {}).items():
         targets = run["targets"]
         names = [t for t in TARGETS if t in targets]
-        meta = "; ".join(
-            f"{TARGETS[t]}: {targets[t]['meta']['model']} at {targets[t]['meta']['commit']}, "
-            f"{targets[t]['meta']['seconds']:.0f} s, max_tokens {targets[t]['meta']['max_tokens']}"
-            for t in names
-        )
+        meta = "; ".join(_meta(TARGETS[t], targets[t]) for t in names)
         lines += ["", f"**{key}** ({meta})", ""]
         head = ["category", "items"]
         head += [f"{TARGETS[t]}: passed" for t in names]
