@@ -27,6 +27,7 @@ import copy
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from corral.bench.bfcl import (
     run_key,
     summarize,
 )
+from corral.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "evals.md"
@@ -336,6 +338,7 @@ async def measure(
         "commit": measured,
         "max_tokens": args.max_tokens,
         "concurrency": args.concurrency,
+        "engine_threads": Settings().engine.n_threads,  # what both targets read
         "planned": args.categories,
     }
     result: dict[str, Any] = {"meta": meta, "categories": {}, "items": {}}
@@ -395,6 +398,8 @@ def save(args: argparse.Namespace, target: str, result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Stopped with a signal (a background run ignores SIGINT), the servers still stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     targets = list(TARGETS) if args.target == "both" else [args.target]
     with tempfile.TemporaryDirectory(prefix="bfcl-") as tmp:
         logs = Path(tmp)

@@ -124,9 +124,10 @@ def _meta(title: str, result: dict[str, Any]) -> str:
     meta = result["meta"]
     done, planned = len(result["categories"]), len(meta.get("planned") or result["categories"])
     partial = f", partial: {done} of {planned} categories" if done < planned else ""
+    threads = f", {meta['engine_threads']} engine thread(s)" if meta.get("engine_threads") else ""
     return (
         f"{title}: {meta['model']} at {meta['commit']}, {meta['seconds']:.0f} s, "
-        f"max_tokens {meta['max_tokens']}{partial}"
+        f"max_tokens {meta['max_tokens']}{threads}{partial}"
     )
 
 
