@@ -47,6 +47,7 @@ from corral.bench.bfcl import (
     TARGETS,
     Outcome,
     answer_shape,
+    dumps,
     excerpt,
     merge,
     render,
@@ -392,7 +393,7 @@ def save(args: argparse.Namespace, target: str, result: dict[str, Any]) -> None:
     document = json.loads(args.results.read_text()) if args.results.exists() else {}
     document = merge(document, run_key(args.label, args.limit), args.limit, target, result)
     document["bfcl_eval"] = version("bfcl-eval")
-    args.results.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    args.results.write_text(dumps(document))
     args.doc.write_text(replace_section(args.doc.read_text(), render(document)))
 
 

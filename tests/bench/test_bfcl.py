@@ -4,6 +4,7 @@ a server and the `bfcl-eval` package)."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from corral.bench.bfcl import (
@@ -12,6 +13,7 @@ from corral.bench.bfcl import (
     EXCERPT,
     Outcome,
     answer_shape,
+    dumps,
     excerpt,
     merge,
     overall,
@@ -133,9 +135,16 @@ def test_replace_section_keeps_the_rest_of_the_page() -> None:
     assert replace_section("# Evals\n", "t").endswith(f"{BEGIN}\nt\n{END}\n")
 
 
-def test_the_results_file_is_json() -> None:
-    doc = merge({}, "before", None, "corral", result(1))
-    assert json.loads(json.dumps(doc)) == doc
+def test_the_results_file_is_json_with_an_answer_a_line() -> None:
+    with_items = result(1)
+    with_items["items"] = {
+        "simple": [asdict(outcome(True)), asdict(outcome(False, output='a "quoted"\nline'))],
+        "irrelevance": [],
+    }
+    doc = merge({}, "before", None, "corral", with_items)
+    text = dumps(doc)
+    assert json.loads(text) == doc
+    assert sum(line.startswith('{"id": "x"') for line in text.splitlines()) == 2
 
 
 def test_a_run_stopped_before_its_last_category_says_partial() -> None:

@@ -176,6 +176,25 @@ def render(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def dumps(document: dict[str, Any]) -> str:
+    """The results file as JSON, one answer a line (some two thousand of them in a run of
+    whole categories on both targets): short, and a rerun's diff reads item by item."""
+    doc = copy.deepcopy(document)
+    rows: dict[str, list[Any]] = {}
+    for run in doc.get("runs", {}).values():
+        for result in run.get("targets", {}).values():
+            items = result.get("items", {})
+            for category, outcomes in items.items():
+                marker = f"@rows{len(rows)}@"
+                rows[marker] = outcomes
+                items[category] = marker
+    text = json.dumps(doc, indent=1, ensure_ascii=False)
+    for marker, outcomes in rows.items():
+        lines = ",\n".join(json.dumps(o, ensure_ascii=False) for o in outcomes)
+        text = text.replace(json.dumps(marker), f"[\n{lines}\n]" if outcomes else "[]", 1)
+    return text + "\n"
+
+
 def replace_section(doc: str, section: str) -> str:
     """``doc`` with the text between the bfcl markers replaced (appended with its markers
     when it has none); the rest of the page stays as it is."""
