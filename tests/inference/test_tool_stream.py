@@ -60,3 +60,48 @@ def test_content_comes_before_the_document_ends() -> None:
     assert stream.feed('{"content": "Hel') == [Piece("content", "Hel")]
     assert stream.feed("lo") == [Piece("content", "lo")]
     assert stream.feed('"}') == []
+
+
+def _said(plan_answered: frozenset[tuple[str, str]], text: str) -> list[dict[str, object]]:
+    from corral.inference.chat import ToolText
+    from corral.inference.tools import ToolPlan
+
+    state = ToolText(ToolPlan("auto", [], None, plan_answered))
+    deltas = []
+    for char in text:  # a token a character: the worst case for the scanner
+        deltas += state.feed(char)
+    return deltas
+
+
+def _calls(deltas: list[dict[str, object]]) -> list[tuple[str, str]]:
+    """The calls a client assembles from the deltas (as the openai SDK does)."""
+    calls: dict[int, list[str]] = {}
+    for delta in deltas:
+        for call in delta.get("tool_calls", ()):  # type: ignore[attr-defined]
+            if "id" in call:
+                calls[call["index"]] = [call["function"]["name"], call["function"]["arguments"]]
+            else:
+                calls[call["index"]][1] += call["function"]["arguments"]
+    return [(name, arguments) for name, arguments in calls.values()]
+
+
+def test_a_stream_sends_each_call_once() -> None:
+    add = lambda a, b: {"name": "add", "arguments": {"a": a, "b": b}}  # noqa: E731
+    text = json.dumps({"tool_calls": [add(1, 2), add(1, 2), add(3, 4)]})
+    deltas = _said(frozenset(), text)
+    assert [(n, json.loads(a)) for n, a in _calls(deltas)] == [
+        ("add", {"a": 1, "b": 2}),
+        ("add", {"a": 3, "b": 4}),
+    ]
+    # The first call streams as it is decoded; a later one of the same name comes whole.
+    first = [d for d in deltas if d["tool_calls"][0]["index"] == 0]  # type: ignore[index]
+    assert len(first) > 2
+    assert len([d for d in deltas if d["tool_calls"][0]["index"] == 1]) == 1  # type: ignore[index]
+
+
+def test_a_stream_never_repeats_a_call_answered_in_the_history() -> None:
+    answered = frozenset({("add", json.dumps({"a": 1, "b": 2}))})
+    text = json.dumps({"tool_calls": [{"name": "add", "arguments": {"b": 2, "a": 1}}]})
+    assert _said(answered, text) == []
+    other = json.dumps({"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 3}}]})
+    assert [json.loads(a) for _, a in _calls(_said(answered, other))] == [{"a": 1, "b": 3}]

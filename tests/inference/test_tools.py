@@ -19,8 +19,9 @@ OTHER = {"type": "function", "function": {"name": "other"}}
 
 
 def request(**extra: object) -> ChatCompletionRequest:
+    """A request whose question names the tools' subjects (``lookup``, ``add``)."""
     return ChatCompletionRequest.model_validate(
-        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+        {"model": "m", "messages": [{"role": "user", "content": "lookup: add"}], **extra}
     )
 
 
@@ -28,7 +29,7 @@ def test_none_and_no_tools_are_unconstrained() -> None:
     for req in (request(), request(tools=[TOOL], tool_choice="none")):
         plan = plan_tools(req)
         assert plan.mode == "off" and plan.response_format is None
-        assert plan.messages == [{"role": "user", "content": "hi"}]
+        assert plan.messages == [{"role": "user", "content": "lookup: add"}]
 
 
 def test_named_choice_allows_only_that_tool() -> None:
@@ -80,13 +81,76 @@ def test_history_is_rewritten_as_text() -> None:
         ],
         tools=[TOOL],
     )
-    msgs = plan_tools(req).messages
-    assert msgs[0]["role"] == "system" and msgs[0]["content"].startswith("be brief")
-    assert msgs[1] == {"role": "user", "content": "ab"}
-    assert json.loads(msgs[2]["content"]) == {
-        "tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]
+    for choice in ("auto", "none", "required"):
+        plan = plan_tools(req.model_copy(update={"tool_choice": choice}))
+        msgs = plan.messages
+        assert msgs[0]["role"] == "system" and msgs[0]["content"].startswith("be brief")
+        assert msgs[1] == {"role": "user", "content": "ab"}
+        # In words, never the grammar's wrapper: a small model copies what it sees. Only
+        # the tools prompt under a grammar names it; an answer in words is asked without.
+        assert msgs[2] == {"role": "assistant", "content": 'I called lookup(q="x").'}
+        assert msgs[3] == {"role": "user", "content": 'lookup(q="x") returned: 42'}
+        assert all("tool_calls" not in m["content"] for m in msgs[1:] + (plan.plain or msgs))
+        assert ("tool_calls" in msgs[0]["content"]) == (choice != "none")
+
+
+def test_a_call_with_its_result_in_the_history_is_not_made_again() -> None:
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"q":"x"}'},
     }
-    assert msgs[3]["role"] == "user" and "42" in msgs[3]["content"]
+    history = [
+        {"role": "user", "content": "look up x"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    plan = plan_tools(request(messages=history, tools=[TOOL]))
+    assert plan.mode == "auto"
+    same = parse_output(
+        '{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}', plan.answered
+    )
+    assert same.tool_calls is None and plan.needs_answer(same)
+    other = '{"tool_calls": [{"name": "lookup", "arguments": {"q": "y"}}]}'
+    assert parse_output(other, plan.answered).tool_calls
+    # required must call: it may repeat.
+    forced = plan_tools(request(messages=history, tools=[TOOL], tool_choice="required"))
+    assert forced.answered == frozenset()
+
+
+def test_one_answer_never_makes_the_same_call_twice() -> None:
+    text = json.dumps(
+        {
+            "tool_calls": [
+                {"name": "add", "arguments": {"a": 1, "b": 2}},
+                {"name": "add", "arguments": {"b": 2, "a": 1}},
+                {"name": "add", "arguments": {"a": 3, "b": 4}},
+            ]
+        }
+    )
+    got = [json.loads(c.function.arguments) for c in parse_output(text).tool_calls or []]
+    assert got == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+
+
+def test_auto_answers_in_words_when_no_tool_fits() -> None:
+    weather = {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "The current weather in a city."},
+    }
+    asked = lambda q: request(messages=[{"role": "user", "content": q}], tools=[weather])  # noqa: E731
+    assert plan_tools(asked("What's the weather in Oslo?")).mode == "auto"
+    assert plan_tools(asked("Which city has the best weather?")).mode == "auto"
+    assert plan_tools(asked("Who wrote Hamlet?")).mode == "off"
+    assert (
+        plan_tools(asked("Who wrote Hamlet?").model_copy(update={"tool_choice": "required"})).mode
+        == "forced"
+    )
+
+
+def test_an_empty_auto_answer_is_asked_again() -> None:
+    plan = plan_tools(request(messages=[{"role": "user", "content": "look up x"}], tools=[TOOL]))
+    assert plan.needs_answer(parse_output('{"content": " "}'))
+    assert not plan.needs_answer(parse_output('{"content": "hi"}'))
 
 
 def test_parse_output() -> None:

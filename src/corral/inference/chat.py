@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,8 +37,8 @@ from corral.inference.requests import (
 from corral.inference.stops import scan_stops
 from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
 from corral.inference.telemetry import RequestTimer, Telemetry
-from corral.inference.tool_stream import Piece, ToolStream
-from corral.inference.tools import ToolPlan, parse_output, plan_tools
+from corral.inference.tool_stream import ToolStream
+from corral.inference.tools import ToolPlan, call_key, parse_output, plan_tools
 from corral.protocol.chat import (
     ChatChoice,
     ChatCompletion,
@@ -213,22 +213,13 @@ class ChatService:
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
     ) -> ChatCompletion:
-        results = await asyncio.gather(*(served.engine.chat(b) for b in bodies))
+        answers = await asyncio.gather(*(self._answer(served, plan, b) for b in bodies))
         choices = []
         reasoning_tokens = 0
-        for index, result in enumerate(results):
+        for index, (result, message, finish) in enumerate(answers):
             raw = result["choices"][0]
-            text = raw["message"].get("content") or ""
-            thinking: str | None = None
-            if is_reasoning(served.spec):
-                thinking = raw["message"].get("reasoning_content")
-                if thinking is None:
-                    thinking, text = split_reasoning(text)
-                if thinking:
-                    reasoning_tokens += await served.engine.count_tokens(thinking)
-            message, finish = _message(text, raw, plan)
-            if thinking is not None:
-                message.reasoning_content = thinking
+            if message.reasoning_content:
+                reasoning_tokens += await served.engine.count_tokens(message.reasoning_content)
             choices.append(
                 ChatChoice(
                     index=index,
@@ -237,6 +228,7 @@ class ChatService:
                     logprobs=raw.get("logprobs") if req.logprobs else None,
                 )
             )
+        results = [result for result, _, _ in answers]
         return ChatCompletion(
             id=new_id("chatcmpl"),
             created=int(results[0].get("created", 0)),
@@ -245,6 +237,39 @@ class ChatService:
             choices=choices,
             usage=with_reasoning(merge_usage([r["usage"] for r in results]), reasoning_tokens),
         )
+
+    async def _answer(
+        self, served: ServedModel, plan: ToolPlan, body: Body
+    ) -> tuple[Body, ChatMessageOut, Any]:
+        """One choice: the engine's result, the message it says, its finish reason. An
+        ``auto`` answer left with nothing to say is asked again in words."""
+        result = await served.engine.chat(body)
+        raw = result["choices"][0]
+        text = raw["message"].get("content") or ""
+        thinking: str | None = None
+        if is_reasoning(served.spec):
+            thinking = raw["message"].get("reasoning_content")
+            if thinking is None:
+                thinking, text = split_reasoning(text)
+        message, finish = ChatMessageOut(content=text), raw.get("finish_reason")
+        if plan.mode != "off":
+            parsed = parse_output(text, plan.answered)
+            words = in_words(body, plan, result["usage"]) if plan.needs_answer(parsed) else None
+            if words is not None:
+                second = await served.engine.chat(words)
+                result = {**second, "usage": added_usage(result["usage"], second["usage"])}
+                raw = second["choices"][0]
+                message.content, finish = (
+                    raw["message"].get("content") or "",
+                    raw.get("finish_reason"),
+                )
+            elif parsed.tool_calls:  # as streamed (``tool_finish``): a cut reply still says so
+                message = ChatMessageOut(tool_calls=parsed.tool_calls)
+                finish = "length" if finish == "length" else "tool_calls"
+            else:
+                message.content = parsed.content
+        message.reasoning_content = thinking
+        return result, message, finish
 
     async def _stream(
         self,
@@ -270,8 +295,8 @@ class ChatService:
             pairs = zip(streams, bodies, strict=True)
             streams = [scan_stops(s, stops, partial(count, b)) for s, b in pairs]
         usages: list[dict[str, Any]] = [{} for _ in bodies]
-        tool_streams = [ToolStream() for _ in bodies]
-        call_ids: list[list[str]] = [[] for _ in bodies]
+        tool_states = [ToolText(plan) for _ in bodies]
+        extra: list[dict[str, Any]] = [{} for _ in bodies]  # a second pass's usage
         splitters = [StreamSplitter() for _ in bodies] if is_reasoning(served.spec) else None
         reasoning_tokens = 0
         status = "error"
@@ -292,16 +317,30 @@ class ChatService:
                     if token:  # timed once it went out: the histograms wait, the client not
                         timer.token()
                     continue
-                # Constrained tool output is JSON: say what it says as it is decoded.
+                # Constrained tool output is JSON: its content is said as it is decoded,
+                # each call once it is whole (a repeated one is dropped).
                 for choice in chunk.get("choices", ()):
-                    stream = tool_streams[index]
-                    pieces = stream.feed(choice.get("delta", {}).get("content") or "")
-                    for delta in tool_deltas(pieces, call_ids[index]):
+                    state = tool_states[index]
+                    for delta in state.feed(choice.get("delta", {}).get("content") or ""):
                         yield stamp.chunk([{"index": index, "delta": delta, "finish_reason": None}])
                         timer.token()
-                    if choice.get("finish_reason"):
-                        yield stamp.chunk([tool_finish(index, choice["finish_reason"], stream)])
+                    if not choice.get("finish_reason"):
+                        continue
+                    spent = {"completion_tokens": state.tokens}  # its usage may come later
+                    words = in_words(bodies[index], plan, spent) if state.empty else None
+                    if words is None:
+                        yield stamp.chunk([state.finish(index, choice["finish_reason"])])
+                        continue
+                    words["stream_options"] = {"include_usage": True}
+                    async for answer in served.engine.chat_stream(words):
+                        if "usage" in answer:
+                            extra[index] = answer.pop("usage")
+                            if not answer.get("choices"):
+                                continue
+                        yield stamp.apply(answer, index)
+                        timer.token()
             # Always sent: the API layer meters it and drops it unless the client asked.
+            usages = [added_usage(u, e) if e else u for u, e in zip(usages, extra, strict=True)]
             usage = with_reasoning(merge_usage(usages), reasoning_tokens)
             yield stamp.chunk([], usage=usage.model_dump())
             status = "ok"
@@ -310,42 +349,109 @@ class ChatService:
             timer.finish(merge_usage(usages).model_dump() if usages[0] else None, status)
 
 
-def _message(text: str, raw: Body, plan: ToolPlan) -> tuple[ChatMessageOut, Any]:
-    finish = raw.get("finish_reason")
-    if plan.mode == "off":
-        return ChatMessageOut(content=text), finish
-    parsed = parse_output(text)
-    if parsed.tool_calls:  # as streamed (``tool_finish``): a cut reply still says so
-        return ChatMessageOut(tool_calls=parsed.tool_calls), (
-            "length" if finish == "length" else "tool_calls"
-        )
-    return ChatMessageOut(content=parsed.content), finish
+@dataclass
+class ToolText:
+    """A choice's constrained output as it streams, said as chat deltas: content as it
+    is decoded; a call's name, then its arguments as they are decoded, unless a call of
+    that name was already made (in this answer, or with its result in the history):
+    such a call is held until whole and sent only if it is not a repeat."""
+
+    plan: ToolPlan
+    tokens: int = 0  # llama.cpp streams a token a chunk
+    stream: ToolStream = field(default_factory=ToolStream)
+    names: dict[int, str] = field(default_factory=dict)
+    arguments: dict[int, list[str]] = field(default_factory=dict)
+    live: dict[int, int] = field(default_factory=dict)  # streamed calls: their index out
+    said: set[tuple[str, str]] = field(default_factory=set)  # ``call_key`` of calls sent
+    sent: int = 0
+    content: list[str] = field(default_factory=list)
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        self.tokens += 1 if text else 0
+        deltas: list[dict[str, Any]] = []
+        for piece in self.stream.feed(text):
+            if piece.kind == "content":
+                self.content.append(piece.text)
+                deltas.append({"role": "assistant", "content": piece.text})
+            elif piece.kind == "call":
+                deltas += self._start(piece.index, piece.text)
+            else:
+                self.arguments.setdefault(piece.index, []).append(piece.text)
+                deltas += self._arguments(piece.index, piece.text)
+        return deltas
+
+    def _start(self, index: int, name: str) -> list[dict[str, Any]]:
+        self.names[index] = name
+        made = {n for n, _ in self.said} | {n for n, _ in self.plan.answered}
+        if name in made:
+            return []  # held: it may be a repeat
+        self.live[index] = self.sent
+        return [self._call(name, "")]
+
+    def _arguments(self, index: int, text: str) -> list[dict[str, Any]]:
+        arguments = self._whole(index)
+        key = None if arguments is None else call_key(self.names[index], arguments)
+        if index in self.live:
+            if key is not None:
+                self.said.add(key)
+            call = {"index": self.live[index], "function": {"arguments": text}}
+            return [{"role": "assistant", "tool_calls": [call]}]
+        if key is None or key in self.said or key in self.plan.answered:
+            return []
+        self.said.add(key)
+        assert arguments is not None
+        return [self._call(self.names[index], arguments)]
+
+    def _call(self, name: str, arguments: str) -> dict[str, Any]:
+        call = {"index": self.sent, "id": new_id("call"), "type": "function"}
+        call["function"] = {"name": name, "arguments": arguments}
+        self.sent += 1
+        return {"role": "assistant", "tool_calls": [call]}
+
+    def _whole(self, index: int) -> str | None:
+        """The call's arguments once they are whole."""
+        raw = "".join(self.arguments[index])
+        if not raw.endswith("}"):
+            return None
+        try:
+            return json.dumps(json.loads(raw))
+        except ValueError:
+            return None  # an inner object closed, not the arguments
+
+    @property
+    def empty(self) -> bool:
+        """``auto`` said nothing: no call and no words (see ``ToolPlan.needs_answer``)."""
+        return self.plan.mode == "auto" and not self.sent and not "".join(self.content).strip()
+
+    def finish(self, index: int, reason: str) -> dict[str, Any]:
+        """The choice's end: ``tool_calls`` when it called, unless it was cut short."""
+        called = self.sent and reason != "length"
+        return {"index": index, "delta": {}, "finish_reason": "tool_calls" if called else reason}
 
 
-def tool_deltas(pieces: list[Piece], ids: list[str]) -> list[dict[str, Any]]:
-    """Chat deltas for what the tool output said so far: content, a call's start (id,
-    name), its arguments' JSON piece by piece, as OpenAI streams them."""
-    deltas: list[dict[str, Any]] = []
-    for piece in pieces:
-        delta: dict[str, Any] = {"role": "assistant"}
-        if piece.kind == "content":
-            delta["content"] = piece.text
-        elif piece.kind == "call":
-            ids.append(new_id("call"))
-            function = {"name": piece.text, "arguments": ""}
-            call = {"index": piece.index, "id": ids[-1], "type": "function", "function": function}
-            delta["tool_calls"] = [call]
-        else:
-            arguments = {"index": piece.index, "function": {"arguments": piece.text}}
-            delta["tool_calls"] = [arguments]
-        deltas.append(delta)
-    return deltas
+def in_words(body: Body, plan: ToolPlan, spent: dict[str, Any]) -> Body | None:
+    """The request again, without the grammar or the tools prompt, with what is left of
+    its output budget (None when nothing is)."""
+    words = {k: v for k, v in body.items() if k != "response_format"}
+    words["messages"] = plan.plain
+    if "max_tokens" in body:
+        left = int(body["max_tokens"]) - int(spent.get("completion_tokens", 0))
+        if left <= 0:
+            return None
+        words["max_tokens"] = left
+    return words
 
 
-def tool_finish(index: int, finish: str, stream: ToolStream) -> dict[str, Any]:
-    """The choice's end: ``tool_calls`` when it called, unless it was cut short."""
-    reason = "tool_calls" if stream.calls and finish != "length" else finish
-    return {"index": index, "delta": {}, "finish_reason": reason}
+def added_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two engine passes of one answer: every token the engine read and wrote."""
+    cached = [
+        (u.get("prompt_tokens_details") or {}).get("cached_tokens", 0) for u in (first, second)
+    ]
+    total = {
+        k: int(first.get(k, 0)) + int(second.get(k, 0))
+        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    return {**total, "prompt_tokens_details": {"cached_tokens": sum(cached)}}
 
 
 def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:

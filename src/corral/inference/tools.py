@@ -1,17 +1,28 @@
-"""Tool calling that holds for every model, whatever its chat template knows.
+"""Tool calling for a model whose chat template knows no tools (the ``prompt`` format).
 
-corral does not rely on the model's template to support tools (the embedded model's
-does not). It describes the tools in the system prompt and constrains the output
-with a JSON schema of the allowed calls, so ``required`` and a named choice always
-yield a valid call, ``none`` never does, and ``auto`` lets the model pick between a
-call and a plain answer. History turns (assistant tool calls, tool results) are
-rewritten as plain text for the same reason.
+corral describes the tools in the system prompt and constrains the output with a JSON
+schema of the allowed calls, so ``required`` and a named choice always yield a valid
+call, ``none`` never does, and ``auto`` lets the model pick between a call and a plain
+answer. History turns (assistant tool calls, tool results) are written in plain words
+(``_engine_messages``): a small model copies what it sees, so it is never shown the
+grammar's JSON wrapper. Three rules, each chosen on the tool-use evals
+(docs/evals.md), keep ``auto`` from calling where it should answer:
+
+- a request that shares no content word with any tool is answered in words
+  (``relevant``): a 135M model asked to choose calls nearly always;
+- a call the answer already made, or whose result is already in the history, is
+  dropped (``parse_output``): the model repeats what it saw;
+- an answer left with neither text nor a call is asked again without the grammar.
+
+Models whose template knows tools get them in their own format instead
+(``inference.native_tools``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.core.ids import new_id
@@ -26,6 +37,7 @@ from corral.protocol.chat import (
     Tool,
     ToolCall,
     ToolMessage,
+    UserMessage,
     content_text,
 )
 
@@ -43,6 +55,16 @@ class ToolPlan:
     mode: Mode
     messages: list[dict[str, Any]]
     response_format: dict[str, Any] | None
+    # ``call_key`` of the calls with a result in the history
+    answered: frozenset[tuple[str, str]] = frozenset()
+    # The conversation without the tools prompt: an answer in words is asked from it, so
+    # the model, unconstrained, never sees the grammar's wrapper it could copy.
+    plain: list[dict[str, Any]] = field(default_factory=list)
+
+    def needs_answer(self, parsed: ParsedOutput) -> bool:
+        """``auto`` left nothing to say (only repeated calls, or empty text): the model
+        is asked again, without the grammar, and answers in words."""
+        return self.mode == "auto" and not parsed.tool_calls and not (parsed.content or "").strip()
 
 
 @dataclass(frozen=True)
@@ -51,19 +73,52 @@ class ParsedOutput:
     tool_calls: list[ToolCall] | None
 
 
+def _engine_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The conversation in plain words: a past call as the assistant saying what it
+    called, a result as the user turn that reports what the call returned. A small model
+    copies what it sees, so the output grammar's JSON wrapper never appears here."""
+    calls: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, AssistantMessage) and message.tool_calls:
+            described = [
+                call_text(c.function.name, c.function.arguments) for c in message.tool_calls
+            ]
+            calls.update((c.id, d) for c, d in zip(message.tool_calls, described, strict=True))
+            said = content_text(message.content) if message.content else ""
+            text = (said + "\n" if said else "") + CALLED.format(calls=", ".join(described))
+            out.append({"role": "assistant", "content": text})
+        elif isinstance(message, ToolMessage):
+            call = calls.get(message.tool_call_id, "The tool")
+            out.append(
+                {
+                    "role": "user",
+                    "content": RESULT.format(call=call, result=content_text(message.content)),
+                }
+            )
+        else:
+            out.append(_engine_message(message))
+    return out
+
+
+CALLED = "I called {calls}."
+RESULT = "{call} returned: {result}"
+
+
+def call_text(name: str, arguments: str) -> str:
+    """A call as a line of code: ``get_weather(city="Paris")``."""
+    value = _loads_or_text(arguments)
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
+    else:
+        inner = str(value)
+    return f"{name}({inner})"
+
+
 def _engine_message(message: Message) -> dict[str, Any]:
     if isinstance(message, SystemMessage):
         # "developer" is OpenAI's newer name for system; templates know "system".
         return {"role": "system", "content": content_text(message.content)}
-    if isinstance(message, AssistantMessage) and message.tool_calls:
-        calls = [
-            {"name": c.function.name, "arguments": _loads_or_text(c.function.arguments)}
-            for c in message.tool_calls
-        ]
-        return {"role": "assistant", "content": json.dumps({"tool_calls": calls})}
-    if isinstance(message, ToolMessage):
-        text = content_text(message.content)
-        return {"role": "user", "content": f"Tool result ({message.tool_call_id}):\n{text}"}
     return {"role": message.role, "content": content_text(message.content)}
 
 
@@ -160,10 +215,13 @@ def _tools_prompt(mode: Mode, tools: list[Tool]) -> str:
 
 
 def plan_tools(req: ChatCompletionRequest) -> ToolPlan:
-    messages = [_engine_message(m) for m in req.messages]
+    messages = _engine_messages(req.messages)
     mode, tools = _allowed_tools(req)
+    if mode == "auto" and not relevant(req.messages, tools):
+        mode = "off"  # no tool fits the request: answered in words
     if mode == "off":
         return ToolPlan("off", messages, None)
+    plain = list(messages)
     prompt = _tools_prompt(mode, tools)
     if messages and messages[0]["role"] == "system":
         messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{prompt}"}
@@ -174,11 +232,81 @@ def plan_tools(req: ChatCompletionRequest) -> ToolPlan:
     limit = 1 if named else max_calls(tools, req.output_limit)
     schema = output_schema(mode, tools, req.parallel_tool_calls and not named, limit)
     response_format = {"type": "json_schema", "json_schema": {"name": "tools", "schema": schema}}
-    return ToolPlan(mode, messages, response_format)
+    # Only ``auto`` may drop a repeated call: ``required`` must call, whatever it repeats.
+    answered = answered_calls(req.messages) if mode == "auto" else frozenset()
+    return ToolPlan(mode, messages, response_format, answered, plain)
 
 
-def parse_output(text: str) -> ParsedOutput:
-    """Turn constrained output back into content or tool calls."""
+def call_key(name: str, arguments: str) -> tuple[str, str]:
+    """One call's identity: its name and its arguments' value (spacing and key order
+    do not make two calls different)."""
+    value = json.dumps(_loads_or_text(arguments), sort_keys=True, ensure_ascii=False)
+    return name, value
+
+
+def answered_calls(messages: list[Message]) -> frozenset[tuple[str, str]]:
+    """The calls in the history whose result came back."""
+    results = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    return frozenset(
+        call_key(c.function.name, c.function.arguments)
+        for m in messages
+        if isinstance(m, AssistantMessage)
+        for c in m.tool_calls or ()
+        if c.id in results
+    )
+
+
+# Words that say nothing about what a tool is for: verbs every API uses, articles,
+# prepositions. What is left of a tool's name and description are its subject words.
+GENERIC_WORDS = frozenset(
+    "get set find calculate calc compute determine fetch retrieve make create check run do "
+    "perform search lookup look show list update delete add new info information data "
+    "detail details result results value values the a an of for to in on by with and or is "
+    "are from at as be this that it its given math tool function api query request service "
+    "util utils helper number numbers you your me my can please what how which".split()
+)
+STEM = 5  # words compared by their first letters: "weather"/"weathers", "hypot"/"hypotenuse"
+
+
+def _subject_words(text: str) -> set[str]:
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)  # camelCase names
+    words = (w.lower() for w in re.findall(r"[A-Za-z]+", text))
+    return {w[:STEM] for w in words if len(w) > 2 and w not in GENERIC_WORDS}
+
+
+def relevant(messages: list[Message], tools: list[Tool]) -> bool:
+    """Whether any tool's name or description shares a subject word with the user's
+    latest turn (a tool with no subject words, ``lookup`` say, may fit anything). Only
+    a user turn is judged: after a tool result the model decides, and repeated calls
+    are dropped instead (``parse_output``)."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, UserMessage):
+        return True
+    asked = _subject_words(content_text(last.content))
+    for tool in tools:
+        subject = _subject_words(f"{tool.function.name} {tool.function.description or ''}")
+        if not subject or asked & subject:
+            return True
+    return False
+
+
+def parse_output(text: str, answered: frozenset[tuple[str, str]] = frozenset()) -> ParsedOutput:
+    """Turn constrained output back into content or tool calls: each call once, and
+    none that ``answered`` (the history) already holds."""
+    parsed = _parsed(text)
+    if not parsed.tool_calls:
+        return parsed
+    seen = set(answered)
+    calls = []
+    for call in parsed.tool_calls:
+        key = call_key(call.function.name, call.function.arguments)
+        if key not in seen:
+            seen.add(key)
+            calls.append(call)
+    return ParsedOutput(None, calls or None)
+
+
+def _parsed(text: str) -> ParsedOutput:
     try:
         data = json.loads(text)
     except ValueError:
