@@ -26,6 +26,7 @@ class FakeEngine:
         )
         self.reply = reply
         self.bodies: list[Body] = []
+        self.knows_tools = False  # True: a template that renders tools (the native format)
 
     @property
     def info(self) -> EngineInfo:
@@ -98,6 +99,9 @@ class FakeEngine:
 
     async def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    async def template_tools(self) -> bool:
+        return self.knows_tools
 
     async def slots_busy(self) -> int:
         return 0

@@ -220,3 +220,26 @@ def test_a_cut_output_never_exposes_the_wrapper(
     assert parsed.content == content
     got = [(c.function.name, json.loads(c.function.arguments)) for c in parsed.tool_calls or []]
     assert got == calls
+
+
+def test_a_template_that_knows_tools_gets_them_in_its_own_format() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    history = [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": "lookup: add"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    auto = plan_tools(request(messages=history, tools=[TOOL]), native=True)
+    assert auto.native and auto.response_format is None and auto.tool_choice == "auto"
+    assert auto.tools == [TOOL]
+    assert auto.messages[0] == {"role": "system", "content": "be brief"}
+    assert auto.messages[2]["tool_calls"][0]["function"]["name"] == "lookup"
+    assert auto.messages[3] == {"role": "tool", "tool_call_id": "c1", "content": "42"}
+    none = plan_tools(request(messages=history, tools=[TOOL], tool_choice="none"), native=True)
+    assert none.native and none.tools is None and none.messages == auto.messages
+    # A forced choice takes corral's grammar, whatever the template.
+    forced = plan_tools(
+        request(messages=history, tools=[TOOL], tool_choice="required"), native=True
+    )
+    assert not forced.native and forced.response_format is not None

@@ -71,3 +71,6 @@ class AdapterEngine:
 
     async def slots_busy(self) -> int:
         return await self._base.slots_busy()
+
+    async def template_tools(self) -> bool:
+        return await self._base.template_tools()

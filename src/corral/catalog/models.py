@@ -81,6 +81,7 @@ class ModelsService:
             ),
             languages=list(snap.family.languages),
             max_context_window=snap.context_window,
+            tool_format=spec.tool_format,
             loaded=reg.is_loaded(snap.id),
             available=snap.state(today) != "shutdown" and reg.callable_now(snap),
         )

@@ -214,6 +214,10 @@ class ManagedEngine:
         result: int = await self._call("count_tokens", text)
         return result
 
+    async def template_tools(self) -> bool:
+        result: bool = await self._call("template_tools")
+        return result
+
     async def slots_busy(self) -> int:
         if self.loaded is None:
             return 0

@@ -38,6 +38,12 @@ SHUTDOWN_NOTICE_MONTHS = 3
 ID_PATTERN = r"^[a-z0-9][a-z0-9._:-]{0,127}$"
 
 State = Literal["preview", "active", "deprecated", "shutdown"]
+ToolFormat = Literal["auto", "native", "prompt"]
+TOOL_FORMAT_DOC = (
+    "How tools reach the model: `native` in its chat template's own format (the engine "
+    "renders and parses them), `prompt` in corral's prompt under a grammar, `auto` native "
+    "where the engine says the template knows tools."
+)
 STATE_ORDER: tuple[State, ...] = ("preview", "active", "deprecated", "shutdown")
 
 
@@ -73,6 +79,10 @@ class ModelSpec:
     source: str = "path"
     upstream: UpstreamSource | None = None
     rope: RopeScaling = NO_ROPE_SCALING  # how llama.cpp reaches past the trained length
+    # How tools reach the model: "native" (its chat template's format, parsed by the
+    # engine), "prompt" (corral's prompt and grammar), "auto" (native where the engine
+    # says the template knows tools). See inference.tools.
+    tool_format: ToolFormat = "auto"
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,6 +219,7 @@ class SnapshotDoc(_Doc):
     pricing: Pricing | None = None
     memory_mib: int | None = Field(None, ge=1)
     rope_scaling: RopeScalingDoc | None = None
+    tool_format: ToolFormat | None = Field(None, description=TOOL_FORMAT_DOC)
 
 
 class FamilyDoc(_Doc):
@@ -218,6 +229,7 @@ class FamilyDoc(_Doc):
     description: str
     context_window: int = Field(ge=256)
     rope_scaling: RopeScalingDoc | None = None
+    tool_format: ToolFormat = Field("auto", description=TOOL_FORMAT_DOC)
     capabilities: list[Capability]
     languages: list[str] = Field(default_factory=lambda: ["en"])
     pricing: Pricing
@@ -249,6 +261,7 @@ class Snapshot:
     memory_mib: int | None
     base_dir: Path  # the catalog file's folder: relative `path` sources start here
     rope_scaling: RopeScalingDoc | None = None
+    tool_format: ToolFormat = "auto"
 
     def state(self, today: date) -> State | None:
         """The state on ``today``; None before its first stage."""
@@ -436,6 +449,7 @@ class Catalog:
             source=snap.source.kind,
             upstream=snap.source.upstream,
             rope=snap.rope_scaling.engine() if snap.rope_scaling else NO_ROPE_SCALING,
+            tool_format=snap.tool_format,
         )
 
     def with_snapshots(self, extra: Iterable[Snapshot]) -> Catalog:
@@ -542,6 +556,7 @@ def _snapshot(fam: FamilyDoc, doc: SnapshotDoc, base_dir: Path) -> Snapshot:
         memory_mib=doc.memory_mib,
         base_dir=base_dir,
         rope_scaling=doc.rope_scaling or fam.rope_scaling,
+        tool_format=doc.tool_format or fam.tool_format,
     )
 
 

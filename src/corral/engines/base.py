@@ -60,6 +60,12 @@ class Engine(Protocol):
 
     async def count_tokens(self, text: str) -> int: ...
 
+    async def template_tools(self) -> bool:
+        """Whether the model's chat template renders tools and the engine parses the calls
+        it writes (llama.cpp's ``chat_template_caps``): corral then sends tools in the
+        model's own format (``inference.tools``, the ``native`` format)."""
+        ...
+
     async def slots_busy(self) -> int:
         """Sequences the engine is decoding right now."""
         ...

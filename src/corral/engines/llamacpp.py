@@ -7,6 +7,7 @@ the chunk callback returns True once the consumer is gone, which stops the gener
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import logging
@@ -100,6 +101,7 @@ class LlamaCppEngine:
         # everyone but corral (which uses it for tokenization only).
         self._listener_key = secrets.token_urlsafe(32)
         self._http: httpx.AsyncClient | None = None
+        self._template_tools: bool | None = None
 
     @property
     def info(self) -> EngineInfo:
@@ -230,6 +232,11 @@ class LlamaCppEngine:
     async def slots_busy(self) -> int:
         return 0 if self._http is None else await self._listener().slots_busy()
 
+    async def template_tools(self) -> bool:
+        if self._template_tools is None:
+            self._template_tools = await self._listener().template_tools()
+        return self._template_tools
+
 
 class Listener:
     """llama.cpp's own HTTP listener, for what its in-process handlers lack: the chat
@@ -263,6 +270,13 @@ class Listener:
     async def slots_busy(self) -> int:
         slots = await self._request("GET", "/slots")
         return sum(1 for slot in slots if slot.get("is_processing"))
+
+    async def template_tools(self) -> bool:
+        props = await self._request("GET", "/props")
+        caps = props.get("chat_template_caps") or {}
+        if isinstance(caps, str):  # this llama.cpp writes the caps as a Python dict's repr
+            caps = ast.literal_eval(caps)
+        return bool(caps.get("supports_tools") and caps.get("supports_tool_calls"))
 
 
 def _drop(server: Any) -> None:

@@ -92,6 +92,7 @@ class LlamaCppProcessEngine:
             timeout=30.0,
         )
         self._listener = Listener(self._http)
+        self._template_tools: bool | None = None  # the model's: the same after a restart
 
     @property
     def info(self) -> EngineInfo:
@@ -164,6 +165,11 @@ class LlamaCppProcessEngine:
 
     async def count_tokens(self, text: str) -> int:
         return await self._listener.count_tokens(text)
+
+    async def template_tools(self) -> bool:
+        if self._template_tools is None:
+            self._template_tools = await self._listener.template_tools()
+        return self._template_tools
 
     async def slots_busy(self) -> int:
         try:

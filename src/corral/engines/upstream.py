@@ -269,6 +269,11 @@ class UpstreamEngine:
     async def slots_busy(self) -> int:
         return sum(r.outstanding for r in self._pool.replicas)
 
+    async def template_tools(self) -> bool:
+        # An OpenAI-compatible server says nothing of its template (vLLM parses calls only
+        # when started with a tool parser): the catalog's `tool_format: native` says so.
+        return False
+
 
 def _loads(data: bytes) -> Any:
     try:

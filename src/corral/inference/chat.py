@@ -16,6 +16,7 @@ from corral.core.errors import InvalidRequestError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
+from corral.inference.native_tools import engine_calls
 from corral.inference.prediction import check_prediction, prediction_tokens, with_prediction
 from corral.inference.prepared import Prepared
 from corral.inference.reasoning import (
@@ -85,6 +86,14 @@ def _validate(req: ChatCompletionRequest, limits: LimitSettings) -> None:
         )
 
 
+async def native_tools(served: ServedModel, req: ChatCompletionRequest) -> bool:
+    """Whether this request's tools reach the model in its template's own format."""
+    if not req.tools:
+        return False
+    chosen = served.spec.tool_format
+    return chosen == "native" or (chosen == "auto" and await served.engine.template_tools())
+
+
 def _prompt_bound(messages: list[dict[str, Any]]) -> int:
     size = sum(len(str(m["content"]).encode()) for m in messages)
     return size + TEMPLATE_OVERHEAD_PER_MESSAGE * len(messages) + TEMPLATE_OVERHEAD
@@ -97,6 +106,10 @@ def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettin
     if req.logprobs:
         body["logprobs"] = True
         body["top_logprobs"] = req.top_logprobs or 0
+    if plan.tools is not None:
+        body["tools"] = plan.tools
+        body["tool_choice"] = plan.tool_choice
+        body["parallel_tool_calls"] = req.parallel_tool_calls
     if plan.response_format is not None:
         body["response_format"] = plan.response_format
     elif req.response_format is not None and req.response_format.type != "text":
@@ -137,11 +150,11 @@ class ChatService:
         _validate(req, self._limits)
         served = self._registry.get(req.model)
         check_effort(served.spec, req.reasoning_effort)
-        plan = plan_tools(req)
+        plan = plan_tools(req, await native_tools(served, req))
         body = _engine_body(req, plan, self._limits)
         window = served.engine.info.context_window
         prompt_bound = _prompt_bound(plan.messages) + len(
-            json.dumps(body.get("response_format", ""))
+            json.dumps([body.get("response_format", ""), plan.tools or ""])
         )
         count = lambda: served.engine.count_chat_tokens(body)  # noqa: E731
         if fit and req.output_limit is not None:
@@ -173,8 +186,8 @@ class ChatService:
         check: counting a prompt too long to answer is what a client may want)."""
         _validate(req, self._limits)
         served = self._registry.get(req.model)
-        body = _engine_body(req, plan_tools(req), self._limits)
-        return await served.engine.count_chat_tokens(body)
+        plan = plan_tools(req, await native_tools(served, req))
+        return await served.engine.count_chat_tokens(_engine_body(req, plan, self._limits))
 
     async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
         timer = self._telemetry.timer(p.served.spec.id, p.charge.endpoint)
@@ -252,7 +265,13 @@ class ChatService:
             if thinking is None:
                 thinking, text = split_reasoning(text)
         message, finish = ChatMessageOut(content=text), raw.get("finish_reason")
-        if plan.mode != "off":
+        if plan.native:
+            calls = engine_calls(raw["message"].get("tool_calls"))
+            if calls:
+                message.tool_calls = calls
+                message.content = text or None
+                finish = "length" if finish == "length" else "tool_calls"
+        elif plan.mode != "off":
             parsed = parse_output(text, plan.answered)
             words = in_words(body, plan, result["usage"]) if plan.needs_answer(parsed) else None
             if words is not None:
@@ -309,7 +328,7 @@ class ChatService:
                         continue
                 if splitters is not None:
                     reasoning_tokens += split_chunk(chunk, splitters[index])
-                if plan.mode == "off":
+                if plan.mode == "off" or plan.native:  # the engine parsed any calls
                     token = bool(
                         chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content")
                     )

@@ -15,7 +15,7 @@ grammar's JSON wrapper. Three rules, each chosen on the tool-use evals
 - an answer left with neither text nor a call is asked again without the grammar.
 
 Models whose template knows tools get them in their own format instead
-(``inference.native_tools``).
+(``inference.native_tools``, the ``native`` format; catalog ``tool_format``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.core.ids import new_id
+from corral.inference.native_tools import native_messages
 from corral.inference.tool_stream import ToolStream
 from corral.protocol.chat import (
     AssistantMessage,
@@ -60,6 +61,10 @@ class ToolPlan:
     # The conversation without the tools prompt: an answer in words is asked from it, so
     # the model, unconstrained, never sees the grammar's wrapper it could copy.
     plain: list[dict[str, Any]] = field(default_factory=list)
+    # The native format: the tools and choice the engine gets beside the messages.
+    native: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | None = None
 
     def needs_answer(self, parsed: ParsedOutput) -> bool:
         """``auto`` left nothing to say (only repeated calls, or empty text): the model
@@ -214,9 +219,16 @@ def _tools_prompt(mode: Mode, tools: list[Tool]) -> str:
     return text
 
 
-def plan_tools(req: ChatCompletionRequest) -> ToolPlan:
-    messages = _engine_messages(req.messages)
+def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
+    """How the request's tools reach the model: in its template's format (``native``),
+    or in corral's prompt under a grammar."""
     mode, tools = _allowed_tools(req)
+    if native and mode != "forced":
+        return _native_plan(req, mode, tools)
+    # ``required`` and a named choice always take corral's grammar: an engine's own does
+    # not force a call for every template (llama.cpp here wrote prose under `required`
+    # for a Hermes-style template on the embedded weights).
+    messages = _engine_messages(req.messages)
     if mode == "auto" and not relevant(req.messages, tools):
         mode = "off"  # no tool fits the request: answered in words
     if mode == "off":
@@ -235,6 +247,14 @@ def plan_tools(req: ChatCompletionRequest) -> ToolPlan:
     # Only ``auto`` may drop a repeated call: ``required`` must call, whatever it repeats.
     answered = answered_calls(req.messages) if mode == "auto" else frozenset()
     return ToolPlan(mode, messages, response_format, answered, plain)
+
+
+def _native_plan(req: ChatCompletionRequest, mode: Mode, tools: list[Tool]) -> ToolPlan:
+    messages = native_messages(req)
+    if mode == "off":
+        return ToolPlan("off", messages, None, native=True)
+    offered = [t.model_dump(exclude_none=True) for t in tools]
+    return ToolPlan(mode, messages, None, native=True, tools=offered, tool_choice="auto")
 
 
 def call_key(name: str, arguments: str) -> tuple[str, str]:

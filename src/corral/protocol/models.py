@@ -53,6 +53,8 @@ class ModelCard(BaseModel):
     pricing: Pricing | None = None
     languages: list[str] | None = None
     max_context_window: int | None = None  # what the model was trained for
+    # How tools reach it: native (its template's format), prompt (corral's), auto.
+    tool_format: Literal["auto", "native", "prompt"] | None = None
     loaded: bool | None = None
     # Whether a request to it can be served now: what /v1/models lists (without ?all).
     available: bool | None = None
