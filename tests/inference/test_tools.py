@@ -243,3 +243,32 @@ def test_a_template_that_knows_tools_gets_them_in_its_own_format() -> None:
         request(messages=history, tools=[TOOL], tool_choice="required"), native=True
     )
     assert not forced.native and forced.response_format is not None
+
+
+def test_after_a_result_only_tools_the_question_is_about_are_offered() -> None:
+    weather = {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "The current weather in a city."},
+    }
+    stock = {
+        "type": "function",
+        "function": {
+            "name": "get_stock_price",
+            "description": "The latest price of a stock.",
+            "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}},
+        },
+    }
+    call = {"id": "c1", "type": "function"}
+    call["function"] = {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+    history = [
+        {"role": "user", "content": "What's the weather in Oslo?"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "14 C"},
+    ]
+    plan = plan_tools(request(messages=history, tools=[weather, stock]))
+    assert plan.mode == "auto"
+    schema = json.dumps(plan.response_format)
+    assert "get_weather" in schema and "get_stock_price" not in schema
+    # A parameter's name is a subject word too.
+    asked = [{"role": "user", "content": "Which symbol is Apple's?"}]
+    assert plan_tools(request(messages=asked, tools=[weather, stock])).mode == "auto"

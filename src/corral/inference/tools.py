@@ -91,16 +91,13 @@ def _engine_messages(messages: list[Message]) -> list[dict[str, Any]]:
             ]
             calls.update((c.id, d) for c, d in zip(message.tool_calls, described, strict=True))
             said = content_text(message.content) if message.content else ""
-            text = (said + "\n" if said else "") + CALLED.format(calls=", ".join(described))
-            out.append({"role": "assistant", "content": text})
+            text = "\n".join(t for t in (said, CALLED.format(calls=", ".join(described))) if t)
+            if text:
+                out.append({"role": "assistant", "content": text})
         elif isinstance(message, ToolMessage):
             call = calls.get(message.tool_call_id, "The tool")
-            out.append(
-                {
-                    "role": "user",
-                    "content": RESULT.format(call=call, result=content_text(message.content)),
-                }
-            )
+            result = content_text(message.content)
+            out.append({"role": "user", "content": RESULT.format(call=call, result=result)})
         else:
             out.append(_engine_message(message))
     return out
@@ -229,8 +226,9 @@ def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
     # not force a call for every template (llama.cpp here wrote prose under `required`
     # for a Hermes-style template on the embedded weights).
     messages = _engine_messages(req.messages)
-    if mode == "auto" and not relevant(req.messages, tools):
-        mode = "off"  # no tool fits the request: answered in words
+    if mode == "auto":
+        tools = offered(req.messages, tools)
+        mode = "auto" if tools else "off"  # no tool fits the request: answered in words
     if mode == "off":
         return ToolPlan("off", messages, None)
     plain = list(messages)
@@ -294,20 +292,26 @@ def _subject_words(text: str) -> set[str]:
     return {w[:STEM] for w in words if len(w) > 2 and w not in GENERIC_WORDS}
 
 
-def relevant(messages: list[Message], tools: list[Tool]) -> bool:
-    """Whether any tool's name or description shares a subject word with the user's
-    latest turn (a tool with no subject words, ``lookup`` say, may fit anything). Only
-    a user turn is judged: after a tool result the model decides, and repeated calls
-    are dropped instead (``parse_output``)."""
-    last = messages[-1] if messages else None
-    if not isinstance(last, UserMessage):
-        return True
-    asked = _subject_words(content_text(last.content))
-    for tool in tools:
-        subject = _subject_words(f"{tool.function.name} {tool.function.description or ''}")
-        if not subject or asked & subject:
-            return True
-    return False
+def offered(messages: list[Message], tools: list[Tool]) -> list[Tool]:
+    """The tools ``auto`` offers: all of them when any shares a subject word with the
+    user's latest turn (its name, description or parameter names; a tool with no subject
+    words, ``lookup`` say, may fit anything), none otherwise. After a tool result, only
+    those that share one with the question: the model answers from the result unless the
+    question is about another tool too."""
+    question = next((m for m in reversed(messages) if isinstance(m, UserMessage)), None)
+    if question is None:
+        return tools
+    asked = _subject_words(content_text(question.content))
+    fits = [t for t in tools if not _subjects(t) or asked & _subjects(t)]
+    if isinstance(messages[-1], ToolMessage):
+        return fits
+    return tools if fits else []
+
+
+def _subjects(tool: Tool) -> set[str]:
+    properties = (tool.function.parameters or {}).get("properties") or {}
+    names = " ".join(k for k in properties if isinstance(k, str))
+    return _subject_words(f"{tool.function.name} {tool.function.description or ''} {names}")
 
 
 def parse_output(text: str, answered: frozenset[tuple[str, str]] = frozenset()) -> ParsedOutput:
