@@ -114,6 +114,12 @@ def test_merge_keeps_other_labels_and_the_other_target() -> None:
     assert doc["runs"]["before"]["targets"]["corral"]["categories"]["simple"]["passed"] == 1
 
 
+def test_a_label_that_already_names_its_limit_is_kept() -> None:
+    assert run_key("after", 50) == "after (first 50 per category)"
+    assert run_key("after (first 50 per category)", 50) == "after (first 50 per category)"
+    assert run_key("after", None) == "after"
+
+
 def test_render_has_a_row_per_category_and_the_overall_mean() -> None:
     doc = merge({}, "before", None, "corral", result(1))
     doc = merge(doc, "before", None, "engine", result(4))

@@ -89,8 +89,10 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
 
 
 def run_key(label: str, limit: int | None) -> str:
-    """Runs are kept per label; a --limit run is its own row set beside the whole one."""
-    return label if limit is None else f"{label} (first {limit} per category)"
+    """Runs are kept per label; a --limit run is its own row set beside the whole one
+    (named once, if the label already says it)."""
+    scope = f"(first {limit} per category)"
+    return label if limit is None or label.endswith(scope) else f"{label} {scope}"
 
 
 def merge(
