@@ -334,4 +334,6 @@ def test_a_claude_code_first_request_streams_to_message_stop(live_server: LiveSe
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
     delta = next(e for e in events if e["type"] == "message_delta")
     assert delta["delta"]["stop_reason"] in ("end_turn", "tool_use", "max_tokens")
-    assert delta["usage"]["input_tokens"] + delta["usage"]["cache_read_input_tokens"] > 500
+    # "Say hello." names none of the tools: none is offered (docs/api.md, "Tools"), so the
+    # prompt is the system blocks and turns alone.
+    assert delta["usage"]["input_tokens"] + delta["usage"]["cache_read_input_tokens"] > 30
