@@ -18,7 +18,7 @@ BFCL := bfcl-eval==2026.3.23
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak eval-bfcl
+.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak eval-bfcl agents
 
 install: $(STAMP)
 
@@ -94,6 +94,22 @@ BFCL_ARGS ?=
 eval-bfcl: $(STAMP)
 	$(BIN)/python benchmarks/bfcl.py --label '$(BFCL_LABEL)' \
 		$(if $(BFCL_LIMIT),--limit $(BFCL_LIMIT)) $(BFCL_ARGS)
+
+# Do agents finish on the embedded model (issue 28)? The OpenAI Agents SDK and the
+# anthropic SDK on 8 prompts each, then Codex CLI and Claude Code on a task of one shell
+# command (the 32K window); turns, seconds per turn and transcripts to docs/agents.json
+# and docs/api.md. Slow on two cores (a CLI turn takes minutes): not part of `make test`.
+# The CLIs come from npm into $(AGENT_CLIS) and run in a bubblewrap jail (apt-get install
+# bubblewrap). AGENTS_ARGS: more flags (--only codex, --cli-timeout …; --help).
+AGENT_CLIS := $(HOME)/.cache/corral/agent-clis
+CODEX_VERSION := 0.171.0
+CLAUDE_CODE_VERSION := 2.1.197
+AGENTS_ARGS ?=
+agents: $(STAMP)
+	test -x $(AGENT_CLIS)/node_modules/.bin/codex -a -x $(AGENT_CLIS)/node_modules/.bin/claude \
+		|| npm install -q --prefix $(AGENT_CLIS) @openai/codex@$(CODEX_VERSION) \
+			@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	$(BIN)/python benchmarks/agent_loops.py $(AGENTS_ARGS)
 
 # Training throughput of the fine-tuning trainer: docs/benchmarks-fine-tuning.md.
 bench-fine-tune: $(STAMP)
