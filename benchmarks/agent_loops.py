@@ -62,6 +62,9 @@ CATALOG_32K = ROOT / "deploy" / "smollm2-32k.yaml"
 # npm installs the CLIs here (not globally): `make agents` installs what is missing.
 CLI_PREFIX = Path.home() / ".cache" / "corral" / "agent-clis"
 CLIENTS = ("agents-sdk", "anthropic", "codex", "claude", "claude-bash")
+# Not a client: the answer after a tool result asked with the result worded four ways
+# (``run_rendering``).
+PARTS = (*CLIENTS, "rendering")
 SDK_TURNS = 3  # the issue's bound: a final answer within 3 model calls
 EXCERPT = 600  # characters of a text kept in the results
 
@@ -87,6 +90,9 @@ PROMPTS = (
     "I'm flying to London tomorrow. What's the weather like there now?",
     "Weather report for New York, please.",
 )
+
+
+CITIES = ("Paris", "Tokyo", "Berlin", "Madrid", "Oslo", "Rome", "London", "New York")
 
 
 def weather(city: str) -> str:
@@ -333,16 +339,35 @@ def _text_of(content: Any) -> str:
 
 
 def _responses_reply(raw: bytes, streamed: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """The response the stream ended with; for a stream cut before its end, what its
+    items said so far (``status: cut``)."""
     if not streamed:
         body = _json(raw)
         return (body if isinstance(body, dict) and "output" in body else None), []
     final, errors = None, []
+    items: dict[int, dict[str, Any]] = {}
     for event in sse_events(raw):
         kind = event.get("type", "")
         if kind in ("response.completed", "response.incomplete", "response.failed"):
             final = event.get("response")
+        elif kind == "response.output_item.added":
+            items[event.get("output_index", 0)] = dict(event.get("item") or {})
+        elif kind.endswith(".delta") and isinstance(event.get("delta"), str):
+            item = items.setdefault(event.get("output_index", 0), {})
+            item["partial"] = item.get("partial", "") + event["delta"]
         elif kind == "error" or ("error" in event and not kind):
             errors.append(clip(json.dumps(event), 300))
+    if final is None and items:
+        output = []
+        for _, item in sorted(items.items()):
+            if item.get("type") == "function_call":
+                item["arguments"] = item.get("partial", "")
+            elif item.get("type") == "custom_tool_call":
+                item["input"] = item.get("partial", "")
+            else:
+                item["content"] = item.get("partial", "")
+            output.append(item)
+        final = {"status": "cut", "output": output}
     return final, errors
 
 
@@ -682,6 +707,57 @@ def report(client: str, result: dict[str, Any]) -> None:
         print(f"    corral fault? {fault}", flush=True)
 
 
+# --- the answer after the result, worded four ways ---
+
+
+def run_rendering(url: str, prompts: tuple[str, ...]) -> dict[str, Any]:
+    """The answer that follows a tool result, as corral asks it when the constrained
+    pass has nothing to say (the conversation in plain words, no tools, no grammar),
+    with the result's turn worded as corral words it and three other ways; greedy, on
+    Chat Completions with the history already in words. It shows how much of a missing
+    fact is the wording's, which corral chooses, rather than the model's."""
+    import openai
+
+    from corral.inference.tools import CALLED, RESULT, call_text
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    wordings: dict[str, Callable[[str, str], str]] = {
+        "corral's: '<call> returned: <result>'": lambda c, r: RESULT.format(call=c, result=r),
+        "the result alone": lambda c, r: r,
+        "'It returned: <result>'": lambda c, r: f"It returned: {r}",
+        "'Result: <result>'": lambda c, r: f"Result: {r}",
+    }
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in wordings}
+    for prompt, city in zip(prompts, CITIES, strict=False):
+        call = call_text("get_weather", json.dumps({"city": city}))
+        history = [
+            {"role": "system", "content": INSTRUCTIONS},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": CALLED.format(calls=call)},
+        ]
+        for name, word in wordings.items():
+            reply = client.chat.completions.create(
+                model=MODEL,
+                messages=[*history, {"role": "user", "content": word(call, weather(city))}],  # type: ignore[list-item]
+                temperature=0,
+                max_tokens=64,
+            )
+            answer = reply.choices[0].message.content or ""
+            rows[name].append(
+                {"prompt": prompt, "answer": clip(answer, 300), "fact": FACT in answer}
+            )
+    print(
+        "rendering: "
+        + ", ".join(f"{n} {sum(r['fact'] for r in v)}/{len(v)}" for n, v in rows.items()),
+        flush=True,
+    )
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": source_state(),
+        "wordings": rows,
+    }
+
+
 # --- (c), (d) the CLIs ---
 
 
@@ -957,7 +1033,7 @@ def source_state() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", default=",".join(CLIENTS), help=f"comma-separated, of {', '.join(CLIENTS)}"
+        "--only", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}"
     )
     parser.add_argument("--prompts", type=int, default=len(PROMPTS), help="SDK prompts to run")
     parser.add_argument("--cli-runs", type=int, default=1, help="runs of each CLI")
@@ -978,14 +1054,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path, default=API_MD, help="the page with the section")
     args = parser.parse_args(argv)
     if args.render:
-        write({}, args.results, args.markdown)
+        write({}, None, args.results, args.markdown)
         return
     only = [c.strip() for c in args.only.split(",") if c.strip()]
-    unknown = set(only) - set(CLIENTS)
+    unknown = set(only) - set(PARTS)
     if unknown:
         parser.error(f"unknown clients: {sorted(unknown)}")
     prompts = PROMPTS[: args.prompts]
     results: dict[str, dict[str, Any]] = {}
+    probe: dict[str, Any] | None = None
     with contextlib.ExitStack() as stack:
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
@@ -997,7 +1074,7 @@ def main(argv: list[str] | None = None) -> None:
         if clis and shutil.which("bwrap") is None and not args.unjailed:
             print(f"skipped {clis}: bwrap is not installed (apt-get install bubblewrap)")
             clis = []
-        if sdks:
+        if sdks or "rendering" in only:
             (workroot / "8k").mkdir(exist_ok=True)
             with Corral.serving(workroot / "8k") as corral, Recorder(corral.url) as recorder:
                 print(f"corral (8K window) at {corral.url}, proxy at {recorder.url}", flush=True)
@@ -1008,6 +1085,8 @@ def main(argv: list[str] | None = None) -> None:
                     else:
                         runs = run_anthropic(recorder, prompts)
                     results[client] = part(client, runs, corral, load_before, "8K (shipped)")
+                if "rendering" in only:
+                    probe = run_rendering(corral.url, prompts)
         if clis:
             (workroot / "32k").mkdir(exist_ok=True)
             with (
@@ -1029,8 +1108,8 @@ def main(argv: list[str] | None = None) -> None:
                     results[client]["cli_version"] = cli_version(program)
     for client, result in results.items():
         print(f"{client}: {json.dumps(result['summary'])}")
-    if not args.no_write and results:
-        write(results, args.results, args.markdown)
+    if not args.no_write and (results or probe):
+        write(results, probe, args.results, args.markdown)
 
 
 def part(
@@ -1051,14 +1130,18 @@ def part(
     }
 
 
-def write(results: dict[str, dict[str, Any]], json_out: Path, page: Path) -> None:
+def write(
+    results: dict[str, dict[str, Any]], probe: dict[str, Any] | None, json_out: Path, page: Path
+) -> None:
     stored: dict[str, Any] = {}
     if json_out.exists():
         stored = json.loads(json_out.read_text())
     stored.setdefault("clients", {}).update(results)
+    if probe is not None:
+        stored["rendering"] = probe
     stored["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     json_out.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
-    section = markdown(stored["clients"])
+    section = markdown(stored["clients"], stored.get("rendering"))
     text = page.read_text() if page.exists() else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -1069,7 +1152,7 @@ def write(results: dict[str, dict[str, Any]], json_out: Path, page: Path) -> Non
     print(f"wrote {json_out} and {page}")
 
 
-def markdown(clients: dict[str, dict[str, Any]]) -> str:
+def markdown(clients: dict[str, dict[str, Any]], probe: dict[str, Any] | None = None) -> str:
     lines = [BEGIN, ""]
     lines += [
         "| client | window | passes: the answer states the tool's number (SDKs) or the line count (CLIs) | answer uses the tool's output (number or sky) | turns per run | seconds per turn: mean, max | output tokens per turn: mean | corral faults | load average (1 min): before, after | run, commit |",
@@ -1123,6 +1206,21 @@ def markdown(clients: dict[str, dict[str, Any]]) -> str:
                     )
             for fault in run["corral_faults"]:
                 lines.append(f"  - corral fault: {fault}")
+    if probe:
+        lines += [
+            "",
+            "The answer after the tool's result, asked as corral asks it when its constrained "
+            "pass says nothing (the history in words, no tools), with the result's turn worded "
+            f"four ways (greedy; {probe['date']}, {probe['commit']}): answers that state the number.",
+            "",
+            "| the result's turn | states the number | answers |",
+            "| --- | --- | --- |",
+        ]
+        for name, rows in probe["wordings"].items():
+            said = "; ".join(
+                repr(clip(r["answer"].replace("\n", " "), 70)).replace("|", "\\|") for r in rows
+            )
+            lines.append(f"| {name} | {sum(r['fact'] for r in rows)}/{len(rows)} | {said} |")
     lines += ["", END]
     return "\n".join(lines)
 
