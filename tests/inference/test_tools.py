@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import jsonschema
 import pytest
@@ -272,3 +273,27 @@ def test_after_a_result_only_tools_the_question_is_about_are_offered() -> None:
     # A parameter's name is a subject word too.
     asked = [{"role": "user", "content": "Which symbol is Apple's?"}]
     assert plan_tools(request(messages=asked, tools=[weather, stock])).mode == "auto"
+
+
+def test_auto_offers_the_tools_the_question_says_most_about() -> None:
+    def tool(name: str, description: str, *params: str) -> dict[str, Any]:
+        properties = {p: {"type": "number"} for p in params}
+        parameters = {"type": "object", "properties": properties}
+        return {
+            "type": "function",
+            "function": {"name": name, "description": description, "parameters": parameters},
+        }
+
+    triangle = tool("calc_area_triangle", "Area of a triangle.", "base", "height")
+    circle = tool("calc_area_circle", "Area of a circle.", "radius")
+    weather = tool("get_weather", "The current weather in a city.", "city")
+    clock = tool("get_time", "The current local time in a time zone.", "timezone")
+    asked = [{"role": "user", "content": "Find the area of a triangle with base 10 and height 5."}]
+    schema = json.dumps(
+        plan_tools(request(messages=asked, tools=[triangle, circle])).response_format
+    )
+    assert "calc_area_triangle" in schema and "calc_area_circle" not in schema
+    # Two things asked, as much about each: both offered.
+    both = [{"role": "user", "content": "The weather in Madrid, and the time in Europe/Madrid?"}]
+    schema = json.dumps(plan_tools(request(messages=both, tools=[weather, clock])).response_format)
+    assert "get_weather" in schema and "get_time" in schema
