@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from corral.accounts.keys import KEY_RE, KeyService, hash_key
-from corral.core.errors import AuthenticationError
+from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from corral.storage.db import Database, upgrade
 from corral.storage.tables import Base
 
@@ -49,6 +49,29 @@ async def test_key_is_stored_hashed_only(keys: KeyService) -> None:
     assert hash_key(SECRET, created.key) in dump
     who = await keys.authenticate(f"Bearer {created.key}")
     assert who.project_id == project.id and not who.is_admin
+
+
+async def test_a_budget_is_set_cleared_and_bounded(keys: KeyService) -> None:
+    """`corral projects budget`'s service: the key's next request carries the new budget."""
+    project = await keys.create_project("p-b", budget_usd=5)
+    created = await keys.create_key(project.id)
+    assert (await keys.authenticate(f"Bearer {created.key}")).budget_nano == 5 * 10**9
+    changed = await keys.set_budget(project.id, 0.25, "day")
+    assert (changed.budget_nano, changed.budget_period) == (250_000_000, "day")
+    who = await keys.authenticate(f"Bearer {created.key}")
+    assert (who.budget_nano, who.budget_period) == (250_000_000, "day")
+    cleared = await keys.set_budget(project.id, None)
+    assert (cleared.budget_nano, cleared.budget_period) == (None, "day")
+    assert (await keys.authenticate(f"Bearer {created.key}")).budget_nano is None
+    for bad in (-1.0, float("nan"), float("inf"), 2e9):
+        with pytest.raises(InvalidRequestError, match="budget_usd"):
+            await keys.set_budget(project.id, bad)
+        with pytest.raises(InvalidRequestError, match="budget_usd"):
+            await keys.create_project(f"p-{bad}", budget_usd=bad)
+    with pytest.raises(InvalidRequestError, match="budget_period"):
+        await keys.set_budget(project.id, 1, "week")
+    with pytest.raises(NotFoundError):
+        await keys.set_budget("proj_none", 1)
 
 
 async def test_revoked_and_expired_keys(keys: KeyService) -> None:

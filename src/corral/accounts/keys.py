@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, select, update
 from corral.core.clock import aware, now
 from corral.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from corral.core.ids import new_id
+from corral.protocol.organization import MAX_BUDGET_USD
 from corral.storage.db import Database
 from corral.storage.tables import ApiKey, Organization, Project
 
@@ -209,8 +210,7 @@ class KeyService:
         budget_period: str = "month",
     ) -> Project:
         org = await self.ensure_org()
-        if budget_period not in ("month", "day"):
-            raise InvalidRequestError("budget_period is month or day", param="budget_period")
+        _check_period(budget_period)
         project = Project(
             id=new_id("proj"),
             org_id=org,
@@ -219,7 +219,7 @@ class KeyService:
             rpm=rpm,
             tpm=tpm,
             max_concurrent=max_concurrent,
-            budget_nano=None if budget_usd is None else round(budget_usd * 1e9),
+            budget_nano=_budget_nano(budget_usd),
             budget_period=budget_period,
         )
         async with self._db.begin() as s:
@@ -227,6 +227,25 @@ class KeyService:
             if existing is not None:
                 raise InvalidRequestError(f"Project `{name}` already exists.", param="name")
             s.add(project)
+        self._changed()
+        return project
+
+    async def set_budget(
+        self, project_id: str, budget_usd: float | None, budget_period: str | None = None
+    ) -> Project:
+        """Set a project's budget (None clears it) and, if given, its period; the next
+        request is held to it (the keys' cached copies carry the budget, so they are
+        dropped)."""
+        budget_nano = _budget_nano(budget_usd)
+        if budget_period is not None:
+            _check_period(budget_period)
+        async with self._db.begin() as s:
+            project: Project | None = await s.get(Project, project_id)
+            if project is None:
+                raise NotFoundError(f"No project `{project_id}`.", param="project_id")
+            project.budget_nano = budget_nano
+            if budget_period is not None:
+                project.budget_period = budget_period
         self._changed()
         return project
 
@@ -292,6 +311,22 @@ class KeyService:
         if not result.rowcount:
             raise NotFoundError(f"No API key `{key_id}`.", param="key_id")
         self._changed()
+
+
+def _check_period(budget_period: str) -> None:
+    if budget_period not in ("month", "day"):
+        raise InvalidRequestError("budget_period is month or day", param="budget_period")
+
+
+def _budget_nano(budget_usd: float | None) -> int | None:
+    """A budget in USD as stored (nano-USD in a bigint); bounded as the API's is."""
+    if budget_usd is None:
+        return None
+    if not 0 <= budget_usd <= MAX_BUDGET_USD:  # also refuses NaN
+        raise InvalidRequestError(
+            f"budget_usd is between 0 and {MAX_BUDGET_USD:g} USD", param="budget_usd"
+        )
+    return round(budget_usd * 1e9)
 
 
 def _check_expiry(expires: datetime | None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from corral.cli.accounts import db_app, keys_app, usage
+from corral.cli.accounts import db_app, keys_app, projects_app, usage
 from corral.cli.batches import batch_app
 from corral.cli.evals import eval_app
 from corral.cli.fine_tune import fine_tune_app
@@ -20,6 +20,7 @@ app = typer.Typer(help="corral: an OpenAI-compatible model API.", no_args_is_hel
 app.add_typer(models_app, name="models")
 app.command("pull")(pull)
 app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
 app.add_typer(db_app, name="db")
 app.command("usage")(usage)
 app.add_typer(fine_tune_app, name="fine-tune")
