@@ -376,3 +376,27 @@ async def test_a_long_run_pages_its_items(app: FastAPI, http: httpx.AsyncClient)
     assert more
     rest = (await http.get(f"/console/evals/{p.eval_id}/runs/{run['id']}" + more.group(1))).text
     assert rest.count('<tr class="grade-') == 1 and "q100" in rest and 'id="more-items"' not in rest
+
+
+async def test_every_page_has_an_icon_the_csp_allows(http: httpx.AsyncClient) -> None:
+    """Browsers logged a 404 for /favicon.ico on every console page: the pages link an icon
+    from this origin (the CSP's img-src 'self'), and /favicon.ico answers too, with no key."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    project = await http.post("/v1/organization/projects", json={"name": "i"}, headers=admin)
+    made = await http.post(
+        f"/v1/organization/projects/{project.json()['id']}/api_keys", json={}, headers=admin
+    )
+    signin = (await http.get("/console/sign-in")).text
+    await sign_in(http, made.json()["value"])
+    page = await http.get("/console/keys")
+    assert "img-src 'self'" in page.headers["content-security-policy"]
+    for html in (signin, page.text):
+        icons = re.findall(r'<link rel="icon" href="([^"]+)" type="([^"]+)">', html)
+        assert icons == [("/console/static/favicon.svg", "image/svg+xml")], html[:600]
+    http.cookies.clear()  # a browser asks before it signs in, with no key at all
+    for path in ("/console/static/favicon.svg", "/favicon.ico"):
+        icon = await http.get(path)
+        assert icon.status_code == 200, (path, icon.text)
+        assert icon.headers["content-type"] == "image/svg+xml"
+        assert icon.headers["x-content-type-options"] == "nosniff"
+        assert icon.content.startswith(b"<svg") and b"<script" not in icon.content

@@ -25,7 +25,7 @@ from corral.accounts.sessions import ConsoleSession, SessionStore
 from corral.api.errors import response_for
 from corral.core.errors import AuthenticationError, CorralError, PermissionDeniedError
 
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/favicon.ico"})  # probes; the icon
 SESSION_COOKIE = "corral_session"
 CSRF_FIELD = "csrf_token"
 CONSOLE = "/console"

@@ -2,4 +2,4 @@
 
 from corral.web.console import pages, signin
 
-routers = (signin.router, pages.router)
+routers = (signin.router, signin.icon_router, pages.router)

@@ -19,7 +19,14 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 # Before a session exists the sign-in form is protected by a double-submitted token: a
 # cookie (SameSite=Strict) and a form field that must match.
 SIGNIN_COOKIE = "corral_signin"
-STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
+STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".txt": "text/plain",
+    ".svg": "image/svg+xml",
+}
+# /favicon.ico, which browsers ask every site for (with no key: api.auth's OPEN_PATHS).
+icon_router = APIRouter(include_in_schema=False)
 
 
 def _safe_next(target: str | None) -> str:
@@ -125,3 +132,9 @@ async def static(name: str) -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@icon_router.get("/favicon.ico")
+async def favicon() -> Response:
+    """The console's icon (the pages link it; a browser asks here for anything else)."""
+    return await static("favicon.svg")
