@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
 from pydantic import SecretStr
 
@@ -85,6 +86,65 @@ async def test_project_limits_are_bounded(
     key = {"rpm": 2**40} if param != "budget_usd" else {"tpm": 2**31}
     r = await http.post(f"/v1/organization/projects/{project['id']}/api_keys", json=key)
     assert r.status_code == 400, r.text
+
+
+NOT_IN_SCHEMA: list[tuple[dict[str, object], str]] = [
+    ({"rpm": "60"}, "rpm"),  # was coerced to 60 (the schema says integer)
+    ({"tpm": True}, "tpm"),  # was 1
+    ({"max_concurrent": 1.5}, "max_concurrent"),
+    ({"rpm": 0}, "rpm"),  # the schema says minimum 1
+    ({"expires_at": "4102444800"}, "expires_at"),
+    ({"models": "smollm2"}, "models"),
+    ({"models": [1]}, "models[0]"),
+    ({"name": 7}, "name"),
+    ({"budget_usd": 5}, "budget_usd"),  # a project's field: was dropped in silence
+]
+
+
+@pytest.mark.parametrize(("body", "param"), NOT_IN_SCHEMA)
+async def test_a_key_body_the_schema_forbids_is_refused(
+    http: httpx.AsyncClient, body: dict[str, object], param: str
+) -> None:
+    """The fuzzer's negative_data_rejection on POST …/api_keys: what the published schema
+    forbids, the route refuses (400, OpenAI's error), and what it allows, the route takes."""
+    doc = (await http.get("/openapi.json")).json()
+    operation = doc["paths"]["/v1/organization/projects/{project_id}/api_keys"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    valid = jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
+    assert not valid.is_valid(body)
+    project = (await http.post("/v1/organization/projects", json={"name": "k"})).json()
+    r = await http.post(f"/v1/organization/projects/{project['id']}/api_keys", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["param"] == param
+    fine = {
+        "name": "ci",
+        "rpm": 60,
+        "tpm": 1000,
+        "max_concurrent": 2.0,  # an integer to JSON Schema, so to the route too
+        "models": ["fake-model"],
+        "expires_at": 4102444800,
+    }
+    assert valid.is_valid(fine)
+    r = await http.post(f"/v1/organization/projects/{project['id']}/api_keys", json=fine)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "p", "rpm": "60"},
+        {"name": "p", "max_concurent": 2},
+        {"name": "p", "budget_usd": "5"},
+    ],
+)
+async def test_a_project_body_the_schema_forbids_is_refused(
+    http: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    r = await http.post("/v1/organization/projects", json=body)
+    assert r.status_code == 400, r.text
+    r = await http.post("/v1/organization/projects", json={"name": "p", "budget_usd": 5})
+    assert r.status_code == 200 and r.json()["budget_usd"] == 5, r.text
 
 
 async def test_an_empty_prompt_list_is_refused(http: httpx.AsyncClient) -> None:

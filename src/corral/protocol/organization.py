@@ -3,9 +3,9 @@ costs, in OpenAI's organization shapes."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Bounds are the columns' (PostgreSQL's integer; the budget in nano-USD in a bigint): a
 # value past them is the client's error, not a 500 from the database.
@@ -13,7 +13,30 @@ INT32 = 2**31 - 1
 MAX_BUDGET_USD = 1e9
 
 
-class ProjectCreate(BaseModel):
+class ClosedBody(BaseModel):
+    """An admin body validated as its published schema reads: an unknown field (a typo
+    such as `budget` on a key, which has none) is refused, not dropped in silence
+    (`additionalProperties: false`), and a value of another JSON type is not coerced
+    (`"rpm": "60"` or `true` is no integer)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    integers: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        """JSON Schema's integer includes 1.0 (a number with no fraction): read as 1."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            k: int(v) if k in cls.integers and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
+
+
+class ProjectCreate(ClosedBody):
+    integers = frozenset({"rpm", "tpm", "max_concurrent"})
+
     name: str = Field(min_length=1, max_length=256)
     rpm: int | None = Field(None, ge=1, le=INT32)
     tpm: int | None = Field(None, ge=1, le=INT32)
@@ -22,7 +45,9 @@ class ProjectCreate(BaseModel):
     budget_period: Literal["month", "day"] = "month"
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(ClosedBody):
+    integers = frozenset({"rpm", "tpm", "max_concurrent", "expires_at"})
+
     name: str = Field("", max_length=256)
     rpm: int | None = Field(None, ge=1, le=INT32)
     tpm: int | None = Field(None, ge=1, le=INT32)
