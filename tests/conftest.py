@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,27 @@ from corral.core.config import Settings
 
 MODEL = "smollm2-135m-instruct"
 MODEL_SNAPSHOT = "smollm2-135m-instruct-2024-11-01"  # what the alias MODEL resolves to
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the suite's Python children share one bytecode cache.
+
+    Every live server, engine child, training worker and CLI run is a new interpreter that
+    imports ~1000 modules (SQLAlchemy, FastAPI, pydantic, corral). Where
+    ``PYTHONDONTWRITEBYTECODE`` is set (CI images and sandboxes often set it) none of them
+    may cache the bytecode it compiles, so each start spent ~3 s of CPU compiling the same
+    sources again (measured: a live server ready in ~10 s without a cache, ~5.5 s with
+    one). The cache goes to a directory of this session (``PYTHONPYCACHEPREFIX``), not
+    beside the sources, so the tree and the venv stay as the variable asked.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    prefix = tempfile.mkdtemp(prefix="corral-test-pycache-")
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    sys.dont_write_bytecode = False  # this process's imports from here on fill it too
+    sys.pycache_prefix = prefix
+    config.add_cleanup(lambda: shutil.rmtree(prefix, ignore_errors=True))
 
 
 def free_port() -> int:
@@ -51,15 +74,18 @@ class LiveServer:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        # One client for the whole wait: a client per try builds a TLS context each time,
+        # 25 ms of CPU per try (~20% of a core) taken from the server that is starting.
+        with httpx.Client(timeout=5) as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+                try:
+                    if http.get(self.url + "/ready").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
         raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
