@@ -159,3 +159,18 @@ def test_a_run_stopped_before_its_last_category_says_partial() -> None:
     text = render(merge({}, "before", None, "corral", partial))
     assert "partial: 2 of 4 categories" in text
     assert "partial" not in render(merge({}, "before", None, "corral", result(1)))
+
+
+def test_a_run_of_some_categories_adds_to_the_row_set() -> None:
+    first = result(1)
+    later = result(3)
+    later["categories"] = {"multiple": later["categories"]["simple"]}
+    later["meta"] = {**later["meta"], "commit": "def5678", "seconds": 3.0}
+    doc = merge(merge({}, "after", None, "corral", first), "after", None, "corral", later)
+    joined = doc["runs"]["after"]["targets"]["corral"]
+    assert set(joined["categories"]) == {"simple", "irrelevance", "multiple"}
+    assert joined["meta"]["commit"] == "abc1234, def5678" and joined["meta"]["seconds"] == 15.0
+    # Another token cap is another measurement: it replaces the row set.
+    other = {**later, "meta": {**later["meta"], "max_tokens": 64}}
+    doc = merge(doc, "after", None, "corral", other)
+    assert set(doc["runs"]["after"]["targets"]["corral"]["categories"]) == {"multiple"}

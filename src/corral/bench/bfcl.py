@@ -99,13 +99,29 @@ def merge(
     document: dict[str, Any], key: str, limit: int | None, target: str, result: dict[str, Any]
 ) -> dict[str, Any]:
     """The results file with one target's run put under ``key``; other keys and the other
-    target of the same key are kept."""
+    target of the same key are kept, and so are the categories this run did not measure
+    when the earlier one ran on the same model and token cap (a run of one category adds
+    to its row set)."""
     out = copy.deepcopy(document) if document else {}
     out.setdefault("runs", {})
     run = out["runs"].setdefault(key, {"limit": limit, "targets": {}})
     run["limit"] = limit
-    run["targets"][target] = result
+    earlier = run["targets"].get(target)
+    run["targets"][target] = _joined(earlier, result) if earlier else result
     return out
+
+
+def _joined(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    same = ("model", "max_tokens")
+    if any(earlier["meta"].get(k) != later["meta"].get(k) for k in same):
+        return later
+    meta = dict(later["meta"])
+    commits = [earlier["meta"].get("commit"), later["meta"].get("commit")]
+    meta["commit"] = ", ".join(dict.fromkeys(c for c in commits if c))
+    meta["seconds"] = round(earlier["meta"].get("seconds", 0) + meta.get("seconds", 0), 1)
+    categories = {**earlier["categories"], **later["categories"]}
+    items = {**earlier.get("items", {}), **later.get("items", {})}
+    return {**later, "meta": meta, "categories": categories, "items": items}
 
 
 def _pct(passed: int, total: int) -> str:
