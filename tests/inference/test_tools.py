@@ -208,7 +208,8 @@ def test_calls_are_bounded_by_the_output_budget() -> None:
             [("add", {"a": 2, "b": 40})],
         ),
         ('{"tool_calls": [{"name": "ad', "", []),
-        ('{"tool_calls": [{"name": "add", "arguments": {"a": 2', "", []),
+        # No call finished: the one it was cut in, as far as it got (as OpenAI's).
+        ('{"tool_calls": [{"name": "add", "arguments": {"a": 2', None, [("add", '{"a": 2')]),
         ('{"content": "Hello \\"wor', 'Hello "wor', []),
         ('{"content": "caf\\u00', "caf", []),
         ("", "", []),
@@ -219,7 +220,7 @@ def test_a_cut_output_never_exposes_the_wrapper(
 ) -> None:
     parsed = parse_output(text)
     assert parsed.content == content
-    got = [(c.function.name, json.loads(c.function.arguments)) for c in parsed.tool_calls or []]
+    got = [(c.function.name, _loads(c.function.arguments)) for c in parsed.tool_calls or []]
     assert got == calls
 
 
@@ -297,3 +298,10 @@ def test_auto_offers_the_tools_the_question_says_most_about() -> None:
     both = [{"role": "user", "content": "The weather in Madrid, and the time in Europe/Madrid?"}]
     schema = json.dumps(plan_tools(request(messages=both, tools=[weather, clock])).response_format)
     assert "get_weather" in schema and "get_time" in schema
+
+
+def _loads(arguments: str) -> object:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments  # a call cut by max_tokens

@@ -354,8 +354,9 @@ def _parsed(text: str) -> ParsedOutput:
 
 
 def salvage(text: str) -> ParsedOutput:
-    """What a cut (or malformed) tool output said for certain: its content so far and
-    the calls it finished. corral's ``{"tool_calls": …}`` wrapper is never the answer."""
+    """What a cut (or malformed) tool output said: its content so far, the calls it
+    finished, or, when it finished none, the call it was cut in. corral's
+    ``{"tool_calls": …}`` wrapper is never the answer."""
     stream = ToolStream()
     content: list[str] = []
     names: dict[int, str] = {}
@@ -376,6 +377,14 @@ def salvage(text: str) -> ParsedOutput:
             continue
         function = FunctionCall(name=name, arguments=json.dumps(value))
         calls.append(ToolCall(id=new_id("call"), function=function))
+    if not calls and names:
+        # Cut inside its first call: the call as far as it got (its arguments not valid
+        # JSON), as OpenAI returns a call cut by max_tokens and as the stream sent it.
+        index = min(names)
+        raw = "".join(arguments.get(index, ()))
+        calls = [
+            ToolCall(id=new_id("call"), function=FunctionCall(name=names[index], arguments=raw))
+        ]
     if calls:
         return ParsedOutput(None, calls)
     return ParsedOutput("".join(content), None)

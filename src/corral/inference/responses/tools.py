@@ -156,7 +156,7 @@ def custom_input(arguments: str) -> str:
     try:
         value = json.loads(arguments)
     except ValueError:
-        return ""  # the core returns only calls it could parse; nothing to say otherwise
+        return partial_input(arguments)  # a call cut by max_tokens: as far as it got
     text = value.get(INPUT) if isinstance(value, dict) else None
     return text if isinstance(text, str) else ""
 
