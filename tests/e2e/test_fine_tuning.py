@@ -130,7 +130,7 @@ def hits(client: openai.OpenAI, model: str) -> int:
         reply = client.chat.completions.create(
             model=model,
             messages=[SYSTEM, {"role": "user", "content": question}],  # type: ignore[list-item]
-            max_tokens=24,
+            max_tokens=8,  # only the first tokens are checked (greedy: a prefix of 24)
             temperature=0,
         )
         content = (reply.choices[0].message.content or "").strip()
