@@ -22,6 +22,23 @@ MODEL_SNAPSHOT = "smollm2-135m-instruct-2024-11-01"  # what the alias MODEL reso
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _share_bytecode(config)
+    _share_fine_tuning_base(config)
+
+
+def _share_fine_tuning_base(config: pytest.Config) -> None:
+    """One disk cache of the converted fine-tuning base for the session: each live
+    server's worker would otherwise convert the embedded GGUF again (~20 s a job start,
+    five starts in tests/e2e/test_fine_tuning.py). The conversion itself and the cache
+    are tested in tests/tuning/test_lora.py, each with its own directory."""
+    if os.environ.get("CORRAL_FINE_TUNING__BASE_CACHE_DIR"):
+        return
+    cache = tempfile.mkdtemp(prefix="corral-test-bases-")
+    os.environ["CORRAL_FINE_TUNING__BASE_CACHE_DIR"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
+
+
+def _share_bytecode(config: pytest.Config) -> None:
     """Let the suite's Python children share one bytecode cache.
 
     Every live server, engine child, training worker and CLI run is a new interpreter that

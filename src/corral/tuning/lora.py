@@ -7,11 +7,13 @@ chat template; data order and initialisation come from the job's seed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -74,9 +76,21 @@ Encoded = tuple[list[int], list[int]]
 _kept: dict[str, tuple[Any, dict[str, Any], Any]] = {}
 
 
-def load_base(gguf: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) in float32 from the GGUF (dequantised by transformers)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+_ENTRY = re.compile(r"[0-9a-f]{32}|\.[0-9a-f]{32}\.[0-9]+\.partial")
+
+
+@dataclass(frozen=True)
+class BaseCache:
+    """Where a converted base is kept on disk, and the largest kept (bytes; 0: none)."""
+
+    dir: Path
+    limit_bytes: int
+
+
+def load_base(gguf: Path, cache: BaseCache | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in float32 from the GGUF (dequantised by transformers); from
+    the worker's memory or the disk cache when this GGUF was converted before."""
+    from transformers import AutoModelForCausalLM
 
     st = gguf.stat()
     key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}"
@@ -87,8 +101,7 @@ def load_base(gguf: Path) -> tuple[Any, Any]:
         model.load_state_dict(state)
         return model, tokenizer
     started = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model, tokenizer = _converted(gguf, key, cache)
     log.info("loaded %s for training in %.1fs", gguf.name, time.perf_counter() - started)
     _kept.clear()
     _kept[key] = (
@@ -97,6 +110,68 @@ def load_base(gguf: Path) -> tuple[Any, Any]:
         tokenizer,
     )
     return model, tokenizer
+
+
+def _converted(gguf: Path, key: str, cache: BaseCache | None) -> tuple[Any, Any]:
+    """The GGUF as transformers weights: read back from the cache, or converted (most of
+    the ~20 s is transformers parsing the GGUF, not dequantising) and then kept there.
+    The cache only saves time: a failure to read or write it converts as before."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # The entry's name is a hash: nothing a request says reaches the path.
+    entry = cache.dir / hashlib.sha256(key.encode()).hexdigest()[:32] if cache else None
+    if entry is not None and (entry / "done").exists():
+        try:
+            return _read(entry)
+        except Exception:  # removed or damaged under us: convert
+            log.warning("could not read the kept base %s; converting", entry, exc_info=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if entry is not None and cache is not None and size <= cache.limit_bytes:
+        try:
+            _keep(entry, model, tokenizer)
+        except Exception:  # the cache only saves time
+            log.warning("could not keep the base in %s", entry.parent, exc_info=True)
+    return model, tokenizer
+
+
+def _read(entry: Path) -> tuple[Any, Any]:
+    from safetensors.torch import load_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(entry))
+    model = AutoModelForCausalLM.from_config(config, dtype="float32")  # type: ignore[no-untyped-call]
+    load_model(model, str(entry / "model.safetensors"))
+    return model, AutoTokenizer.from_pretrained(str(entry))
+
+
+def _keep(entry: Path, model: Any, tokenizer: Any) -> None:
+    """Write the cache's entry (other finished entries removed: it holds the latest
+    base) in a temporary directory renamed into place, so no reader sees half of one.
+    Another worker's unfinished entry is left to it unless it is an hour old (a crash)."""
+    from safetensors.torch import save_model
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    for old in entry.parent.iterdir():  # only corral's own entries, whatever else is there
+        if not _ENTRY.fullmatch(old.name) or old == entry:
+            continue
+        stale = time.time() - old.stat().st_mtime > 3600
+        if not old.name.startswith(".") or stale:
+            shutil.rmtree(old, ignore_errors=True)
+    partial = entry.parent / f".{entry.name}.{os.getpid()}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    # The weights, config and tokenizer apart: transformers refuses ``save_pretrained`` of
+    # a model it loaded from a GGUF ("quantized with gguf"), though these are float32.
+    save_model(model, str(partial / "model.safetensors"))  # shares tied weights once
+    model.config.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    (partial / "done").touch()
+    try:
+        partial.rename(entry)
+    except OSError:  # another worker put the same base there first
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _template(tokenizer: Any, messages: list[dict[str, Any]], generation: bool) -> str:
@@ -164,6 +239,7 @@ def train(
     threads: int,
     checkpoint_every: int,
     on_progress: Callable[[Progress], None],
+    base_cache: BaseCache | None = None,
 ) -> Result:
     """Train (resuming from the newest checkpoint in ``out_dir``), then export the adapter."""
     import torch
@@ -171,7 +247,7 @@ def train(
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model, tokenizer = load_base(gguf)
+    model, tokenizer = load_base(gguf, base_cache)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_set = [encode(tokenizer, m, max_tokens) for m in train_examples]
     valid_set = [encode(tokenizer, m, max_tokens) for m in valid_examples]

@@ -242,7 +242,7 @@ class Worker:
                 s.add(event(job_id, message, "error"))
 
     def _train(self, job: FineTuningJob) -> Any:
-        from corral.tuning.lora import Cancelled, Hyperparameters, Progress, train
+        from corral.tuning.lora import BaseCache, Cancelled, Hyperparameters, Progress, train
 
         files = self.settings.files_dir
         train_examples = read_examples(files / job.training_file, self.ft.max_examples)
@@ -312,6 +312,9 @@ class Worker:
             threads=self.ft.threads,
             checkpoint_every=self.ft.checkpoint_every,
             on_progress=on_progress,
+            base_cache=BaseCache(
+                self.ft.base_cache_dir or self.root / "bases", self.ft.base_cache_mib * 2**20
+            ),
         )
 
 
