@@ -368,11 +368,11 @@ def salvage(text: str) -> ParsedOutput:
             names[piece.index] = piece.text
         else:
             arguments.setdefault(piece.index, []).append(piece.text)
+    raws = {index: "".join(arguments.get(index, ())) for index in names}
     calls = []
     for index, name in names.items():
-        raw = "".join(arguments.get(index, ()))
         try:
-            value = json.loads(raw)  # arguments open with "{": only a finished object parses
+            value = json.loads(raws[index])  # arguments open with "{": only a whole object
         except ValueError:
             continue
         function = FunctionCall(name=name, arguments=json.dumps(value))
@@ -380,11 +380,9 @@ def salvage(text: str) -> ParsedOutput:
     if not calls and names:
         # Cut inside its first call: the call as far as it got (its arguments not valid
         # JSON), as OpenAI returns a call cut by max_tokens and as the stream sent it.
-        index = min(names)
-        raw = "".join(arguments.get(index, ()))
-        calls = [
-            ToolCall(id=new_id("call"), function=FunctionCall(name=names[index], arguments=raw))
-        ]
+        first = min(names)
+        function = FunctionCall(name=names[first], arguments=raws[first])
+        calls = [ToolCall(id=new_id("call"), function=function)]
     if calls:
         return ParsedOutput(None, calls)
     return ParsedOutput("".join(content), None)

@@ -116,24 +116,30 @@ def _converted(gguf: Path, key: str, cache: BaseCache | None) -> tuple[Any, Any]
     """The GGUF as transformers weights: read back from the cache, or converted (most of
     the ~20 s is transformers parsing the GGUF, not dequantising) and then kept there.
     The cache only saves time: a failure to read or write it converts as before."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    if cache is None:
+        return _convert(gguf)
     # The entry's name is a hash: nothing a request says reaches the path.
-    entry = cache.dir / hashlib.sha256(key.encode()).hexdigest()[:32] if cache else None
-    if entry is not None and (entry / "done").exists():
+    entry = cache.dir / hashlib.sha256(key.encode()).hexdigest()[:32]
+    if (entry / "done").exists():
         try:
             return _read(entry)
         except Exception:  # removed or damaged under us: convert
             log.warning("could not read the kept base %s; converting", entry, exc_info=True)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model, tokenizer = _convert(gguf)
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    if entry is not None and cache is not None and size <= cache.limit_bytes:
+    if size <= cache.limit_bytes:
         try:
             _keep(entry, model, tokenizer)
         except Exception:  # the cache only saves time
             log.warning("could not keep the base in %s", entry.parent, exc_info=True)
     return model, tokenizer
+
+
+def _convert(gguf: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return model, AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
 def _read(entry: Path) -> tuple[Any, Any]:
