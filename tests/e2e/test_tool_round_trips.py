@@ -153,3 +153,36 @@ def test_messages(claude: anthropic.Anthropic, choice: str, stream: bool) -> Non
     else:
         assert not calls and message.stop_reason != "tool_use"
         uses_result(text)
+
+
+# Past the call's name, short of its arguments' end (the whole call is ~25 tokens).
+MAX_CUT = 20
+
+
+def cut_arguments(arguments: str) -> None:
+    """The arguments as far as they got: the start of ``{"city": "Paris"}`` (the grammar
+    lets the model indent), never the wrapper."""
+    assert '{"city":"Paris"}'.startswith("".join(arguments.split())), arguments
+
+
+def test_a_call_cut_by_max_tokens_comes_back_as_far_as_it_got(client: openai.OpenAI) -> None:
+    """Cut inside its call, the answer is that call with its arguments so far and
+    ``finish_reason: length``, as OpenAI answers and as the stream sends it: never empty.
+    (Whole and streamed are not compared token for token: at temperature 0 the engine's
+    batching and prompt cache may still move the cut by a token.)"""
+    asked = [SYSTEM, {"role": "user", "content": QUESTION}]
+    common: dict[str, Any] = {"model": MODEL, "messages": asked, "tools": [CHAT_TOOL]}
+    common.update(tool_choice="required", max_tokens=MAX_CUT, temperature=0, seed=1)
+    choice = client.chat.completions.create(**common).choices[0]
+    assert choice.finish_reason == "length" and choice.message.content is None
+    assert [c.function.name for c in choice.message.tool_calls or []] == ["get_weather"]
+    cut_arguments(choice.message.tool_calls[0].function.arguments)  # type: ignore[index]
+    names, streamed, finish = [], "", None
+    for chunk in client.chat.completions.create(**common, stream=True):
+        for c in chunk.choices:
+            finish = c.finish_reason or finish
+            for t in c.delta.tool_calls or []:
+                names += [t.function.name] if t.function and t.function.name else []
+                streamed += (t.function.arguments or "") if t.function else ""
+    assert names == ["get_weather"] and finish == "length"
+    cut_arguments(streamed)
