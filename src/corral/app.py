@@ -47,6 +47,9 @@ from corral.api.routes import (
 from corral.api.routes import (
     messages as messages_routes,
 )
+from corral.api.routes import (
+    vector_stores as vector_stores_routes,
+)
 from corral.api.slow import SlowClients
 from corral.batches.runner import LineRunner
 from corral.batches.service import BatchService
@@ -72,10 +75,16 @@ from corral.inference.responses.conversations import ConversationStore
 from corral.inference.responses.service import ResponseService
 from corral.inference.responses.store import ResponseStore
 from corral.inference.sealed import Sealer
+from corral.inference.store_embedder import MeteredEmbedder
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database, upgrade
 from corral.tuning.jobs import FineTuningService
 from corral.tuning.process import start_worker, stop_worker
+from corral.vector_stores.batches import FileBatches
+from corral.vector_stores.files import Attacher
+from corral.vector_stores.ingest import IndexWorker
+from corral.vector_stores.search import Searcher
+from corral.vector_stores.service import VectorStoreService
 from corral.web import console, pages
 from corral.web import usage as usage_page
 
@@ -152,6 +161,11 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     batch_worker = BatchWorker(
         db, file_service, runner, admission, settings.batches, settings.engine.n_parallel
     )
+    vs = settings.vector_stores
+    embedder = MeteredEmbedder(registry, embeddings, meter, vs.embedding_model or settings.model)
+    searcher = Searcher(db, embedder, vs)
+    index_worker = IndexWorker(db, file_service, embedder, vs)
+    attacher = Attacher(db, file_service, vs, index_worker.wake, searcher.forget)
     return Services(
         db=db,
         keys=keys,
@@ -181,6 +195,8 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
             registry, settings.ready_probe_interval_s, settings.ready_probe_timeout_s
         ),
         drain=Drain(),
+        vector_stores=VectorStoreService(db, attacher, FileBatches(db, attacher, vs), searcher, vs),
+        vector_store_worker=index_worker,
     )
 
 
@@ -207,6 +223,7 @@ def create_app(
         syncer = asyncio.create_task(services.fine_tuning.sync_forever())
         evaluator = asyncio.create_task(services.eval_worker.run_forever())
         batcher = asyncio.create_task(services.batch_worker.run_forever())
+        indexer = asyncio.create_task(services.vector_store_worker.run_forever())
         trainer = start_worker(settings) if worker else None
         log.info("corral %s serving %s", __version__, [s.spec.id for s in registry.all()])
         try:
@@ -222,6 +239,8 @@ def create_app(
             await services.eval_worker.release()
             await stopped(batcher)
             await services.batch_worker.release()
+            await stopped(indexer)
+            await services.vector_store_worker.release()
             # Background responses running here end failed now, not when their heartbeat
             # goes stale: nothing will run them on.
             await services.responses.stop()
@@ -251,6 +270,7 @@ def create_app(
         conversations_routes,
         messages_routes,
         batches_routes,
+        vector_stores_routes,
         pages,
         usage_page,
     ):

@@ -33,6 +33,8 @@ from corral.inference.responses.service import ResponseService
 from corral.inference.telemetry import Telemetry
 from corral.storage.db import Database
 from corral.tuning.jobs import FineTuningService
+from corral.vector_stores.ingest import IndexWorker
+from corral.vector_stores.service import VectorStoreService
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Services:
     sessions: SessionStore
     readiness: Readiness
     drain: Drain
+    vector_stores: VectorStoreService
+    vector_store_worker: IndexWorker
 
 
 # Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency on

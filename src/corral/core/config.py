@@ -234,6 +234,69 @@ class BatchSettings(BaseModel):
     )
 
 
+class VectorStoreSettings(BaseModel):
+    """Vector stores (/v1/vector_stores): files parsed, chunked and embedded by a worker
+    task in each API process; searched by keyword and by vector, fused by rank."""
+
+    embedding_model: str | None = Field(
+        None, description="Model whose embeddings index and search stores (default: `model`)."
+    )
+    max_files_per_store: int = Field(
+        10_000, ge=1, description="Most files attached to one vector store."
+    )
+    max_store_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of attached files in one vector store (the files' sizes).",
+    )
+    max_chunks_per_store: int = Field(
+        100_000,
+        ge=1,
+        description="Most chunks in one vector store; a file that would pass it fails before "
+        "it is embedded. Bounds the in-memory vector search (chunks x dimensions x 4 bytes).",
+    )
+    max_text_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of text one file may give once parsed (a PDF's, say).",
+    )
+    max_file_chunks: int = Field(
+        20_000, ge=1, description="Most chunks one file may make (checked before embedding)."
+    )
+    max_batch_files: int = Field(2000, ge=1, description="Most files in one file batch.")
+    max_query_chars: int = Field(
+        4096, ge=1, description="Longest search query (characters, each query of a list)."
+    )
+    max_queries: int = Field(10, ge=1, le=100, description="Most queries in one search.")
+    embed_batch: int = Field(
+        32, ge=1, le=2048, description="Texts embedded per call while a file is indexed."
+    )
+    candidates: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Results taken from each of keyword and vector search before fusion.",
+    )
+    rrf_k: int = Field(
+        60, ge=1, description="The constant of reciprocal rank fusion: 1 / (k + rank)."
+    )
+    cache_mib: int = Field(
+        512,
+        ge=0,
+        description="Memory for stores' vector matrices kept between searches (least "
+        "recently used go first); 0 reads them from the database at every search.",
+    )
+    poll_s: float = Field(
+        2.0, gt=0, description="How often the worker looks for files from other replicas."
+    )
+    stale_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="A file whose worker has not marked it alive for this long is taken up "
+        "by another worker.",
+    )
+
+
 class MessagesSettings(BaseModel):
     """Anthropic's Messages API."""
 
@@ -356,6 +419,7 @@ class Settings(BaseSettings):
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
 
     @property
     def db_url(self) -> str:

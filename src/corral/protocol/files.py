@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-FilePurpose = Literal["fine-tune", "batch", "evals", "user_data"]
-PURPOSES: tuple[str, ...] = ("fine-tune", "batch", "evals", "user_data")
+FilePurpose = Literal["fine-tune", "batch", "evals", "user_data", "assistants"]
+PURPOSES: tuple[str, ...] = ("fine-tune", "batch", "evals", "user_data", "assistants")
 
 
 class FileObject(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -347,3 +348,80 @@ class ConsoleSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# Vector stores. Chunk text is indexed for keyword search outside the ORM (migration
+# 0012): an FTS5 table kept by triggers on SQLite, a generated tsvector on PostgreSQL.
+CHUNK_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite: the rowid FTS5 joins on
+
+
+class VectorStoreRow(Base):
+    """A vector store. ``chunks`` and ``revision`` change in the transaction that adds or
+    removes chunks: the first bounds the store, the second keys the search caches."""
+
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_scope_created", "scope", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    meta: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_active_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VectorStoreFileRow(Base):
+    """A file attached to a vector store; a job of the indexing worker while
+    ``in_progress``. ``principal``: who is billed for its embeddings."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        UniqueConstraint("store_id", "file_id"),
+        Index("ix_vector_store_files_store_created", "store_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    last_error: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    chunking: Mapped[dict[str, int]] = mapped_column(JSON)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    principal: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VectorStoreBatchRow(Base):
+    """A file batch; its counts are its files'."""
+
+    __tablename__ = "vector_store_file_batches"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(
+        ForeignKey("vector_stores.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VectorChunkRow(Base):
+    """One chunk of a file in a store: its text and its embedding (float32, little-endian,
+    unit length)."""
+
+    __tablename__ = "vector_chunks"
+    __table_args__ = (Index("ix_vector_chunks_store_file", "store_id", "file_id"),)
+    id: Mapped[int] = mapped_column(CHUNK_ID, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    file_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,1 @@
+"""Vector stores: files parsed, chunked, embedded and searched by keyword and vector."""

@@ -1,0 +1,163 @@
+"""Hybrid search over one store: keyword (FTS5 / tsvector) and vectors (the embedding
+model's), fused by reciprocal rank fusion.
+
+Each query of a search gives two ranked lists of chunks (keyword, vector), each cut at
+``candidates``. A chunk's fused score is the sum over the lists it is in of
+``weight / (k + rank)`` (rank from 1), divided by the most any chunk could get (first in
+every list), so scores lie in [0, 1] like OpenAI's and ``score_threshold`` means the
+same on any store: 1.0 is a chunk that came first everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from corral.accounts.keys import Principal
+from corral.core.config import VectorStoreSettings
+from corral.core.errors import InvalidRequestError
+from corral.protocol.vector_stores import SearchRequest, SearchResult, TextContent
+from corral.storage.db import Database
+from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
+from corral.vector_stores.embedder import SEARCH, Embedder
+from corral.vector_stores.filters import check_filter, matches
+from corral.vector_stores.keyword import keyword_search
+from corral.vector_stores.vectors import MatrixCache
+
+
+@dataclass(frozen=True)
+class Weights:
+    text: float = 1.0
+    vector: float = 1.0
+
+
+@dataclass(frozen=True)
+class SearchFile:
+    filename: str
+    attributes: dict[str, Any] | None
+
+
+def check_queries(req: SearchRequest, settings: VectorStoreSettings) -> list[str]:
+    queries = req.queries()
+    if not queries or len(queries) > settings.max_queries:
+        raise InvalidRequestError(
+            f"`query` must be a string or a list of 1 to {settings.max_queries} strings.",
+            param="query",
+        )
+    for q in queries:
+        if not q.strip():
+            raise InvalidRequestError("`query` must not be empty.", param="query")
+        if len(q) > settings.max_query_chars:
+            raise InvalidRequestError(
+                f"A query is at most {settings.max_query_chars} characters.", param="query"
+            )
+    if req.filters is not None:
+        check_filter(req.filters)
+    return queries
+
+
+def fuse(lists: list[tuple[list[int], float]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion of ranked lists of chunk ids (each with its weight),
+    normalised to [0, 1]."""
+    scores: dict[int, float] = defaultdict(float)
+    for ids, weight in lists:
+        for rank, chunk_id in enumerate(ids, start=1):
+            scores[chunk_id] += weight / (k + rank)
+    best = sum(weight for _, weight in lists) / (k + 1)
+    return {c: s / best for c, s in scores.items()} if best > 0 else {}
+
+
+class Searcher:
+    def __init__(self, db: Database, embedder: Embedder, settings: VectorStoreSettings) -> None:
+        self._db = db
+        self._embedder = embedder
+        self._settings = settings
+        self._cache = MatrixCache(db, settings.cache_mib * 1024 * 1024)
+
+    async def search(
+        self, who: Principal, store: VectorStoreRow, req: SearchRequest
+    ) -> list[SearchResult]:
+        """The store's best chunks for ``req`` (its queries checked by ``check_queries``)."""
+        files = await self._files(store.id)
+        allowed = (
+            None
+            if req.filters is None
+            else frozenset(f for f, v in files.items() if matches(req.filters, v.attributes))
+        )
+        if not files or allowed == frozenset():
+            return []
+        options = req.ranking_options
+        hybrid = options.hybrid_search if options else None
+        weights = Weights(hybrid.text_weight, hybrid.embedding_weight) if hybrid else Weights()
+        lists = await self._ranked(who, store, req.queries(), allowed, weights)
+        fused = fuse(lists, self._settings.rrf_k)
+        threshold = options.score_threshold if options else 0.0
+        chosen = sorted(
+            ((c, s) for c, s in fused.items() if s >= threshold), key=lambda cs: (-cs[1], cs[0])
+        )[: req.max_num_results]
+        return await self._results(chosen, files)
+
+    async def _ranked(
+        self,
+        who: Principal,
+        store: VectorStoreRow,
+        queries: list[str],
+        allowed: frozenset[str] | None,
+        weights: Weights,
+    ) -> list[tuple[list[int], float]]:
+        n = self._settings.candidates
+        lists: list[tuple[list[int], float]] = []
+        if weights.text > 0:
+            only = sorted(allowed) if allowed is not None else None
+            for q in queries:
+                lists.append((await keyword_search(self._db, store.id, q, n, only), weights.text))
+        if weights.vector > 0:
+            matrix = await self._cache.get(store.id, store.revision)
+            if len(matrix.ids):
+                embedded = await self._embedder.embed(who, queries, SEARCH)
+                for vector in embedded.vectors:
+                    top = matrix.top(vector, n, allowed)
+                    lists.append(([c for c, _ in top], weights.vector))
+        return lists
+
+    async def _files(self, store_id: str) -> dict[str, SearchFile]:
+        """The store's searchable (completed) files."""
+        f = VectorStoreFileRow
+        query = select(f.file_id, f.filename, f.attributes).where(
+            f.store_id == store_id, f.status == "completed"
+        )
+        async with self._db.session() as s:
+            rows = (await s.execute(query)).all()
+        return {file_id: SearchFile(name, attrs) for file_id, name, attrs in rows}
+
+    async def _results(
+        self, chosen: list[tuple[int, float]], files: dict[str, SearchFile]
+    ) -> list[SearchResult]:
+        if not chosen:
+            return []
+        c = VectorChunkRow
+        query = select(c.id, c.file_id, c.text).where(c.id.in_([cid for cid, _ in chosen]))
+        async with self._db.session() as s:
+            found = {cid: (fid, text) for cid, fid, text in (await s.execute(query)).all()}
+        results = []
+        for chunk_id, score in chosen:
+            if chunk_id not in found or found[chunk_id][0] not in files:
+                continue  # removed since it was ranked
+            file_id, text = found[chunk_id]
+            meta = files[file_id]
+            results.append(
+                SearchResult(
+                    file_id=file_id,
+                    filename=meta.filename,
+                    score=round(score, 6),
+                    attributes=meta.attributes,
+                    content=[TextContent(text=text)],
+                )
+            )
+        return results
+
+    def forget(self, store_id: str) -> None:
+        self._cache.forget(store_id)
