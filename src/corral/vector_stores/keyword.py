@@ -15,6 +15,18 @@ from corral.storage.db import Database
 
 WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 64
+# Left out of queries on both databases (PostgreSQL's `english` configuration drops them
+# anyway; FTS5 has no stop list): fusion looks at ranks only, and a question's "how do I"
+# would otherwise rank every chunk that has those words.
+STOP_WORDS = frozenset(
+    """a about above after again all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its me
+    more most my no nor not of off on once only or other our ours out over own same she
+    should so some such than that the their them then there these they this those through
+    to too under until up very was we were what when where which while who whom why will
+    with would you your yours get got""".split()
+)
 
 SQLITE = """
 SELECT c.id FROM vector_chunks_fts f JOIN vector_chunks c ON c.id = f.rowid
@@ -31,7 +43,8 @@ ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id LIMIT :n
 def words(query: str) -> list[str]:
     seen: dict[str, None] = {}
     for w in WORD.findall(query.lower()):
-        seen.setdefault(w.replace("_", " ").strip(), None)
+        if w not in STOP_WORDS:
+            seen.setdefault(w.replace("_", " ").strip(), None)
     return [w for w in seen if w][:MAX_WORDS]
 
 
