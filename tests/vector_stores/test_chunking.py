@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from corral.vector_stores.chunking import chunk_text, count_tokens, pieces
+from corral.vector_stores.chunking import chunk_text, count_tokens, layout, pieces
 
 
 def test_tokens_are_counted_like_a_bpe_would_roughly() -> None:
@@ -41,3 +41,19 @@ def test_pieces_never_split_a_character() -> None:
     assert all(len(p.encode()) <= 51 for p in cut)
     assert "".join(cut) == text
     assert pieces("short", 100) == ["short"]
+
+
+def test_overlapping_chunks_share_their_units() -> None:
+    text = " ".join(f"w{i}" for i in range(1000))  # 2000 tokens
+    laid = layout(text, 800, 400)
+    assert laid.chunks == chunk_text(text, 800, 400)
+    assert len(laid.units) == 20  # 100-token units: every token embedded once
+    assert laid.spans[:3] == [(0, 8), (4, 12), (8, 16)]
+    for chunk, (start, end) in zip(laid.chunks, laid.spans, strict=True):
+        assert " ".join(laid.units[start:end]) == chunk.text
+    # A size and step with no common unit of 16+ tokens: each chunk embedded alone.
+    odd = layout(text, 333, 100)
+    assert odd.units == [c.text for c in odd.chunks]
+    assert odd.spans[:2] == [(0, 1), (1, 2)]
+    short = layout("a few words", 800, 400)
+    assert short.units == ["a few words"] and short.spans == [(0, 1)]

@@ -50,6 +50,8 @@ def test_reciprocal_rank_fusion_is_normalised() -> None:
 
 def test_pieces_pool_back_into_one_unit_vector_per_chunk() -> None:
     v = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
-    out = pooled(v, np.array([0, 0, 1]), np.array([3, 1, 1], dtype=np.float32), 2)
+    owner = np.array([0, 0, 1])
+    out = pooled(v, owner, np.array([3, 1, 1], dtype=np.float32), [(0, 1), (1, 2), (0, 2)])
     assert np.allclose(np.linalg.norm(out, axis=1), 1)
     assert out[0][0] > out[0][1] and np.allclose(out[1], [1, 0])
+    assert out[2][0] > out[0][0]  # both units: more of the first direction

@@ -12,6 +12,7 @@ counts; on code and other scripts it errs towards more tokens (smaller chunks).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -43,6 +44,46 @@ def chunk_text(text: str, size: int, overlap: int) -> list[Chunk]:
         if last == len(spans) - 1:
             break
     return chunks
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A file's chunks, and the units embedded for them: chunk ``i`` is units
+    ``spans[i][0]`` up to ``spans[i][1]``. Overlapping chunks share their units, so each
+    token is embedded once, not once per chunk it is in (twice with ``auto``)."""
+
+    chunks: list[Chunk]
+    units: list[str]
+    spans: list[tuple[int, int]]
+
+
+UNIT_MOST = 100  # tokens in a shared unit, at most
+UNIT_LEAST = 16  # below this a unit says too little alone: each chunk is its own unit
+
+
+def layout(text: str, size: int, overlap: int) -> Layout:
+    """Chunks as ``chunk_text`` makes them, with units of ``u`` tokens where ``u`` divides
+    both the chunk size and the step between chunks, so every chunk is whole units."""
+    chunks = chunk_text(text, size, overlap)
+    step = max(1, size - overlap)
+    unit = _unit(math.gcd(size, step))
+    if unit is None or len(chunks) < 2:
+        return Layout(chunks, [c.text for c in chunks], [(i, i + 1) for i in range(len(chunks))])
+    spans = [m.span() for m in TOKEN.finditer(text)]
+    units = [
+        text[spans[first][0] : spans[min(first + unit, len(spans)) - 1][1]]
+        for first in range(0, len(spans), unit)
+    ]
+    at = [
+        (i * step // unit, min(len(units), (i * step + size + unit - 1) // unit))
+        for i in range(len(chunks))
+    ]
+    return Layout(chunks, units, at)
+
+
+def _unit(common: int) -> int | None:
+    best = max(d for d in range(1, min(common, UNIT_MOST) + 1) if common % d == 0)
+    return best if best >= UNIT_LEAST else None
 
 
 def pieces(text: str, limit: int) -> list[str]:

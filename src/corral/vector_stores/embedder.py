@@ -38,11 +38,21 @@ def unit_rows(m: Vectors) -> Vectors:
     return (m / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
-def pooled(vectors: Vectors, owner: npt.NDArray[np.intp], weight: Vectors, n: int) -> Vectors:
-    """Row ``i`` of the result: the weighted mean of the rows of ``vectors`` whose
-    ``owner`` is ``i`` (a chunk's pieces, by their length), made unit length again. The
-    model mean-pools over tokens, so pooling its pieces' vectors stays close to what one
-    long input would have given, with no input past its window."""
-    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
-    np.add.at(out, owner, vectors * weight[:, None])
-    return unit_rows(out)
+def pooled(
+    vectors: Vectors,
+    owner: npt.NDArray[np.intp],
+    weight: Vectors,
+    spans: list[tuple[int, int]],
+) -> Vectors:
+    """Row ``i`` of the result: the weighted mean of the rows of ``vectors`` (pieces,
+    weighted by their length) whose ``owner`` (a unit) lies in ``spans[i]``, made unit
+    length again. The model mean-pools over tokens, so pooling the vectors of a chunk's
+    pieces stays close to what one long input would have given, with no input past its
+    window. One cumulative sum over the units makes every chunk a difference of two rows."""
+    n_units = max(end for _, end in spans)
+    units = np.zeros((n_units, vectors.shape[1]), dtype=np.float64)
+    np.add.at(units, owner, vectors * weight[:, None])
+    cumulative = np.vstack([np.zeros((1, vectors.shape[1])), np.cumsum(units, axis=0)])
+    starts = np.array([s for s, _ in spans], dtype=np.intp)
+    ends = np.array([e for _, e in spans], dtype=np.intp)
+    return unit_rows((cumulative[ends] - cumulative[starts]).astype(np.float32))

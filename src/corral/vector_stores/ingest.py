@@ -29,7 +29,7 @@ from corral.files import FileService
 from corral.storage.claims import ClaimedJobs, poll_forever
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
-from corral.vector_stores.chunking import Chunk, chunk_text, pieces
+from corral.vector_stores.chunking import Chunk, Layout, layout, pieces
 from corral.vector_stores.embedder import INGEST, Embedder, Vectors, pooled
 from corral.vector_stores.parsing import ParseError, extract_text
 from corral.vector_stores.vectors import to_blob
@@ -94,10 +94,10 @@ class IndexWorker:
         limit = self._settings.max_text_bytes
         text = await asyncio.to_thread(extract_text, path, row.filename, limit)
         size, overlap = row.chunking["max_chunk_size_tokens"], row.chunking["chunk_overlap_tokens"]
-        chunks = await asyncio.to_thread(chunk_text, text, size, overlap)
-        await self._check_room(row, len(chunks))
-        vectors = await self._embed(row, chunks)
-        await self._commit(row, chunks, vectors)
+        laid = await asyncio.to_thread(layout, text, size, overlap)
+        await self._check_room(row, len(laid.chunks))
+        vectors = await self._embed(row, laid)
+        await self._commit(row, laid.chunks, vectors)
 
     async def _check_room(self, row: VectorStoreFileRow, n: int) -> None:
         """Refused before the embedding work (and again, atomically, at the commit)."""
@@ -119,14 +119,14 @@ class IndexWorker:
             f"(at most {self._settings.max_chunks_per_store} in a store)."
         )
 
-    async def _embed(self, row: VectorStoreFileRow, chunks: list[Chunk]) -> Vectors:
-        """Each chunk's vector: its pieces embedded in batches (a heartbeat between
-        them, which also notices a cancel), then pooled."""
+    async def _embed(self, row: VectorStoreFileRow, laid: Layout) -> Vectors:
+        """Each chunk's vector: its units' pieces embedded in batches (a heartbeat
+        between them, which also notices a cancel), then pooled."""
         limit = self._embedder.piece_bytes()
         texts: list[str] = []
         owner: list[int] = []
-        for i, chunk in enumerate(chunks):
-            for piece in pieces(chunk.text, limit):
+        for i, unit in enumerate(laid.units):
+            for piece in pieces(unit, limit):
                 texts.append(piece)
                 owner.append(i)
         who = stored_principal(row.principal)
@@ -138,7 +138,7 @@ class IndexWorker:
             batch = texts[start : start + step]
             parts.append(await self._embed_batch(who, batch))
         weight = np.array([len(t) for t in texts], dtype=np.float32)
-        return pooled(np.concatenate(parts), np.array(owner, dtype=np.intp), weight, len(chunks))
+        return pooled(np.concatenate(parts), np.array(owner, dtype=np.intp), weight, laid.spans)
 
     async def _embed_batch(self, who: Any, batch: list[str]) -> Vectors:
         """Rate limits are waited out (a few times): the file is not the caller's
