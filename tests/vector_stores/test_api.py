@@ -5,12 +5,14 @@ project isolation, limits and bad input (400, never 500), metering."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from corral.core.clock import now
 from corral.core.config import VectorStoreSettings
-from corral.storage.tables import Usage
+from corral.storage.tables import Usage, VectorStoreRow
 from tests.vector_stores.conftest import App, vs_settings
 
 DOCS = {
@@ -299,6 +301,7 @@ async def test_another_project_gets_404_everywhere(vs: App) -> None:
             "filters.value",
         ),
         ("/search", {"query": "a", "filters": {"type": "xor", "filters": []}}, None),
+        ("/search", {"query": "a", "filters": {"type": "and", "filters": []}}, "filters.filters"),
         ("/search", {"query": 5}, None),
         ("/files", {"file_id": "file-x", "attributes": {"a": {"nested": 1}}}, None),
         ("/file_batches", {"file_ids": ["a"], "files": [{"file_id": "a"}]}, None),
@@ -381,3 +384,25 @@ async def test_each_half_of_the_hybrid_finds_on_its_own(
     data = (await vs.post(f"/v1/vector_stores/{store_id}/search", body)).json()["data"]
     assert data[0]["file_id"] == ids["refunds.txt"]
     assert data[0]["score"] == 1.0  # first in every list that ran
+
+
+async def test_expiry_and_updates(vs: App) -> None:
+    body = {"name": "old", "expires_after": {"anchor": "last_active_at", "days": 2}}
+    made = (await vs.post("/v1/vector_stores", body)).json()
+    assert made["expires_at"] == made["last_active_at"] + 2 * 86400
+    assert made["expires_after"] == {"anchor": "last_active_at", "days": 2}
+    store_id = made["id"]
+    changed = (
+        await vs.post(f"/v1/vector_stores/{store_id}", {"name": "new", "metadata": {"a": "b"}})
+    ).json()
+    assert changed["name"] == "new" and changed["metadata"] == {"a": "b"}
+    assert changed["expires_at"] == made["expires_at"]  # not given: kept
+    services = vs.app.state.services
+    async with services.db.begin() as s:
+        row = await s.get(VectorStoreRow, store_id)
+        row.expires_at = now() - timedelta(seconds=1)
+    assert (await vs.get(f"/v1/vector_stores/{store_id}")).json()["status"] == "expired"
+    r = await vs.post(f"/v1/vector_stores/{store_id}/search", {"query": "x"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "expired"
+    kept = (await vs.post(f"/v1/vector_stores/{store_id}", {"expires_after": None})).json()
+    assert kept["status"] == "completed" and kept["expires_at"] is None

@@ -18,6 +18,10 @@ LISTS = ("in", "nin")
 def check_filter(f: Filter, param: str = "filters") -> None:
     """Refuse a filter whose value does not fit its operator, before any work."""
     if isinstance(f, CompoundFilter):
+        if not f.filters:
+            raise InvalidRequestError(
+                f"An `{f.type}` filter needs at least one filter.", param=f"{param}.filters"
+            )
         for i, inner in enumerate(f.filters):
             check_filter(inner, f"{param}.filters[{i}]")
         return

@@ -39,6 +39,8 @@ from corral.vector_stores.files import Attacher
 from corral.vector_stores.search import Searcher, check_queries
 from corral.vector_stores.store import store_object, store_totals
 
+TOUCH_EVERY = timedelta(minutes=1)
+
 
 def scope_of(who: Principal) -> str:
     return who.project_id or "-"
@@ -180,8 +182,12 @@ class VectorStoreService:
         return SearchResultsPage(search_query=queries, data=results)
 
     async def _touch(self, row: VectorStoreRow) -> None:
-        """A search makes the store active: its expiry moves with it."""
+        """A search makes the store active: its expiry moves with it. Written at most once
+        a minute per store: a write per search would queue searches behind SQLite's one
+        writer, for a time kept in days."""
         moment = now()
+        if moment - aware(row.last_active_at) < TOUCH_EVERY:
+            return
         expires = ExpiresAfter(**row.expires_after) if row.expires_after else None
         async with self._db.begin() as s:
             await s.execute(
