@@ -13,7 +13,7 @@ from sqlalchemy import select
 from corral.core.clock import now
 from corral.core.config import VectorStoreSettings
 from corral.storage.tables import Usage, VectorStoreRow
-from tests.vector_stores.conftest import App, vs_settings
+from tests.vector_stores.conftest import ADMIN, App, vs_settings
 
 DOCS = {
     "refunds.txt": "Refund policy. Customers may return any item within 30 days of delivery "
@@ -371,6 +371,12 @@ async def test_embeddings_are_metered(vs: App) -> None:
     by_endpoint = {r.endpoint: r for r in rows}
     assert by_endpoint["vector_stores"].prompt_tokens > 0
     assert by_endpoint["vector_stores.search"].prompt_tokens == 1
+    # Embeddings, not completions, in the usage report.
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    since = int(now().timestamp()) - 60
+    r = await vs.http.get(f"/v1/organization/usage/completions?start_time={since}", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] and all(not bucket["results"] for bucket in r.json()["data"])
 
 
 @pytest.mark.parametrize(("text", "vector"), [(1.0, 0.0), (0.0, 1.0), (2.0, 1.0)])

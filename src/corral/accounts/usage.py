@@ -41,9 +41,14 @@ COST_GROUPS: dict[str, Key] = {
 }
 
 
+# Embeddings: the endpoint's, and those vector stores make when they index a file or
+# embed a search's queries.
+EMBEDDING_ENDPOINTS = frozenset({"embeddings", "vector_stores", "vector_stores.search"})
+
+
 def _embeddings(row: Usage) -> bool:
     """Embeddings are not completions usage, whether run alone or as a batch's lines."""
-    return "embeddings" in (row.endpoint, row.batch_endpoint)
+    return row.endpoint in EMBEDDING_ENDPOINTS or row.batch_endpoint in EMBEDDING_ENDPOINTS
 
 
 @dataclass(frozen=True)
