@@ -124,19 +124,19 @@ async def bench(url: str, n: int) -> str:
     searcher = Searcher(db, InstantEmbedder(1), VectorStoreSettings())
     words = vocabulary(np.random.default_rng(n))  # the same vocabulary
     first = time.perf_counter()
-    await searcher.search(ANONYMOUS, store, SearchRequest(query="warm up"))
+    await searcher.search(ANONYMOUS, [store], SearchRequest(query="warm up"))
     cold = time.perf_counter() - first
     times, filtered = [], []
     for i in range(SEARCHES):
         query = " ".join(words[(i * 7 + j) % len(words)] for j in range(4))
         t = time.perf_counter()
-        await searcher.search(ANONYMOUS, store, SearchRequest(query=query))
+        await searcher.search(ANONYMOUS, [store], SearchRequest(query=query))
         times.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         request = SearchRequest.model_validate(
             {"query": query, "filters": {"type": "eq", "key": "group", "value": 1}}
         )
-        await searcher.search(ANONYMOUS, store, request)
+        await searcher.search(ANONYMOUS, [store], request)
         filtered.append((time.perf_counter() - t) * 1000)
     await db.close()
     return (

@@ -10,8 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from corral.accounts.keys import Principal
 from corral.core.clock import now
 from corral.core.config import VectorStoreSettings
+from corral.core.errors import InvalidRequestError, NotFoundError
+from corral.protocol.vector_stores import SearchRequest
 from corral.storage.tables import Usage, VectorStoreRow
 from tests.vector_stores.conftest import ADMIN, App, vs_settings
 
@@ -412,3 +415,31 @@ async def test_expiry_and_updates(vs: App) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "expired"
     kept = (await vs.post(f"/v1/vector_stores/{store_id}", {"expires_after": None})).json()
     assert kept["status"] == "completed" and kept["expires_at"] is None
+
+
+async def test_one_search_over_several_stores(vs: App) -> None:
+    """What the Responses file_search tool will call: the caller's stores searched at
+    once, the queries embedded once, results merged by score; another's store is 404."""
+    first, ids = await store_with_docs(vs)
+    second = (await vs.post("/v1/vector_stores", {"name": "more"})).json()["id"]
+    extra = await vs.upload("returns.txt", "Returns of opened software are not refunded.")
+    await vs.post(f"/v1/vector_stores/{second}/files", {"file_id": extra})
+    await vs.index()
+    service = vs.app.state.services.vector_stores
+    who = await principal_of(vs, vs.a)
+    before = len(vs.engine.inputs)
+    req = SearchRequest(query="refund", max_num_results=3)
+    page = await service.search_stores(who, [first, second, first], req)
+    assert {d.file_id for d in page.data} >= {ids["refunds.txt"], extra}
+    assert [d.score for d in page.data] == sorted((d.score for d in page.data), reverse=True)
+    assert vs.engine.inputs[before:] == ["refund"]  # embedded once for both stores
+    other = await principal_of(vs, vs.b)
+    with pytest.raises(NotFoundError):
+        await service.search_stores(other, [first], req)
+    with pytest.raises(InvalidRequestError):
+        await service.search_stores(who, [], req)
+
+
+async def principal_of(vs: App, headers: dict[str, str]) -> Principal:
+    found: Principal = await vs.app.state.services.keys.authenticate(headers["Authorization"])
+    return found

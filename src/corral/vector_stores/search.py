@@ -22,7 +22,7 @@ from corral.core.errors import InvalidRequestError
 from corral.protocol.vector_stores import SearchRequest, SearchResult, TextContent
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
-from corral.vector_stores.embedder import SEARCH, Embedder
+from corral.vector_stores.embedder import SEARCH, Embedder, Vectors
 from corral.vector_stores.filters import check_filter, matches
 from corral.vector_stores.keyword import keyword_search
 from corral.vector_stores.vectors import MatrixCache
@@ -78,33 +78,40 @@ class Searcher:
         self._cache = MatrixCache(db, settings.cache_mib * 1024 * 1024)
 
     async def search(
-        self, who: Principal, store: VectorStoreRow, req: SearchRequest
+        self, who: Principal, stores: list[VectorStoreRow], req: SearchRequest
     ) -> list[SearchResult]:
-        """The store's best chunks for ``req`` (its queries checked by ``check_queries``)."""
-        files = await self._files(store.id)
-        allowed = (
-            None
-            if req.filters is None
-            else frozenset(f for f, v in files.items() if matches(req.filters, v.attributes))
-        )
-        if not files or allowed == frozenset():
-            return []
+        """The best chunks of ``stores`` for ``req`` (its queries checked by
+        ``check_queries``), best first. Each store's lists are fused on their own (a score
+        is a chunk's place in its store), then the stores' chunks merged by score; the
+        queries are embedded once, and only if some store has vectors."""
         options = req.ranking_options
         hybrid = options.hybrid_search if options else None
         weights = Weights(hybrid.text_weight, hybrid.embedding_weight) if hybrid else Weights()
-        lists = await self._ranked(who, store, req.queries(), allowed, weights)
-        fused = fuse(lists, self._settings.rrf_k)
         threshold = options.score_threshold if options else 0.0
-        chosen = sorted(
-            ((c, s) for c, s in fused.items() if s >= threshold), key=lambda cs: (-cs[1], cs[0])
-        )[: req.max_num_results]
+        queries = _Queries(self._embedder, who, req.queries())
+        files: dict[str, dict[str, SearchFile]] = {}
+        scored: list[tuple[int, float]] = []
+        for store in stores:
+            files[store.id] = await self._files(store.id)
+            allowed = (
+                None
+                if req.filters is None
+                else frozenset(
+                    f for f, v in files[store.id].items() if matches(req.filters, v.attributes)
+                )
+            )
+            if not files[store.id] or allowed == frozenset():
+                continue
+            lists = await self._ranked(store, queries, allowed, weights)
+            fused = fuse(lists, self._settings.rrf_k)
+            scored += [(c, score) for c, score in fused.items() if score >= threshold]
+        chosen = sorted(scored, key=lambda cs: (-cs[1], cs[0]))[: req.max_num_results]
         return await self._results(chosen, files)
 
     async def _ranked(
         self,
-        who: Principal,
         store: VectorStoreRow,
-        queries: list[str],
+        queries: _Queries,
         allowed: frozenset[str] | None,
         weights: Weights,
     ) -> list[tuple[list[int], float]]:
@@ -112,13 +119,12 @@ class Searcher:
         lists: list[tuple[list[int], float]] = []
         if weights.text > 0:
             only = sorted(allowed) if allowed is not None else None
-            for q in queries:
+            for q in queries.texts:
                 lists.append((await keyword_search(self._db, store.id, q, n, only), weights.text))
         if weights.vector > 0:
             matrix = await self._cache.get(store.id, store.revision)
             if len(matrix.ids):
-                embedded = await self._embedder.embed(who, queries, SEARCH)
-                for vector in embedded.vectors:
+                for vector in await queries.vectors():
                     top = matrix.top(vector, n, allowed)
                     lists.append(([c for c, _ in top], weights.vector))
         return lists
@@ -134,20 +140,24 @@ class Searcher:
         return {file_id: SearchFile(name, attrs) for file_id, name, attrs in rows}
 
     async def _results(
-        self, chosen: list[tuple[int, float]], files: dict[str, SearchFile]
+        self, chosen: list[tuple[int, float]], files: dict[str, dict[str, SearchFile]]
     ) -> list[SearchResult]:
         if not chosen:
             return []
         c = VectorChunkRow
-        query = select(c.id, c.file_id, c.text).where(c.id.in_([cid for cid, _ in chosen]))
+        query = select(c.id, c.store_id, c.file_id, c.text).where(
+            c.id.in_([cid for cid, _ in chosen])
+        )
         async with self._db.session() as s:
-            found = {cid: (fid, text) for cid, fid, text in (await s.execute(query)).all()}
+            found = {row[0]: row[1:] for row in (await s.execute(query)).all()}
         results = []
         for chunk_id, score in chosen:
-            if chunk_id not in found or found[chunk_id][0] not in files:
+            if chunk_id not in found:
                 continue  # removed since it was ranked
-            file_id, text = found[chunk_id]
-            meta = files[file_id]
+            store_id, file_id, text = found[chunk_id]
+            meta = files.get(store_id, {}).get(file_id)
+            if meta is None:
+                continue
             results.append(
                 SearchResult(
                     file_id=file_id,
@@ -161,3 +171,18 @@ class Searcher:
 
     def forget(self, store_id: str) -> None:
         self._cache.forget(store_id)
+
+
+class _Queries:
+    """A search's queries, embedded (metered) on first use only."""
+
+    def __init__(self, embedder: Embedder, who: Principal, texts: list[str]) -> None:
+        self._embedder = embedder
+        self._who = who
+        self.texts = texts
+        self._vectors: Vectors | None = None
+
+    async def vectors(self) -> Vectors:
+        if self._vectors is None:
+            self._vectors = (await self._embedder.embed(self._who, self.texts, SEARCH)).vectors
+        return self._vectors

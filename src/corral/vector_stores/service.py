@@ -6,6 +6,7 @@ Files are attached through ``Attacher`` (``files.py`` here) and indexed by the w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -169,16 +170,30 @@ class VectorStoreService:
         return VectorStoreDeleted(id=row.id)
 
     async def search(self, who: Principal, store_id: str, req: SearchRequest) -> SearchResultsPage:
-        """Everything that can be refused is refused before the query is embedded."""
+        """``POST /v1/vector_stores/{id}/search``."""
+        return await self.search_stores(who, (store_id,), req)
+
+    async def search_stores(
+        self, who: Principal, store_ids: Sequence[str], req: SearchRequest
+    ) -> SearchResultsPage:
+        """One search over several of the caller's stores (what the Responses
+        `file_search` tool's `vector_store_ids` asks for), results merged by score.
+        Everything that can be refused (the request, a store that is not the caller's or
+        has expired) is refused before the query is embedded."""
         refuse_unknown(req)
         queries = check_queries(req, self._settings)
-        row = await self.row(who, store_id)
-        if row.expires_at is not None and aware(row.expires_at) <= now():
-            raise InvalidRequestError(
-                f"Vector store {store_id} has expired.", param="vector_store_id", code="expired"
-            )
-        results = await self._searcher.search(who, row, req)
-        await self._touch(row)
+        unique = tuple(dict.fromkeys(store_ids))
+        if not unique:
+            raise InvalidRequestError("Name at least one vector store.", param="vector_store_ids")
+        rows = [await self.row(who, store_id) for store_id in unique]
+        for row in rows:
+            if row.expires_at is not None and aware(row.expires_at) <= now():
+                raise InvalidRequestError(
+                    f"Vector store {row.id} has expired.", param="vector_store_id", code="expired"
+                )
+        results = await self._searcher.search(who, rows, req)
+        for row in rows:
+            await self._touch(row)
         return SearchResultsPage(search_query=queries, data=results)
 
     async def _touch(self, row: VectorStoreRow) -> None:
