@@ -27,9 +27,9 @@ from corral.core.config import VectorStoreSettings
 from corral.protocol.vector_stores import SearchRequest
 from corral.storage.db import Database, upgrade
 from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
-from corral.vector_stores.embedder import Embedded, unit_rows
+from corral.vector_stores.embedder import Embedded
 from corral.vector_stores.search import Searcher
-from corral.vector_stores.vectors import to_blob
+from corral.vector_stores.vectors import to_blob, unit_rows
 
 DIMS = 576
 FILES = 100

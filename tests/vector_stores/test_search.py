@@ -4,9 +4,8 @@ import time
 
 import numpy as np
 
-from corral.vector_stores.embedder import pooled, unit_rows
 from corral.vector_stores.search import fuse
-from corral.vector_stores.vectors import Matrix
+from corral.vector_stores.vectors import Matrix, pooled, unit_rows
 
 
 def matrix(n: int, dims: int = 8, files: int = 2, seed: int = 0) -> Matrix:

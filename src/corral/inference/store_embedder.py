@@ -7,14 +7,13 @@ from __future__ import annotations
 import dataclasses
 
 import anyio
-import numpy as np
 
 from corral.accounts.keys import Principal
 from corral.accounts.metering import Meter
 from corral.catalog.registry import ModelRegistry
 from corral.inference.embeddings import EmbeddingService
 from corral.protocol.embeddings import EmbeddingRequest
-from corral.vector_stores.embedder import Embedded, unit_rows
+from corral.vector_stores.embedder import Embedded
 
 # Inputs sent whole, however large the model's window: a piece this long is already far
 # more than one of a chunk's 800 tokens needs, and llama.cpp embeds an input in one batch.
@@ -47,6 +46,10 @@ class MeteredEmbedder:
                 await self._meter.settle(ticket, None, "error")
             raise
         await self._meter.settle(ticket, result.usage.model_dump(), "ok")
+        import numpy as np  # on first use, not at every start
+
+        from corral.vector_stores.vectors import unit_rows
+
         rows = [d.embedding for d in sorted(result.data, key=lambda d: d.index)]
         vectors = unit_rows(np.array(rows, dtype=np.float32))
         return Embedded(vectors, result.usage.prompt_tokens)

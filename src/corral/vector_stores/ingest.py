@@ -17,9 +17,8 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import insert, select, update
 
 from corral.accounts.keys import stored_principal
@@ -30,9 +29,11 @@ from corral.storage.claims import ClaimedJobs, poll_forever
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
 from corral.vector_stores.chunking import Chunk, Layout, layout, pieces
-from corral.vector_stores.embedder import INGEST, Embedder, Vectors, pooled
+from corral.vector_stores.embedder import INGEST, Embedder
 from corral.vector_stores.parsing import ParseError, extract_text
-from corral.vector_stores.vectors import to_blob
+
+if TYPE_CHECKING:
+    from corral.vector_stores.vectors import Vectors
 
 log = logging.getLogger(__name__)
 RATE_RETRIES = 5
@@ -137,6 +138,10 @@ class IndexWorker:
                 raise Stopped
             batch = texts[start : start + step]
             parts.append(await self._embed_batch(who, batch))
+        import numpy as np  # on first use (see embedder.py)
+
+        from corral.vector_stores.vectors import pooled
+
         weight = np.array([len(t) for t in texts], dtype=np.float32)
         return pooled(np.concatenate(parts), np.array(owner, dtype=np.intp), weight, laid.spans)
 
@@ -191,6 +196,8 @@ class IndexWorker:
     def _chunk_rows(
         row: VectorStoreFileRow, chunks: list[Chunk], vectors: Vectors
     ) -> list[dict[str, Any]]:
+        from corral.vector_stores.vectors import to_blob
+
         return [
             {
                 "store_id": row.store_id,

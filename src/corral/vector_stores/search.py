@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -22,10 +22,12 @@ from corral.core.errors import InvalidRequestError
 from corral.protocol.vector_stores import SearchRequest, SearchResult, TextContent
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
-from corral.vector_stores.embedder import SEARCH, Embedder, Vectors
+from corral.vector_stores.embedder import SEARCH, Embedder
 from corral.vector_stores.filters import check_filter, matches
 from corral.vector_stores.keyword import keyword_search
-from corral.vector_stores.vectors import MatrixCache
+
+if TYPE_CHECKING:
+    from corral.vector_stores.vectors import MatrixCache, Vectors
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,15 @@ class Searcher:
         self._db = db
         self._embedder = embedder
         self._settings = settings
-        self._cache = MatrixCache(db, settings.cache_mib * 1024 * 1024)
+        self._held: MatrixCache | None = None
+
+    @property
+    def _cache(self) -> MatrixCache:
+        if self._held is None:
+            from corral.vector_stores.vectors import MatrixCache  # numpy: on first use
+
+            self._held = MatrixCache(self._db, self._settings.cache_mib * 1024 * 1024)
+        return self._held
 
     async def search(
         self, who: Principal, stores: list[VectorStoreRow], req: SearchRequest
@@ -170,7 +180,8 @@ class Searcher:
         return results
 
     def forget(self, store_id: str) -> None:
-        self._cache.forget(store_id)
+        if self._held is not None:
+            self._held.forget(store_id)
 
 
 class _Queries:

@@ -20,9 +20,34 @@ from sqlalchemy import select
 
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow
-from corral.vector_stores.embedder import Vectors
 
+Vectors = npt.NDArray[np.float32]
 DTYPE = np.dtype("<f4")
+
+
+def unit_rows(m: Vectors) -> Vectors:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return (m / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+def pooled(
+    vectors: Vectors,
+    owner: npt.NDArray[np.intp],
+    weight: Vectors,
+    spans: list[tuple[int, int]],
+) -> Vectors:
+    """Row ``i`` of the result: the weighted mean of the rows of ``vectors`` (pieces,
+    weighted by their length) whose ``owner`` (a unit) lies in ``spans[i]``, made unit
+    length again. The model mean-pools over tokens, so pooling the vectors of a chunk's
+    pieces stays close to what one long input would have given, with no input past its
+    window. One cumulative sum over the units makes every chunk a difference of two rows."""
+    n_units = max(end for _, end in spans)
+    units = np.zeros((n_units, vectors.shape[1]), dtype=np.float64)
+    np.add.at(units, owner, vectors * weight[:, None])
+    cumulative = np.vstack([np.zeros((1, vectors.shape[1])), np.cumsum(units, axis=0)])
+    starts = np.array([s for s, _ in spans], dtype=np.intp)
+    ends = np.array([e for _, e in spans], dtype=np.intp)
+    return unit_rows((cumulative[ends] - cumulative[starts]).astype(np.float32))
 
 
 def to_blob(vector: Vectors) -> bytes:
