@@ -443,3 +443,18 @@ async def test_one_search_over_several_stores(vs: App) -> None:
 async def principal_of(vs: App, headers: dict[str, str]) -> Principal:
     found: Principal = await vs.app.state.services.keys.authenticate(headers["Authorization"])
     return found
+
+
+async def test_deleting_an_uploaded_file_removes_it_from_its_stores(vs: App) -> None:
+    store_id, ids = await store_with_docs(vs)
+    other = (await vs.post("/v1/vector_stores", {"file_ids": [ids["team.json"]]})).json()["id"]
+    await vs.index()
+    assert (await vs.http.delete(f"/v1/files/{ids['team.json']}", headers=vs.b)).status_code == 404
+    assert (await vs.get(f"/v1/vector_stores/{other}")).json()["file_counts"]["total"] == 1
+    assert (await vs.http.delete(f"/v1/files/{ids['team.json']}", headers=vs.a)).status_code == 200
+    for sid in (store_id, other):
+        r = await vs.get(f"/v1/vector_stores/{sid}/files/{ids['team.json']}")
+        assert r.status_code == 404
+        r = await vs.post(f"/v1/vector_stores/{sid}/search", {"query": "pd-4411"})
+        assert ids["team.json"] not in {d["file_id"] for d in r.json()["data"]}
+    assert (await vs.get(f"/v1/vector_stores/{other}")).json()["file_counts"]["total"] == 0

@@ -5,6 +5,7 @@ chunks). Indexing them is the worker's (``ingest.py``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -238,6 +239,16 @@ class Attacher:
                 )
         self._forget(store_id)
         return VectorStoreFileDeleted(id=row.file_id)
+
+    async def forget_file(self, file_id: str) -> None:
+        """An uploaded file was deleted: it leaves every store it was in, as OpenAI's
+        file deletion does (a file is only ever in its own project's stores)."""
+        f = VectorStoreFileRow
+        async with self._db.session() as s:
+            stores = list(await s.scalars(select(f.store_id).where(f.file_id == file_id)))
+        for store_id in stores:
+            with contextlib.suppress(NotFoundError):  # removed meanwhile
+                await self.remove(store_id, file_id)
 
     async def content(self, store_id: str, file_id: str) -> FileContentPage:
         """The file's parsed text (parsed again: it is kept only as overlapping chunks)."""

@@ -77,7 +77,9 @@ async def file_content(file_id: str, request: Request, services: ServicesDep) ->
 
 @router.delete("/v1/files/{file_id}", response_model=FileDeleted)
 async def delete_file(file_id: str, request: Request, services: ServicesDep) -> FileDeleted:
-    return await services.files.delete(owner_of(request), file_id)
+    deleted = await services.files.delete(owner_of(request), file_id)  # 404 for others'
+    await services.vector_stores.files.forget_file(deleted.id)
+    return deleted
 
 
 async def _check_training_file(path: Path) -> None:
