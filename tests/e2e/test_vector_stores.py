@@ -15,6 +15,7 @@ import pytest
 from openai import NOT_GIVEN
 
 from tests.conftest import LiveServer, _postgres_available, fresh_postgres_database
+from tests.vector_stores.test_parsing import minimal_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -141,13 +142,15 @@ def test_a_file_batch_uploads_and_polls(client: openai.OpenAI) -> None:
     made = client.vector_stores.create(name="batch")
     files = [("a.md", io.BytesIO(b"# Alpha\n\nThe alpha release ships in March."))]
     files.append(("b.txt", io.BytesIO(b"The beta release ships in October.")))
+    files.append(("c.pdf", io.BytesIO(minimal_pdf("The gamma release ships in June."))))
     batch = client.vector_stores.file_batches.upload_and_poll(
         made.id, files=files, poll_interval_ms=300
     )
     assert batch.object == "vector_store.files_batch" and batch.status == "completed"
-    assert batch.file_counts.completed == 2
+    assert batch.file_counts.completed == 3
     in_batch = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=made.id)
-    assert len(list(in_batch)) == 2
+    assert len(list(in_batch)) == 3
+    assert first_file(client, made.id, "gamma") == "c.pdf"
     content = client.vector_stores.files.content(in_batch.data[0].id, vector_store_id=made.id)
     assert "release ships" in next(iter(content)).text
     deleted = client.vector_stores.delete(made.id)

@@ -29,6 +29,35 @@ def test_text_of_any_kind_is_taken_as_it_is(tmp_path: Path, name: str, data: byt
     assert "some text" in text and not text.startswith("\ufeff")
 
 
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with ``text`` in Helvetica, written by hand (no PDF writer here)."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    return bytes(out + trailer.encode())
+
+
+def test_pdf(tmp_path: Path) -> None:
+    data = minimal_pdf("The warranty lasts two years")
+    text = extract_text(write(tmp_path, data), "warranty.pdf", 100_000)
+    assert "warranty lasts two years" in text
+
+
 def test_docx(tmp_path: Path) -> None:
     document = docx.Document()
     document.add_paragraph("The quarterly report is due on Friday.")
