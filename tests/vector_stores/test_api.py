@@ -16,6 +16,7 @@ from corral.core.config import VectorStoreSettings
 from corral.core.errors import InvalidRequestError, NotFoundError
 from corral.protocol.vector_stores import SearchRequest
 from corral.storage.tables import Usage, VectorStoreRow
+from corral.vector_stores.ingest import IndexWorker
 from tests.vector_stores.conftest import ADMIN, App, vs_settings
 
 DOCS = {
@@ -457,3 +458,23 @@ async def test_deleting_an_uploaded_file_removes_it_from_its_stores(vs: App) -> 
         r = await vs.post(f"/v1/vector_stores/{sid}/search", {"query": "pd-4411"})
         assert ids["team.json"] not in {d["file_id"] for d in r.json()["data"]}
     assert (await vs.get(f"/v1/vector_stores/{other}")).json()["file_counts"]["total"] == 0
+
+
+async def test_a_file_whose_worker_died_is_indexed_by_another(vs: App) -> None:
+    store_id, ids = await store_with_docs(vs)
+    services = vs.app.state.services
+    dead = services.vector_store_worker
+    taken = [await dead.jobs.claim() for _ in DOCS]  # claimed, then its process "died"
+    assert all(taken) and await dead.jobs.claim() is None
+    other = IndexWorker(services.db, services.files, dead._embedder, vs_settings())
+    await other.jobs.recover(timedelta(seconds=0))  # their heartbeats are stale at once
+    while (claimed := await other.jobs.claim()) is not None:
+        await other.execute(claimed)
+    store = (await vs.get(f"/v1/vector_stores/{store_id}")).json()
+    assert store["file_counts"]["completed"] == len(DOCS)
+    # The dead worker's late writes change nothing: the files are no longer its own.
+    await dead.execute(taken[0])
+    r = await vs.get(f"/v1/vector_stores/{store_id}/files/{ids['refunds.txt']}")
+    assert r.json()["status"] == "completed"
+    content = (await vs.post(f"/v1/vector_stores/{store_id}/search", {"query": "refund"})).json()
+    assert len({d["content"][0]["text"] for d in content["data"]}) == len(content["data"])
