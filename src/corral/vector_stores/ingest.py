@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
-from corral.accounts.keys import stored_principal
+from corral.accounts.keys import Principal, stored_principal
 from corral.core.config import VectorStoreSettings
 from corral.core.errors import CorralError, RateLimitError
 from corral.files import FileService
@@ -145,7 +145,7 @@ class IndexWorker:
         weight = np.array([len(t) for t in texts], dtype=np.float32)
         return pooled(np.concatenate(parts), np.array(owner, dtype=np.intp), weight, laid.spans)
 
-    async def _embed_batch(self, who: Any, batch: list[str]) -> Vectors:
+    async def _embed_batch(self, who: Principal, batch: list[str]) -> Vectors:
         """Rate limits are waited out (a few times): the file is not the caller's
         request, and its turn comes back."""
         for attempt in range(RATE_RETRIES):
