@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from corral.core.config import VectorStoreSettings
 from corral.core.errors import InvalidRequestError, NotFoundError
 from corral.protocol.vector_stores import SearchRequest
 from corral.storage.tables import Usage, VectorStoreRow
+from corral.vector_stores import vectors
 from corral.vector_stores.ingest import IndexWorker
 from tests.vector_stores.conftest import ADMIN, App, vs_settings
 
@@ -478,3 +480,33 @@ async def test_a_file_whose_worker_died_is_indexed_by_another(vs: App) -> None:
     assert r.json()["status"] == "completed"
     content = (await vs.post(f"/v1/vector_stores/{store_id}/search", {"query": "refund"})).json()
     assert len({d["content"][0]["text"] for d in content["data"]}) == len(content["data"])
+
+
+async def test_a_store_that_grew_appends_to_its_cached_vectors(
+    vs: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    whole = vectors.load
+
+    async def counted(db: Any, store_id: str, revision: int) -> vectors.Matrix:
+        reads.append(store_id)
+        return await whole(db, store_id, revision)
+
+    monkeypatch.setattr(vectors, "load", counted)
+    store_id, ids = await store_with_docs(vs)
+    await vs.index()
+    search = f"/v1/vector_stores/{store_id}/search"
+    vector_only = {"hybrid_search": {"text_weight": 0, "embedding_weight": 1}}
+    await vs.post(search, {"query": "refund", "ranking_options": vector_only})
+    assert reads == [store_id]
+    added = await vs.upload("returns.txt", "Opened software is never refunded.")
+    await vs.post(f"/v1/vector_stores/{store_id}/files", {"file_id": added})
+    await vs.index()
+    r = await vs.post(search, {"query": "opened software", "ranking_options": vector_only})
+    assert r.json()["data"][0]["file_id"] == added
+    assert reads == [store_id]  # the new chunk was appended, the rest not read again
+    await vs.http.delete(f"/v1/vector_stores/{store_id}/files/{added}", headers=vs.a)
+    r = await vs.post(search, {"query": "opened software", "ranking_options": vector_only})
+    assert added not in {d["file_id"] for d in r.json()["data"]}
+    assert reads == [store_id, store_id]  # a removal: read whole again
+    assert {d["file_id"] for d in r.json()["data"]} == set(ids.values())

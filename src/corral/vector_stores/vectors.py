@@ -6,7 +6,8 @@ run on have no ``pgvector``. So each store's vectors are read into one float32 m
 (bounded by ``max_chunks_per_store``), kept in memory under a byte budget, and searched
 by a matrix-vector product and a partial sort — no Python loop over chunks. A matrix is
 keyed by the store's ``revision``, which every change of its chunks bumps in the same
-transaction, so a replica never searches stale vectors.
+transaction, so a replica never searches stale vectors. A new revision that only added
+chunks (a file indexed) reads just those and appends them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from corral.storage.db import Database
 from corral.storage.tables import VectorChunkRow
@@ -113,6 +114,47 @@ def _empty() -> Vectors:
     return np.zeros((0, 0), dtype=np.float32)
 
 
+# The store's chunk count and id sum, and its chunks past the held ones, in one statement
+# (one snapshot on both databases).
+SINCE = text(
+    "SELECT t.n, t.s, c.id, c.file_id, c.embedding FROM "
+    "(SELECT count(*) AS n, coalesce(sum(id), 0) AS s FROM vector_chunks "
+    "WHERE store_id = :store) t "
+    "LEFT JOIN vector_chunks c ON c.store_id = :store AND c.id > :after ORDER BY c.id"
+)
+
+
+async def grown(db: Database, held: Matrix, store_id: str, revision: int) -> Matrix | None:
+    """``held`` with the chunks added to the store since it was read, or None when that
+    is not all that changed (chunks removed, or added with lower ids than held ones: a
+    transaction that committed late): then the whole matrix is read again. Chunks are
+    only ever added or removed, never changed, so the count and the sum of the ids tell."""
+    if not len(held.ids):
+        return None
+    params = {"store": store_id, "after": int(held.ids[-1])}
+    async with db.session() as s:
+        rows = (await s.execute(SINCE, params)).all()
+    count, id_sum = int(rows[0][0]), int(rows[0][1])
+    new = [r[2:] for r in rows if r[2] is not None]
+    added = sum(int(r[0]) for r in new)
+    if not new or count != len(held.ids) + len(new) or id_sum != int(held.ids.sum()) + added:
+        return None
+    ids, file_ids, blobs = zip(*new, strict=True)
+    fresh = np.frombuffer(b"".join(blobs), dtype=DTYPE).reshape(len(new), -1)
+    before = np.array(held.files)
+    files = np.unique(np.concatenate([before, np.array(file_ids)]))
+    codes = np.concatenate(
+        [np.searchsorted(files, before)[held.codes], np.searchsorted(files, np.array(file_ids))]
+    )
+    return Matrix(
+        revision,
+        np.concatenate([held.ids, np.array(ids, dtype=np.int64)]),
+        codes.astype(np.int32),
+        tuple(str(f) for f in files),
+        np.concatenate([held.vectors, fresh.astype(np.float32)]),
+    )
+
+
 class MatrixCache:
     """Stores' matrices, least recently used dropped first past ``budget`` bytes."""
 
@@ -126,7 +168,9 @@ class MatrixCache:
         if held is not None and held.revision == revision:
             self._held.move_to_end(store_id)
             return held
-        matrix = await load(self._db, store_id, revision)
+        matrix = await grown(self._db, held, store_id, revision) if held is not None else None
+        if matrix is None:
+            matrix = await load(self._db, store_id, revision)
         self._held.pop(store_id, None)
         if matrix.nbytes <= self._budget:
             self._held[store_id] = matrix
