@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from corral.core.errors import InvalidRequestError
 from corral.engines.base import Body
-from corral.engines.upstream import _sse
+from corral.engines.upstream import EventReader
 
 
 async def _read(*pieces: bytes) -> list[Body]:
-    async def arrive() -> AsyncIterator[bytes]:
-        for piece in pieces:
-            yield piece
-
-    return [chunk async for chunk in _sse(arrive())]
+    reader = EventReader()
+    chunks: list[Body] = []
+    for piece in pieces:
+        chunks += reader.feed(piece)
+        if reader.done:
+            return chunks
+    return chunks + reader.close()
 
 
 async def test_events_split_anywhere_and_crlf_lines_are_read_whole() -> None:

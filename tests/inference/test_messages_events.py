@@ -1,23 +1,19 @@
-"""The core's chunks as Anthropic's events: an error mid-stream, the error shapes."""
+"""The core's events as Anthropic's: an error mid-stream, the error shapes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 from corral.core.errors import EngineError, OverloadedError
 from corral.inference.messages.events import MessageStream
+from corral.protocol.events import Failed, TextDelta
 from corral.protocol.messages import Message, MessageUsage, error_body, error_status
-
-
-async def _failing() -> AsyncIterator[dict[str, Any]]:
-    yield {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
-    raise EngineError("engine failed: out of memory")
 
 
 async def test_an_error_mid_stream_is_an_error_event_after_what_was_sent() -> None:
     message = Message(id="msg_1", model="m", usage=MessageUsage(input_tokens=0, output_tokens=0))
-    events = [e async for e in MessageStream(message, str.upper, True).stream(_failing())]
+    stream = MessageStream(message, str.upper, True)
+    failed = Failed(EngineError("engine failed: out of memory"))
+    events = [*stream.start(), *stream.feed(TextDelta("Hel")), *stream.feed(failed)]
+    assert await stream.end() == []  # nothing after the error
     kinds = [e["type"] for e in events]
     assert kinds == ["message_start", "ping", "content_block_start", "content_block_delta", "error"]
     assert events[-1]["error"] == {"type": "api_error", "message": "engine failed: out of memory"}

@@ -8,13 +8,14 @@ import pytest
 
 from corral.catalog.schema import ModelSpec
 from corral.core.errors import UnsupportedParameterError
-from corral.inference.chat import split_chunk
+from corral.inference.chat_stream import split_events
 from corral.inference.reasoning import (
     StreamSplitter,
     check_effort,
     split_reasoning,
     thinking_budget,
 )
+from corral.protocol.events import Finish, ReasoningDelta, TextDelta
 
 # What an R1 distill writes when its template does not open the tag itself...
 WITH_OPEN_TAG = (
@@ -70,21 +71,22 @@ def test_stream_without_tags_is_all_answer_and_flows() -> None:
     assert splitter.feed("ink> ok") == [("content", "ok")]
 
 
-def test_split_chunk_rewrites_deltas_and_counts() -> None:
-    splitter = StreamSplitter()
-    chunks = [
-        {"choices": [{"index": 0, "delta": {"content": "<think>"}}]},
-        {"choices": [{"index": 0, "delta": {"content": "hmm"}}]},
-        {"choices": [{"index": 0, "delta": {"content": "</think>"}}]},
-        {"choices": [{"index": 0, "delta": {"content": "Yes."}}]},
-        {"choices": [{"index": 0, "delta": {"reasoning_content": "split by llama.cpp"}}]},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+def test_split_events_moves_thinking_and_counts() -> None:
+    events = [
+        TextDelta("<think>"),
+        TextDelta("hmm"),
+        TextDelta("</think>"),
+        TextDelta("Yes."),
+        ReasoningDelta("split by llama.cpp"),
+        Finish("stop"),
     ]
-    tokens = sum(split_chunk(c, splitter) for c in chunks)
-    deltas = [c["choices"][0]["delta"] for c in chunks]
-    assert deltas[1] == {"reasoning_content": "hmm"}
-    assert deltas[3] == {"content": "Yes."}
-    assert "content" not in deltas[0] and "content" not in deltas[2]
+    out, tokens = split_events(events, StreamSplitter())
+    assert out == [
+        ReasoningDelta("hmm"),
+        TextDelta("Yes."),
+        ReasoningDelta("split by llama.cpp"),
+        Finish("stop"),
+    ]
     assert tokens == 2
 
 

@@ -3,12 +3,14 @@ same way on a JSON string: the same language (less what JSON must escape), or re
 
 from __future__ import annotations
 
+import json
+import random
 import re
 
 import pytest
 
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
-from corral.inference.responses.tools import partial_input
+from corral.inference.responses.tools import InputDecoder, partial_input
 
 
 @pytest.mark.parametrize(
@@ -51,3 +53,22 @@ def test_partial_input_decodes_what_is_certain() -> None:
     assert partial_input('{"input": "a\\') == "a"  # the escape waits for its next piece
     assert partial_input('{"input": "a\\nb') == "a\nb"
     assert partial_input('{"input": "say \\"hi\\"", ') == 'say "hi"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['say "hi"\n\ttab \\ back', "emoji 😀, é, \u2028", '*** Begin Patch\n+ x = "a\\\\b"\n'],
+)
+def test_a_streamed_input_decodes_to_the_whole_however_cut(text: str) -> None:
+    """Each prefix certain, the whole exact, for arguments cut at random places (the
+    emoji's surrogate pair and the escapes cut too)."""
+    arguments = json.dumps({"input": text})
+    for seed in range(100):
+        rng = random.Random(seed)
+        cuts = sorted(rng.sample(range(1, len(arguments)), rng.randint(1, 20)))
+        pieces = [arguments[i:j] for i, j in zip([0, *cuts], [*cuts, len(arguments)], strict=True)]
+        decoder, said = InputDecoder(), ""
+        for piece in pieces:
+            said += decoder.feed(piece)
+            assert text.startswith(said)
+        assert said == text == partial_input(arguments)

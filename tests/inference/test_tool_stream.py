@@ -8,7 +8,10 @@ import random
 
 import pytest
 
+from corral.inference.chat_stream import ToolText
 from corral.inference.tool_stream import Piece, ToolStream
+from corral.inference.tools import ToolPlan
+from corral.protocol.events import Event, ToolArgumentsDelta, ToolCallStart
 
 CALLS = (
     '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Par\\"is {x}", '
@@ -62,41 +65,37 @@ def test_content_comes_before_the_document_ends() -> None:
     assert stream.feed('"}') == []
 
 
-def _said(plan_answered: frozenset[tuple[str, str]], text: str) -> list[dict[str, object]]:
-    from corral.inference.chat import ToolText
-    from corral.inference.tools import ToolPlan
-
+def _said(plan_answered: frozenset[tuple[str, str]], text: str) -> list[Event]:
     state = ToolText(ToolPlan("auto", [], None, plan_answered))
-    deltas = []
+    events = []
     for char in text:  # a token a character: the worst case for the scanner
-        deltas += state.feed(char)
-    return deltas
+        events += state.feed(char)
+    return events
 
 
-def _calls(deltas: list[dict[str, object]]) -> list[tuple[str, str]]:
-    """The calls a client assembles from the deltas (as the openai SDK does)."""
+def _calls(events: list[Event]) -> list[tuple[str, str]]:
+    """The calls a client assembles from the events (as the openai SDK does)."""
     calls: dict[int, list[str]] = {}
-    for delta in deltas:
-        for call in delta.get("tool_calls", ()):  # type: ignore[attr-defined]
-            if "id" in call:
-                calls[call["index"]] = [call["function"]["name"], call["function"]["arguments"]]
-            else:
-                calls[call["index"]][1] += call["function"]["arguments"]
+    for event in events:
+        if isinstance(event, ToolCallStart):
+            calls[event.call] = [event.name, ""]
+        elif isinstance(event, ToolArgumentsDelta):
+            calls[event.call][1] += event.text
     return [(name, arguments) for name, arguments in calls.values()]
 
 
 def test_a_stream_sends_each_call_once() -> None:
     add = lambda a, b: {"name": "add", "arguments": {"a": a, "b": b}}  # noqa: E731
     text = json.dumps({"tool_calls": [add(1, 2), add(1, 2), add(3, 4)]})
-    deltas = _said(frozenset(), text)
-    assert [(n, json.loads(a)) for n, a in _calls(deltas)] == [
+    events = _said(frozenset(), text)
+    assert [(n, json.loads(a)) for n, a in _calls(events)] == [
         ("add", {"a": 1, "b": 2}),
         ("add", {"a": 3, "b": 4}),
     ]
     # The first call streams as it is decoded; a later one of the same name comes whole.
-    first = [d for d in deltas if d["tool_calls"][0]["index"] == 0]  # type: ignore[index]
-    assert len(first) > 2
-    assert len([d for d in deltas if d["tool_calls"][0]["index"] == 1]) == 1  # type: ignore[index]
+    pieces = [e for e in events if isinstance(e, ToolArgumentsDelta)]
+    assert len([e for e in pieces if e.call == 0]) > 2
+    assert len([e for e in pieces if e.call == 1]) == 1
 
 
 def test_a_stream_never_repeats_a_call_answered_in_the_history() -> None:

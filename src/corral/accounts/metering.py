@@ -10,6 +10,7 @@ never reaches ``admit`` and costs nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -21,10 +22,11 @@ from corral.accounts.accounting import Accounting, Ticket
 from corral.accounts.keys import Principal
 from corral.catalog.schema import ModelSpec
 from corral.core import logs
-from corral.core.errors import InsufficientQuotaError, RateLimitError
+from corral.core.errors import CorralError, InsufficientQuotaError, RateLimitError
+from corral.protocol.events import Event, Failed, UsageReport
 from corral.storage.tables import NANO
 
-Chunk = dict[str, Any]
+log = logging.getLogger(__name__)
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -44,7 +46,7 @@ class Charge:
 class Metered(Generic[R]):
     """An admitted call's outcome: the answer, or its stream (settled when it ends)."""
 
-    result: R | AsyncIterator[Chunk]
+    result: R | AsyncIterator[Event]
     ticket: Ticket
 
 
@@ -94,13 +96,15 @@ class Meter:
         self,
         who: Principal,
         charge: Charge,
-        call: Callable[[], Awaitable[R | AsyncIterator[Chunk]]],
+        call: Callable[[], Awaitable[R | AsyncIterator[Event]]],
         *,
         want_usage: bool = False,
+        check: Callable[[], None] | None = None,
     ) -> Metered[R]:
         """Admit, call, and settle the answer (or, for a stream, when the stream ends).
-        ``want_usage``: keep the stream's usage chunk for the caller (it is metered
-        either way)."""
+        ``want_usage``: keep the stream's usage for the caller (it is metered either
+        way); ``check``: called between a stream's events, what it raises ends the
+        stream (a shutdown's grace period running out)."""
         ticket = await self.admit(who, charge)
         try:
             result = await call()
@@ -115,27 +119,65 @@ class Meter:
             usage = getattr(result, "usage", None)
             self.settle_later(ticket, usage.model_dump() if usage is not None else None, "ok")
             return Metered(result, ticket)
-        return Metered(self._stream(result, ticket, want_usage), ticket)
+        return Metered(self._stream(result, ticket, want_usage, check), ticket)
 
     async def _stream(
-        self, stream: AsyncIterator[Chunk], ticket: Ticket, want_usage: bool
-    ) -> AsyncIterator[Chunk]:
+        self,
+        stream: AsyncIterator[Event],
+        ticket: Ticket,
+        want_usage: bool,
+        check: Callable[[], None] | None,
+    ) -> AsyncIterator[Event]:
+        """The one stage between the core and a dialect: usage read by type and settled
+        however the stream ends, the shutdown check, and an error after the first event
+        turned into ``Failed`` (before it, it raises: an HTTP status can still say so)."""
         usage: dict[str, Any] | None = None
         pieces, status = 0, "cancelled"
         try:
-            async for chunk in stream:
-                if "usage" in chunk and not chunk.get("choices"):
-                    usage = chunk["usage"]
+            async for event in stream:
+                if check is not None and (cut := _cut(check)) is not None:
+                    yield Failed(cut)  # billed as for a client that left: "cancelled"
+                    return
+                if type(event) is UsageReport:
+                    usage = event.usage.model_dump()
                     if not want_usage:
                         continue
-                pieces += len(chunk.get("choices") or ())
-                yield chunk
+                else:
+                    pieces += 1
+                yield event
             status = "ok"
-        except Exception:
+        except Exception as exc:
             status = "error"
-            raise
+            if not pieces and usage is None:
+                raise
+            yield Failed(_stream_error(exc))
         finally:
-            if usage is None:  # cut short: bill what was generated, one chunk a token
+            if usage is None:  # cut short: bill what was generated, an event a token
                 usage = {"prompt_tokens": ticket.prompt_estimate, "completion_tokens": pieces}
             # Settled even when the client is gone.
             self.settle_later(ticket, usage, status)
+            # Closed here, not left to the garbage collector's finalizer: a stream cut or
+            # left early stops its generation (and returns its connection) at once, each
+            # frame's cleanup in order.
+            await _aclose(stream)
+
+
+async def _aclose(stream: AsyncIterator[Event]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _cut(check: Callable[[], None]) -> CorralError | None:
+    try:
+        check()
+    except CorralError as exc:
+        return exc
+    return None
+
+
+def _stream_error(exc: Exception) -> CorralError:
+    if isinstance(exc, CorralError):
+        return exc
+    log.exception("stream failed", exc_info=exc)
+    return CorralError("The server had an error while streaming.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -22,23 +21,28 @@ from corral.accounts.keys import Principal
 from corral.accounts.metering import Metered
 from corral.api.auth import principal_of
 from corral.api.deps import Services
-from corral.api.sse import sse_response
+from corral.api.sse import event_stream
+from corral.inference.chunks import ChatChunks, CompletionChunks
+from corral.inference.completions import PreparedCompletion
 from corral.inference.prepared import Prepared
+from corral.protocol.events import Event
 
 P = TypeVar("P", bound=Prepared)
 T = TypeVar("T")
 CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never read by anyone
-Chunk = dict[str, Any]
-Run = Callable[[P], Awaitable[BaseModel | AsyncIterator[Chunk]]]
+Run = Callable[[P], Awaitable[BaseModel | AsyncIterator[Event]]]
 # How a dialect answers with what the core produced: JSON, or its kind of event stream.
 Present = Callable[[P, Metered[Any]], Awaitable[Response]]
 
 
 async def openai_chat(prepared: Prepared, metered: Metered[Any]) -> Response:
-    """Chat Completions' (and legacy completions', embeddings') answer: the core's own."""
+    """Chat Completions' (and legacy completions', embeddings') answer: the core's own
+    object, or its events as chunks."""
     if isinstance(metered.result, BaseModel):
         return Response(metered.result.model_dump_json(), media_type="application/json")
-    return await sse_response(metered.result)
+    kind = CompletionChunks if isinstance(prepared, PreparedCompletion) else ChatChunks
+    chunks = kind(prepared.served.spec.id, prepared.served.engine.info.fingerprint)
+    return await event_stream(metered.result, chunks, typed=False)
 
 
 async def answer(
@@ -90,13 +94,14 @@ async def _answer(
 async def _produce(
     who: Principal, services: Services, prepared: P, run: Run[P], present: Present[P]
 ) -> Response:
+    # A stream is cut, with an error event, if a shutdown's grace period runs out.
     metered = await services.meter.run(
-        who, prepared.charge, lambda: run(prepared), want_usage=prepared.want_usage
+        who,
+        prepared.charge,
+        lambda: run(prepared),
+        want_usage=prepared.want_usage,
+        check=services.drain.check,
     )
-    if prepared.stream:
-        assert not isinstance(metered.result, BaseModel)
-        # Cut, with an error event, if a shutdown's grace period runs out.
-        metered = replace(metered, result=services.drain.bounded(metered.result))
     response = await present(prepared, metered)
     response.headers.update({**prepared.served.headers, **metered.ticket.headers()})
     return response

@@ -11,8 +11,6 @@ The signal handling itself is the serve command's (``corral.cli.app``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,16 +61,15 @@ class Drain:
         if not self.active:
             self._idle.set()
 
-    async def bounded(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """``stream`` until the grace period ends: a flag read between chunks (a token
-        apart), so the hot path pays nothing for it."""
-        async for chunk in stream:
-            if self.expired:
-                raise ShuttingDownError(
-                    "The server is shutting down; this response was cut short. Retry it.",
-                    headers={"retry-after": RETRY_AFTER_S},
-                )
-            yield chunk
+    def check(self) -> None:
+        """Read between a stream's events (a token apart): once the grace period has
+        ended, the stream is cut with an error event in its dialect. A flag, so the hot
+        path pays nothing for it."""
+        if self.expired:
+            raise ShuttingDownError(
+                "The server is shutting down; this response was cut short. Retry it.",
+                headers={"retry-after": RETRY_AFTER_S},
+            )
 
 
 class DrainMiddleware:

@@ -1,17 +1,15 @@
-"""Server-sent events in OpenAI's framing."""
+"""Server-sent events: OpenAI's ``data:`` framing and the typed streams' ``event:`` lines,
+written from a dialect's presenter of the core's events."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.responses import StreamingResponse
 
-from corral.core.errors import CorralError
-
-log = logging.getLogger(__name__)
+from corral.protocol.events import Event
 
 DONE = b"data: [DONE]\n\n"
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -21,38 +19,52 @@ def event(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def _events(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            yield event(first)
-        async for chunk in rest:
-            yield event(chunk)
-    except CorralError as exc:
-        yield event(exc.to_dict())
-    except Exception:
-        log.exception("stream failed")
-        yield event(CorralError("The server had an error while streaming.").to_dict())
-    yield DONE
+class Presenter(Protocol):
+    """A dialect's stream: what it says before the first event, for each, and last."""
+
+    def start(self) -> list[Any]: ...
+
+    def feed(self, event: Event) -> list[Any]: ...
+
+    async def end(self) -> list[Any]: ...
 
 
-async def sse_response(stream: AsyncIterator[Any]) -> StreamingResponse:
-    """Start streaming only once the first chunk exists.
-
-    Errors the engine raises before any output (a bad schema, say) then still get a
-    proper HTTP status instead of a 200 with an error event.
-    """
-    first = await _first(stream)
-    return StreamingResponse(
-        _events(first, stream), media_type="text/event-stream", headers=HEADERS
-    )
-
-
-async def _first(stream: AsyncIterator[Any]) -> Any | None:
-    """The stream's first item, awaited now (None: it was empty)."""
+async def first_event(stream: AsyncIterator[Event]) -> Event | None:
+    """The stream's first event, awaited before the response starts: errors before any
+    output (a bad schema, say) raise here, while an HTTP status can still say so."""
     try:
         return await anext(stream)
     except StopAsyncIteration:
         return None
+
+
+async def _frames(
+    first: Event | None, rest: AsyncIterator[Event], presenter: Presenter, typed: bool
+) -> AsyncIterator[bytes]:
+    """The one frame per event between the meter's stage and the socket."""
+    frame = typed_event if typed else event
+    for payload in presenter.start():
+        yield frame(payload)
+    if first is not None:
+        for payload in presenter.feed(first):
+            yield frame(payload)
+        async for item in rest:
+            for payload in presenter.feed(item):
+                yield frame(payload)
+    for payload in await presenter.end():
+        yield frame(payload)
+    if not typed:
+        yield DONE
+
+
+async def event_stream(
+    stream: AsyncIterator[Event], presenter: Presenter, typed: bool
+) -> StreamingResponse:
+    """A dialect's event stream, started once its first event exists. ``typed``: each
+    event's type named on an ``event:`` line, no ``[DONE]`` (Responses, Messages)."""
+    first = await first_event(stream)
+    body = _frames(first, stream, presenter, typed)
+    return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 
 def typed_event(payload: dict[str, Any]) -> bytes:
@@ -61,34 +73,3 @@ def typed_event(payload: dict[str, Any]) -> bytes:
     return (
         b"event: " + str(payload["type"]).encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
     )
-
-
-async def _typed(stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for payload in stream:
-        yield typed_event(payload)
-
-
-def typed_sse_response(stream: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """A typed event stream: it ends with its own last event (no ``[DONE]``), and the
-    dialect's stream reports its errors as events of its own."""
-    return StreamingResponse(_typed(stream), media_type="text/event-stream", headers=HEADERS)
-
-
-async def first_then_rest(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The stream with its first item already awaited: errors before any output (a bad
-    schema, say) raise here, while an HTTP status can still say so."""
-    first = await _first(stream)
-    if first is None:
-        return _empty()
-
-    async def chained() -> AsyncIterator[Any]:
-        yield first
-        async for item in stream:
-            yield item
-
-    return chained()
-
-
-async def _empty() -> AsyncIterator[Any]:
-    return
-    yield

@@ -215,6 +215,11 @@ class Response:
         self._connection = connection
         self.status = connection.status
 
+    async def next_bytes(self) -> bytes:
+        """Body bytes that arrived (waiting for some), or b"" at the answer's end: a
+        stream's reader loops on this rather than on a generator, a frame fewer a token."""
+        return await self._connection.next_bytes()
+
     async def iter_any(self) -> AsyncIterator[bytes]:
         while data := await self._connection.next_bytes():
             yield data

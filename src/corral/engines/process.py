@@ -21,7 +21,7 @@ from typing import TypeVar
 import httpx
 
 from corral.core.config import EngineSettings
-from corral.core.errors import EngineError, EngineUnavailableError
+from corral.core.errors import CorralError, EngineError, EngineUnavailableError
 from corral.engines.base import Body, EngineInfo
 from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, select_lora
@@ -46,6 +46,18 @@ def _restarting() -> EngineUnavailableError:
         code="engine_restarting",
         headers={"retry-after": "2"},
     )
+
+
+def _failure(exc: CorralError) -> CorralError:
+    """What a stream's failure means when the upstream is corral's own child."""
+    if isinstance(exc, EngineUnavailableError) and exc.code == "upstream_unavailable":
+        return _restarting()
+    if isinstance(exc, EngineError) and isinstance(exc.__cause__, SEND_FAILURES):
+        return EngineError(  # the child died mid-stream
+            "The model's engine stopped during this response; it is restarting.",
+            code="engine_crashed",
+        )
+    return exc
 
 
 class LlamaCppProcessEngine:
@@ -84,7 +96,7 @@ class LlamaCppProcessEngine:
             ),
         )
         self._upstream = UpstreamEngine(
-            pool, "corral-embedded", info, supervisors=[self.supervisor]
+            pool, "corral-embedded", info, supervisors=[self.supervisor], failure=_failure
         )
         self._http = httpx.AsyncClient(
             base_url=self.supervisor.url,
@@ -126,22 +138,6 @@ class LlamaCppProcessEngine:
                 raise _restarting() from exc
             raise
 
-    async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
-        try:
-            async for chunk in getattr(self._upstream, name)(self._body(body)):
-                yield chunk
-        except EngineUnavailableError as exc:
-            if exc.code == "upstream_unavailable":
-                raise _restarting() from exc
-            raise
-        except EngineError as exc:
-            if isinstance(exc.__cause__, SEND_FAILURES):  # the child died mid-stream
-                raise EngineError(
-                    "The model's engine stopped during this response; it is restarting.",
-                    code="engine_crashed",
-                ) from exc
-            raise
-
     def _body(self, body: Body) -> Body:
         return select_lora(dict(body), self.adapters)
 
@@ -149,13 +145,13 @@ class LlamaCppProcessEngine:
         return await self._guard(self._upstream.chat(self._body(body)))
 
     def chat_stream(self, body: Body) -> AsyncIterator[Body]:
-        return self._stream("chat_stream", body)
+        return self._upstream.chat_stream(self._body(body))
 
     async def complete(self, body: Body) -> Body:
         return await self._guard(self._upstream.complete(self._body(body)))
 
     def complete_stream(self, body: Body) -> AsyncIterator[Body]:
-        return self._stream("complete_stream", body)
+        return self._upstream.complete_stream(self._body(body))
 
     async def embed(self, body: Body) -> Body:
         return await self._guard(self._upstream.embed(body))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -83,8 +83,10 @@ class UpstreamEngine:
         info: EngineInfo,
         timeout_s: float = 600.0,
         supervisors: list[Supervisor] | None = None,
+        failure: Callable[[CorralError], CorralError] | None = None,
     ) -> None:
         self._pool = pool
+        self._failure = failure
         self._supervisors = supervisors or []
         self._model = model
         self._timeout = timeout_s
@@ -206,54 +208,71 @@ class UpstreamEngine:
         raise EngineUnavailableError("upstream unavailable", code="upstream_unavailable")
 
     async def _stream(self, path: str, body: Body) -> AsyncIterator[Body]:
-        payload = self._body({**body, "stream": True, "stream_options": {"include_usage": True}})
-        tried: set[str] = set()
-        for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-            if backoff:
-                await asyncio.sleep(backoff)
-            replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
-            if replica is None:
-                continue
-            replica.outstanding += 1
-            started = False
-            endpoint = self._endpoint(replica, path)
-            try:
-                async with self._stream_client().post(endpoint, orjson.dumps(payload)) as response:
-                    if response.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
-                        raise RetryableError(str(response.status))
-                    if response.status != 200:
-                        raise upstream_error(response.status, _loads(await response.read()))
-                    self._pool.succeeded(replica)
-                    replica.served += 1
-                    async for chunk in _sse(response.iter_any()):
-                        started = True
-                        yield chunk
-                return
-            except STREAM_FAILURES as exc:
-                if started:  # output already went out: never replay
-                    raise EngineError(
-                        f"upstream stream broke: {exc}", code="upstream_error"
-                    ) from exc
-                self._pool.failed(replica)
-                tried.add(replica.url)
-                if attempt == len(BACKOFF_S):
-                    raise EngineUnavailableError(
-                        "upstream unavailable", code="upstream_unavailable"
-                    ) from exc
-            finally:
-                replica.outstanding -= 1
+        """The upstream's chunks, read from its bytes in this one frame (a chunk is a
+        token: a frame that only re-yields costs CPU the engine needs); usage estimated
+        at the end when the upstream sent none; what fails said by ``failure``."""
+        try:
+            payload = self._body(
+                {**body, "stream": True, "stream_options": {"include_usage": True}}
+            )
+            tried: set[str] = set()
+            for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
+                if backoff:
+                    await asyncio.sleep(backoff)
+                replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+                if replica is None:
+                    continue
+                replica.outstanding += 1
+                reader = EventReader()
+                try:
+                    endpoint = self._endpoint(replica, path)
+                    async with self._stream_client().post(endpoint, orjson.dumps(payload)) as r:
+                        if r.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
+                            raise RetryableError(str(r.status))
+                        if r.status != 200:
+                            raise upstream_error(r.status, _loads(await r.read()))
+                        self._pool.succeeded(replica)
+                        replica.served += 1
+                        while piece := await r.next_bytes():
+                            for chunk in reader.feed(piece):
+                                yield chunk
+                            if reader.done:
+                                break
+                        for chunk in reader.close():
+                            yield chunk
+                    if not reader.usage_seen:
+                        yield _estimated_usage(body, reader.pieces)
+                    return
+                except STREAM_FAILURES as exc:
+                    if reader.chunks:  # output already went out: never replay
+                        raise EngineError(
+                            f"upstream stream broke: {exc}", code="upstream_error"
+                        ) from exc
+                    self._pool.failed(replica)
+                    tried.add(replica.url)
+                    if attempt == len(BACKOFF_S):
+                        raise EngineUnavailableError(
+                            "upstream unavailable", code="upstream_unavailable"
+                        ) from exc
+                finally:
+                    replica.outstanding -= 1
+        except CorralError as exc:
+            said = exc if self._failure is None else self._failure(exc)
+            if said is exc:
+                raise
+            raise said from exc
 
     async def chat(self, body: Body) -> Body:
         return await self._post("/chat/completions", body)
 
     def chat_stream(self, body: Body) -> AsyncIterator[Body]:
-        return _with_usage(self._stream("/chat/completions", body), body)
+        return self._stream("/chat/completions", body)
 
     async def complete(self, body: Body) -> Body:
         return await self._post("/completions", body)
 
     def complete_stream(self, body: Body) -> AsyncIterator[Body]:
-        return _with_usage(self._stream("/completions", body), body)
+        return self._stream("/completions", body)
 
     async def embed(self, body: Body) -> Body:
         return await self._post("/embeddings", body)
@@ -282,30 +301,54 @@ def _loads(data: bytes) -> Any:
         return {"error": {"message": data[:500].decode(errors="replace")}}
 
 
-async def _sse(content: AsyncIterator[bytes]) -> AsyncIterator[Body]:
-    """The JSON payloads of an event stream, up to ``[DONE]``.
+class EventReader:
+    """The JSON payloads of an event stream, up to ``[DONE]``, from bytes cut anywhere.
 
-    Reads whatever bytes arrived (usually one whole event) rather than line by line:
-    a read is a wake-up of the event loop, and this runs once per token.
+    Fed whatever bytes arrived (usually one whole event) rather than line by line: a
+    read is a wake-up of the event loop, and this runs once per token. A class, not a
+    generator over the socket: one frame fewer per token.
     """
-    pending = b""
-    data: list[bytes] = []
-    async for piece in content:
-        *lines, pending = (pending + piece).split(b"\n")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.data: list[bytes] = []
+        self.done = False
+        self.chunks = 0
+        self.pieces = 0  # choices with output: the usage estimate's tokens
+        self.usage_seen = False
+
+    def feed(self, piece: bytes) -> list[Body]:
+        *lines, self.pending = (self.pending + piece).split(b"\n")
+        out: list[Body] = []
         for line in lines:
             line = line.rstrip(b"\r")
             if line.startswith(b"data:"):
-                data.append(line[5:].strip())
-            elif not line and data:  # a blank line ends an event
-                payload, data = b"\n".join(data), []
+                self.data.append(line[5:].strip())
+            elif not line and self.data:  # a blank line ends an event
+                payload, self.data = b"\n".join(self.data), []
                 if payload == b"[DONE]":
-                    return
-                yield _event(payload)
-    line = pending.rstrip(b"\r")  # a last line the stream ended without a newline
-    if line.startswith(b"data:"):
-        data.append(line[5:].strip())
-    if data and data != [b"[DONE]"]:
-        yield _event(b"\n".join(data))
+                    self.done = True
+                    break
+                out.append(self._event(payload))
+        return out
+
+    def close(self) -> list[Body]:
+        """A last event the stream ended without a blank line (or a newline)."""
+        if self.done:
+            return []
+        line = self.pending.rstrip(b"\r")
+        if line.startswith(b"data:"):
+            self.data.append(line[5:].strip())
+        if self.data and self.data != [b"[DONE]"]:
+            return [self._event(b"\n".join(self.data))]
+        return []
+
+    def _event(self, payload: bytes) -> Body:
+        chunk = _event(payload)
+        self.chunks += 1
+        self.usage_seen = self.usage_seen or bool(chunk.get("usage"))
+        self.pieces += sum(1 for c in chunk.get("choices") or () if _has_output(c))
+        return chunk
 
 
 def _event(payload: bytes) -> Body:
@@ -318,25 +361,12 @@ def _event(payload: bytes) -> Body:
     return result
 
 
-async def _with_usage(stream: AsyncIterator[Body], body: Body) -> AsyncIterator[Body]:
-    """Pass chunks through; if the upstream sent no usage, estimate it at the end."""
-    pieces, usage_seen = 0, False
-    async for chunk in stream:
-        if chunk.get("usage"):
-            usage_seen = True
-        pieces += sum(1 for c in chunk.get("choices") or () if _has_output(c))
-        yield chunk
-    if not usage_seen:
-        prompt = len(json.dumps(body.get("messages", body.get("prompt", "")))) // 4
-        yield {
-            "choices": [],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": pieces,
-                "total_tokens": prompt + pieces,
-                "estimated": True,
-            },
-        }
+def _estimated_usage(body: Body, pieces: int) -> Body:
+    """For an upstream that sent no usage: about 4 bytes a prompt token, a chunk with
+    output a token."""
+    prompt = len(json.dumps(body.get("messages", body.get("prompt", "")))) // 4
+    usage = {"prompt_tokens": prompt, "completion_tokens": pieces, "estimated": True}
+    return {"choices": [], "usage": {**usage, "total_tokens": prompt + pieces}}
 
 
 def _has_output(choice: Body) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -16,17 +16,18 @@ from corral.core.errors import InvalidRequestError
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.admission import Admission
+from corral.inference.chat_stream import ChatRun, stream_chat
 from corral.inference.native_tools import engine_calls
 from corral.inference.prediction import check_prediction, prediction_tokens, with_prediction
 from corral.inference.prepared import Prepared
 from corral.inference.reasoning import (
-    StreamSplitter,
     check_effort,
     is_reasoning,
     split_reasoning,
     thinking_budget,
 )
 from corral.inference.requests import (
+    added_usage,
     check_context,
     check_count,
     fit_output,
@@ -34,12 +35,10 @@ from corral.inference.requests import (
     refuse_unknown_fields,
     sampling_body,
     seeded,
+    with_reasoning,
 )
-from corral.inference.stops import scan_stops
-from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
-from corral.inference.telemetry import RequestTimer, Telemetry
-from corral.inference.tool_stream import ToolStream
-from corral.inference.tools import ToolPlan, call_key, parse_output, plan_tools
+from corral.inference.telemetry import Telemetry
+from corral.inference.tools import ToolPlan, in_words, parse_output, plan_tools
 from corral.protocol.chat import (
     ChatChoice,
     ChatCompletion,
@@ -48,6 +47,7 @@ from corral.protocol.chat import (
     NamedToolChoice,
 )
 from corral.protocol.common import Usage
+from corral.protocol.events import Event
 
 TEMPLATE_OVERHEAD_PER_MESSAGE = 16
 TEMPLATE_OVERHEAD = 64
@@ -189,7 +189,7 @@ class ChatService:
         plan = plan_tools(req, await native_tools(served, req))
         return await served.engine.count_chat_tokens(_engine_body(req, plan, self._limits))
 
-    async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Chunk]:
+    async def run(self, p: PreparedChat) -> ChatCompletion | AsyncIterator[Event]:
         timer = self._telemetry.timer(p.served.spec.id, p.charge.endpoint)
         if not p.stream:
             with self._admission.slot(p.served), timer.cancelled():
@@ -200,28 +200,16 @@ class ChatService:
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter(p.served)
-        stream = self._stream(p.req, p.served, p.plan, p.bodies, timer, p.stops)
-        return stream if p.req.prediction is None else self._stream_predicted(p, stream)
+        predicted = p.req.prediction is not None
+        run = ChatRun(p.plan, p.bodies, is_reasoning(p.served.spec), timer, keep_text=predicted)
+        finalize = partial(self._predicted, p) if predicted else None
+        leave = partial(self._admission.leave, p.served)
+        return stream_chat(p.served.engine, run, p.stops, finalize, leave)
 
     async def _predicted(self, p: PreparedChat, usage: Usage, output: str) -> None:
         assert p.req.prediction is not None
         count = p.served.engine.count_tokens
         await with_prediction(usage, p.req.prediction.text, p.prediction_tokens, output, count)
-
-    async def _stream_predicted(
-        self, p: PreparedChat, stream: AsyncIterator[Chunk]
-    ) -> AsyncIterator[Chunk]:
-        """The stream, with the prediction's tokens in its usage chunk (one choice: a
-        prediction refuses ``n`` > 1)."""
-        output: list[str] = []
-        async for chunk in stream:
-            if "usage" in chunk and not chunk.get("choices"):
-                usage = Usage.model_validate(chunk["usage"])
-                await self._predicted(p, usage, "".join(output))
-                chunk["usage"] = usage.model_dump()
-            for choice in chunk.get("choices", ()):
-                output.append(choice.get("delta", {}).get("content") or "")
-            yield chunk
 
     async def _complete(
         self, req: ChatCompletionRequest, served: ServedModel, plan: ToolPlan, bodies: list[Body]
@@ -289,217 +277,3 @@ class ChatService:
                 message.content = parsed.content
         message.reasoning_content = thinking
         return result, message, finish
-
-    async def _stream(
-        self,
-        req: ChatCompletionRequest,
-        served: ServedModel,
-        plan: ToolPlan,
-        bodies: list[Body],
-        timer: RequestTimer,
-        stops: list[str] | None = None,
-    ) -> AsyncIterator[Chunk]:
-        stamp = ChunkStamp(
-            new_id("chatcmpl"),
-            "chat.completion.chunk",
-            served.spec.id,
-            served.engine.info.fingerprint,
-        )
-        streams = [
-            served.engine.chat_stream({**b, "stream_options": {"include_usage": True}})
-            for b in bodies
-        ]
-        if stops:
-            count = served.engine.count_chat_tokens
-            pairs = zip(streams, bodies, strict=True)
-            streams = [scan_stops(s, stops, partial(count, b)) for s, b in pairs]
-        usages: list[dict[str, Any]] = [{} for _ in bodies]
-        tool_states = [ToolText(plan) for _ in bodies]
-        extra: list[dict[str, Any]] = [{} for _ in bodies]  # a second pass's usage
-        splitters = [StreamSplitter() for _ in bodies] if is_reasoning(served.spec) else None
-        reasoning_tokens = 0
-        status = "error"
-        try:
-            async for index, chunk in merge_indexed(streams):
-                if "usage" in chunk:
-                    usages[index] = chunk.pop("usage")
-                    timer.engine_timings(chunk.get("timings"))
-                    if not chunk.get("choices"):
-                        continue
-                if splitters is not None:
-                    reasoning_tokens += split_chunk(chunk, splitters[index])
-                if plan.mode == "off" or plan.native:  # the engine parsed any calls
-                    token = bool(
-                        chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content")
-                    )
-                    yield stamp.apply(chunk, index)
-                    if token:  # timed once it went out: the histograms wait, the client not
-                        timer.token()
-                    continue
-                # Constrained tool output is JSON: its content is said as it is decoded,
-                # each call once it is whole (a repeated one is dropped).
-                for choice in chunk.get("choices", ()):
-                    state = tool_states[index]
-                    for delta in state.feed(choice.get("delta", {}).get("content") or ""):
-                        yield stamp.chunk([{"index": index, "delta": delta, "finish_reason": None}])
-                        timer.token()
-                    if not choice.get("finish_reason"):
-                        continue
-                    spent = {"completion_tokens": state.tokens}  # its usage may come later
-                    words = in_words(bodies[index], plan, spent) if state.empty else None
-                    if words is None:
-                        yield stamp.chunk([state.finish(index, choice["finish_reason"])])
-                        continue
-                    words["stream_options"] = {"include_usage": True}
-                    async for answer in served.engine.chat_stream(words):
-                        if "usage" in answer:
-                            extra[index] = answer.pop("usage")
-                            if not answer.get("choices"):
-                                continue
-                        yield stamp.apply(answer, index)
-                        timer.token()
-            # Always sent: the API layer meters it and drops it unless the client asked.
-            usages = [added_usage(u, e) if e else u for u, e in zip(usages, extra, strict=True)]
-            usage = with_reasoning(merge_usage(usages), reasoning_tokens)
-            yield stamp.chunk([], usage=usage.model_dump())
-            status = "ok"
-        finally:
-            self._admission.leave(served)
-            timer.finish(merge_usage(usages).model_dump() if usages[0] else None, status)
-
-
-@dataclass
-class ToolText:
-    """A choice's constrained output as it streams, said as chat deltas: content as it
-    is decoded; a call's name, then its arguments as they are decoded, unless a call of
-    that name was already made (in this answer, or with its result in the history):
-    such a call is held until whole and sent only if it is not a repeat."""
-
-    plan: ToolPlan
-    tokens: int = 0  # llama.cpp streams a token a chunk
-    stream: ToolStream = field(default_factory=ToolStream)
-    names: dict[int, str] = field(default_factory=dict)
-    arguments: dict[int, list[str]] = field(default_factory=dict)
-    live: dict[int, int] = field(default_factory=dict)  # streamed calls: their index out
-    said: set[tuple[str, str]] = field(default_factory=set)  # ``call_key`` of calls sent
-    sent: int = 0
-    content: list[str] = field(default_factory=list)
-
-    def feed(self, text: str) -> list[dict[str, Any]]:
-        self.tokens += 1 if text else 0
-        deltas: list[dict[str, Any]] = []
-        for piece in self.stream.feed(text):
-            if piece.kind == "content":
-                self.content.append(piece.text)
-                deltas.append({"role": "assistant", "content": piece.text})
-            elif piece.kind == "call":
-                deltas += self._start(piece.index, piece.text)
-            else:
-                self.arguments.setdefault(piece.index, []).append(piece.text)
-                deltas += self._arguments(piece.index, piece.text)
-        return deltas
-
-    def _start(self, index: int, name: str) -> list[dict[str, Any]]:
-        self.names[index] = name
-        made = {n for n, _ in self.said} | {n for n, _ in self.plan.answered}
-        if name in made:
-            return []  # held: it may be a repeat
-        self.live[index] = self.sent
-        return [self._call(name, "")]
-
-    def _arguments(self, index: int, text: str) -> list[dict[str, Any]]:
-        arguments = self._whole(index)
-        key = None if arguments is None else call_key(self.names[index], arguments)
-        if index in self.live:
-            if key is not None:
-                self.said.add(key)
-            call = {"index": self.live[index], "function": {"arguments": text}}
-            return [{"role": "assistant", "tool_calls": [call]}]
-        if key is None or key in self.said or key in self.plan.answered:
-            return []
-        self.said.add(key)
-        assert arguments is not None
-        return [self._call(self.names[index], arguments)]
-
-    def _call(self, name: str, arguments: str) -> dict[str, Any]:
-        call = {"index": self.sent, "id": new_id("call"), "type": "function"}
-        call["function"] = {"name": name, "arguments": arguments}
-        self.sent += 1
-        return {"role": "assistant", "tool_calls": [call]}
-
-    def _whole(self, index: int) -> str | None:
-        """The call's arguments once they are whole."""
-        raw = "".join(self.arguments[index])
-        if not raw.endswith("}"):
-            return None
-        try:
-            return json.dumps(json.loads(raw))
-        except ValueError:
-            return None  # an inner object closed, not the arguments
-
-    @property
-    def empty(self) -> bool:
-        """``auto`` said nothing: no call and no words (see ``ToolPlan.needs_answer``)."""
-        return self.plan.mode == "auto" and not self.sent and not "".join(self.content).strip()
-
-    def finish(self, index: int, reason: str) -> dict[str, Any]:
-        """The choice's end: ``tool_calls`` when it called, unless it was cut short."""
-        called = self.sent and reason != "length"
-        return {"index": index, "delta": {}, "finish_reason": "tool_calls" if called else reason}
-
-
-def in_words(body: Body, plan: ToolPlan, spent: dict[str, Any]) -> Body | None:
-    """The request again, without the grammar or the tools prompt, with what is left of
-    its output budget (None when nothing is)."""
-    words = {k: v for k, v in body.items() if k != "response_format"}
-    words["messages"] = plan.plain
-    if "max_tokens" in body:
-        left = int(body["max_tokens"]) - int(spent.get("completion_tokens", 0))
-        if left <= 0:
-            return None
-        words["max_tokens"] = left
-    return words
-
-
-def added_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Two engine passes of one answer: every token the engine read and wrote."""
-    cached = [
-        (u.get("prompt_tokens_details") or {}).get("cached_tokens", 0) for u in (first, second)
-    ]
-    total = {
-        k: int(first.get(k, 0)) + int(second.get(k, 0))
-        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-    }
-    return {**total, "prompt_tokens_details": {"cached_tokens": sum(cached)}}
-
-
-def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:
-    usage.completion_tokens_details.reasoning_tokens = reasoning_tokens
-    return usage
-
-
-def split_chunk(chunk: Chunk, splitter: StreamSplitter) -> int:
-    """Move thinking in a content delta to ``reasoning_content``; returns reasoning tokens
-    in this chunk (llama.cpp streams one token per chunk)."""
-    tokens = 0
-    for choice in chunk.get("choices", ()):
-        delta = choice.get("delta") or {}
-        if delta.get("reasoning_content"):
-            tokens += 1  # already split by llama.cpp
-            continue
-        text = delta.get("content")
-        parts = splitter.feed(text) if text else []
-        if choice.get("finish_reason"):
-            parts += splitter.flush()
-        if not text and not parts:
-            continue
-        delta.pop("content", None)
-        thinking = "".join(t for kind, t in parts if kind == "reasoning")
-        answer = "".join(t for kind, t in parts if kind == "content")
-        if thinking:
-            delta["reasoning_content"] = thinking
-            tokens += 1
-        if answer:
-            delta["content"] = answer
-        choice["delta"] = delta
-    return tokens

@@ -23,9 +23,10 @@ from corral.inference.requests import (
     sampling_body,
     seeded,
 )
-from corral.inference.streaming import Chunk, ChunkStamp, merge_indexed
+from corral.inference.streaming import merge_indexed
 from corral.inference.telemetry import RequestTimer, Telemetry
 from corral.protocol.completions import Completion, CompletionChoice, CompletionRequest
+from corral.protocol.events import Event, Finish, TextDelta, UsageReport
 
 Prompt = str | list[int]
 
@@ -133,7 +134,7 @@ class CompletionService:
             ],
         )
 
-    async def run(self, p: PreparedCompletion) -> Completion | AsyncIterator[Chunk]:
+    async def run(self, p: PreparedCompletion) -> Completion | AsyncIterator[Event]:
         timer = self._telemetry.timer(p.served.spec.id, "completions")
         if not p.stream:
             with self._admission.slot(p.served), timer.cancelled():
@@ -203,37 +204,31 @@ class CompletionService:
         bodies: list[Body],
         echoes: list[str],
         timer: RequestTimer,
-    ) -> AsyncIterator[Chunk]:
-        stamp = ChunkStamp(
-            new_id("cmpl"), "text_completion", served.spec.id, served.engine.info.fingerprint
-        )
+    ) -> AsyncIterator[Event]:
         usages: list[dict[str, Any]] = [{} for _ in bodies]
         status = "error"
         try:
             for index, echo in enumerate(echoes):
                 if echo:
-                    yield stamp.chunk(
-                        [{"index": index, "text": echo, "logprobs": None, "finish_reason": None}]
-                    )
+                    yield TextDelta(echo, index)
             streams = [
                 served.engine.complete_stream({**b, "stream_options": {"include_usage": True}})
                 for b in bodies
             ]
-            async for index, chunk in merge_indexed(streams):
+            single = len(streams) == 1  # iterated as it is: a frame fewer a token
+            source: AsyncIterator[Any] = streams[0] if single else merge_indexed(streams)
+            async for item in source:
+                index, chunk = (0, item) if single else item
                 if "usage" in chunk:
-                    usages[index] = chunk.pop("usage")
+                    usages[index] = chunk["usage"]
                     timer.engine_timings(chunk.get("timings"))
-                    if not chunk.get("choices"):
-                        continue
-                tokens = 0
-                for choice in chunk.get("choices", ()):
-                    tokens += bool(choice.get("text"))
-                    choice["logprobs"] = legacy_logprobs(choice.get("logprobs"), 0)
-                yield stamp.apply(chunk, index)
-                for _ in range(tokens):  # timed once it went out, as in chat
-                    timer.token()
-            # Always sent: the API layer meters it and drops it unless the client asked.
-            yield stamp.chunk([], usage=self._usage(req, usages).model_dump())
+                for choice in chunk.get("choices") or ():
+                    if text := choice.get("text"):
+                        yield TextDelta(text, index, legacy_logprobs(choice.get("logprobs"), 0))
+                        timer.token()  # timed once it went out, as in chat
+                    if reason := choice.get("finish_reason"):
+                        yield Finish(reason, index)
+            yield UsageReport(self._usage(req, usages))
             status = "ok"
         finally:
             self._admission.leave(served)

@@ -128,3 +128,20 @@ def merge_usage(usages: list[dict[str, Any]]) -> Usage:
             "prompt_tokens_details": {"cached_tokens": cached},
         }
     )
+
+
+def added_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two engine passes of one answer: every token the engine read and wrote."""
+    cached = [
+        (u.get("prompt_tokens_details") or {}).get("cached_tokens", 0) for u in (first, second)
+    ]
+    total = {
+        k: int(first.get(k, 0)) + int(second.get(k, 0))
+        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    return {**total, "prompt_tokens_details": {"cached_tokens": sum(cached)}}
+
+
+def with_reasoning(usage: Usage, reasoning_tokens: int) -> Usage:
+    usage.completion_tokens_details.reasoning_tokens = reasoning_tokens
+    return usage

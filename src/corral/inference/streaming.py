@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 Chunk = dict[str, Any]
@@ -48,36 +46,3 @@ async def merge_indexed(streams: list[AsyncIterator[Chunk]]) -> AsyncIterator[tu
     finally:
         for task in tasks:
             task.cancel()
-
-
-@dataclass
-class ChunkStamp:
-    """Rewrites engine chunks to name corral's id, model and fingerprint."""
-
-    id: str
-    object: str
-    model: str
-    fingerprint: str
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    def apply(self, chunk: Chunk, index: int) -> Chunk:
-        chunk.pop("timings", None)
-        chunk["id"] = self.id
-        chunk["object"] = self.object
-        chunk["created"] = self.created
-        chunk["model"] = self.model
-        chunk["system_fingerprint"] = self.fingerprint
-        for choice in chunk.get("choices", ()):
-            choice["index"] = index
-        return chunk
-
-    def chunk(self, choices: list[Chunk], **extra: Any) -> Chunk:
-        return {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": self.fingerprint,
-            "choices": choices,
-            **extra,
-        }

@@ -125,7 +125,7 @@ class ToolStream:
         if content:
             self._content(pieces, final=True)
         self._in_string = False
-        value = _decoded("".join(self._raw)) or ""
+        value = decode_body("".join(self._raw)) or ""
         if self._is_key:
             self._stack[-1].key = value
             return
@@ -144,17 +144,17 @@ class ToolStream:
 def decoded_prefix(raw: str, final: bool = False) -> str:
     """A JSON string's body (undecoded, maybe cut short) decoded as far as it is certain:
     less a trailing half of an escape, or of a surrogate pair unless ``final``."""
-    text = _decoded(raw)
+    text = decode_body(raw)
     while text is None and raw:  # an escape cut short: decode up to it
         raw = raw[: raw.rfind("\\")]
-        text = _decoded(raw)
+        text = decode_body(raw)
     text = text or ""
     if not final and text and "\ud800" <= text[-1] <= "\udbff":
         text = text[:-1]  # the pair's second half comes next
     return text
 
 
-def _decoded(raw: str) -> str | None:
+def decode_body(raw: str) -> str | None:
     try:
         value = json.loads('"' + raw + '"')
     except ValueError:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.core.ids import new_id
+from corral.engines.base import Body
 from corral.inference.native_tools import native_messages
 from corral.inference.tool_stream import ToolStream
 from corral.protocol.chat import (
@@ -386,3 +387,16 @@ def salvage(text: str) -> ParsedOutput:
     if calls:
         return ParsedOutput(None, calls)
     return ParsedOutput("".join(content), None)
+
+
+def in_words(body: Body, plan: ToolPlan, spent: dict[str, Any]) -> Body | None:
+    """The request again, without the grammar or the tools prompt, with what is left of
+    its output budget (None when nothing is)."""
+    words = {k: v for k, v in body.items() if k != "response_format"}
+    words["messages"] = plan.plain
+    if "max_tokens" in body:
+        left = int(body["max_tokens"]) - int(spent.get("completion_tokens", 0))
+        if left <= 0:
+            return None
+        words["max_tokens"] = left
+    return words

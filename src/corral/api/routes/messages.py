@@ -15,7 +15,7 @@ from corral.api.answer import answer
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
 from corral.api.openapi import STREAMED, reads
-from corral.api.sse import first_then_rest, typed_sse_response
+from corral.api.sse import event_stream
 from corral.inference.messages.service import PreparedMessage
 from corral.protocol.messages import CountTokensRequest, Message, MessagesRequest, TokenCount
 
@@ -31,8 +31,8 @@ async def create_message(request: Request, services: ServicesDep) -> Response:
 
     async def present(p: PreparedMessage, metered: Metered[Any]) -> Response:
         if p.stream:
-            chunks = await first_then_rest(metered.result)
-            reply: Response = typed_sse_response(services.messages.events(p, chunks))
+            presenter = services.messages.presenter(p)
+            reply: Response = await event_stream(metered.result, presenter, typed=True)
         else:
             message = await services.messages.collect(p, metered.result)
             reply = Response(message.model_dump_json(), media_type="application/json")

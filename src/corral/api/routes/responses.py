@@ -14,7 +14,7 @@ from corral.api.auth import principal_of
 from corral.api.body import parse_model, read_body
 from corral.api.deps import ServicesDep
 from corral.api.openapi import STREAMED, reads
-from corral.api.sse import first_then_rest, typed_sse_response
+from corral.api.sse import event_stream
 from corral.inference.responses.service import PreparedResponse
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.responses import (
@@ -49,8 +49,8 @@ async def create_response(request: Request, services: ServicesDep) -> Response:
             answer = Response(response.model_dump_json(), media_type="application/json")
         else:
             assert not isinstance(metered.result, BaseModel)
-            chunks = await first_then_rest(metered.result)
-            answer = typed_sse_response(services.responses.events(p, chunks))
+            presenter = services.responses.presenter(p)
+            answer = await event_stream(metered.result, presenter, typed=True)
         if p.tools.left_out:  # hosted tools this server cannot run: said, not hidden
             answer.headers["x-corral-tools-ignored"] = ", ".join(p.tools.left_out)
         return answer

@@ -1,4 +1,4 @@
-"""The core's chat chunks as the Messages API's stream, in the order Anthropic's streaming
+"""The core's events as the Messages API's stream, in the order Anthropic's streaming
 reference (and the ``anthropic`` SDK's accumulator) expects:
 
     message_start (the message, content empty), ping,
@@ -6,18 +6,28 @@ reference (and the ``anthropic`` SDK's accumulator) expects:
       thinking_delta then one signature_delta, input_json_delta), content_block_stop,
     message_delta (stop_reason, stop_sequence, usage), message_stop.
 
-An error mid-stream is an ``error`` event. A non-streamed answer is the same stream
-collected: one translation for both.
+An error mid-stream (the core's ``Failed``) is an ``error`` event. A non-streamed answer
+is the same stream collected: one translation for both.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from corral.core.errors import CorralError
+from corral.protocol.common import Usage
+from corral.protocol.events import Event as CoreEvent
+from corral.protocol.events import (
+    Failed,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallStart,
+    UsageReport,
+)
 from corral.protocol.messages import (
     ContentBlock,
     Message,
@@ -29,10 +39,7 @@ from corral.protocol.messages import (
     error_body,
 )
 
-log = logging.getLogger(__name__)
-
 Event = dict[str, Any]
-Chunk = dict[str, Any]
 STOP_REASONS: dict[str | None, StopReason] = {
     "length": "max_tokens",
     "tool_calls": "tool_use",
@@ -45,13 +52,12 @@ def tool_use_id(call_id: str) -> str:
     return "toolu_" + call_id.removeprefix("call_").removeprefix("call-")
 
 
-def usage_of(usage: dict[str, Any]) -> MessageUsage:
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
-    prompt = int(usage.get("prompt_tokens", 0))
+def usage_of(usage: Usage) -> MessageUsage:
+    cached = usage.prompt_tokens_details.cached_tokens
     # Anthropic counts cache reads apart: input_tokens + cache_read_input_tokens = prompt.
     return MessageUsage(
-        input_tokens=prompt - cached,
-        output_tokens=int(usage.get("completion_tokens", 0)),
+        input_tokens=usage.prompt_tokens - cached,
+        output_tokens=usage.completion_tokens,
         cache_read_input_tokens=cached,
     )
 
@@ -65,6 +71,7 @@ class MessageStream:
         self._text: list[str] = []
         self._finish: str | None = None
         self._stop_sequence: str | None = None
+        self._failed: CorralError | None = None
 
     @property
     def _index(self) -> int:
@@ -102,79 +109,68 @@ class MessageStream:
             return []
         return [*self._close(), self._start(make())]
 
-    def _choice(self, choice: dict[str, Any]) -> list[Event]:
-        delta = choice.get("delta") or {}
-        events: list[Event] = []
-        if thinking := delta.get("reasoning_content"):
-            events += self._open_as(ThinkingBlock, lambda: ThinkingBlock(thinking="", signature=""))
-            self._text.append(thinking)
+    def feed(self, event: CoreEvent) -> list[Event]:
+        if isinstance(event, TextDelta):
+            opened = self._open_as(TextBlock, lambda: TextBlock(text=""))
+            self._text.append(event.text)
+            return [*opened, self._delta({"type": "text_delta", "text": event.text})]
+        if isinstance(event, ReasoningDelta):
+            make = lambda: ThinkingBlock(thinking="", signature="")  # noqa: E731
+            events = self._open_as(ThinkingBlock, make)
+            self._text.append(event.text)
             if self._shown:
-                events.append(self._delta({"type": "thinking_delta", "thinking": thinking}))
-        if text := delta.get("content"):
-            events += self._open_as(TextBlock, lambda: TextBlock(text=""))
-            self._text.append(text)
-            events.append(self._delta({"type": "text_delta", "text": text}))
-        for call in delta.get("tool_calls") or ():
-            events += self._call(call)
-        if choice.get("finish_reason"):
-            self._finish = choice["finish_reason"]
-            self._stop_sequence = choice.get("stop_sequence")
-        return events
-
-    def _call(self, call: dict[str, Any]) -> list[Event]:
-        """A call's start opens a tool_use block; later pieces are its input's JSON."""
-        events: list[Event] = []
-        function = call.get("function") or {}
-        if call.get("id"):
-            events += self._close()
-            block = ToolUseBlock(
-                id=tool_use_id(call["id"]), name=function.get("name", ""), input={}
-            )
-            events.append(self._start(block))
-        arguments = function.get("arguments") or ""
-        if arguments and isinstance(self._open, ToolUseBlock):
-            self._text.append(arguments)
-            events.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
-        return events
+                events.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
+            return events
+        if isinstance(event, ToolCallStart):
+            block = ToolUseBlock(id=tool_use_id(event.call_id), name=event.name, input={})
+            return [*self._close(), self._start(block)]
+        if isinstance(event, ToolArgumentsDelta):
+            if not event.text or not isinstance(self._open, ToolUseBlock):
+                return []
+            self._text.append(event.text)
+            return [self._delta({"type": "input_json_delta", "partial_json": event.text})]
+        if isinstance(event, Finish):
+            self._finish, self._stop_sequence = event.reason, event.stop_sequence
+        elif isinstance(event, UsageReport):
+            self.message.usage = usage_of(event.usage)
+        elif isinstance(event, Failed):
+            self._failed = event.error
+            return [error_body(event.error.status, event.error.message)]
+        return []
 
     def _stop_reason(self) -> StopReason:
         if self._stop_sequence is not None:
             return "stop_sequence"
         return STOP_REASONS.get(self._finish, "end_turn")
 
-    async def events(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Event]:
-        """The stream's events; an error raises (``stream`` turns it into an event)."""
-        start = self.message.model_dump(mode="json")
-        yield {"type": "message_start", "message": start}
-        yield {"type": "ping"}
-        async for chunk in chunks:
-            if "usage" in chunk and not chunk.get("choices"):
-                self.message.usage = usage_of(chunk["usage"])
-                continue
-            for choice in chunk.get("choices") or ():
-                for event in self._choice(choice):
-                    yield event
-        for event in self._close():
-            yield event
+    def start(self) -> list[Event]:
+        return [
+            {"type": "message_start", "message": self.message.model_dump(mode="json")},
+            {"type": "ping"},
+        ]
+
+    async def end(self) -> list[Event]:
+        if self._failed is not None:
+            return []
+        events = self._close()
         self.message.stop_reason = self._stop_reason()
         self.message.stop_sequence = self._stop_sequence
         delta = {"stop_reason": self.message.stop_reason, "stop_sequence": self._stop_sequence}
-        yield {"type": "message_delta", "delta": delta, "usage": self.message.usage.model_dump()}
-        yield {"type": "message_stop"}
+        usage = self.message.usage.model_dump()
+        return [
+            *events,
+            {"type": "message_delta", "delta": delta, "usage": usage},
+            {"type": "message_stop"},
+        ]
 
-    async def stream(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Event]:
-        try:
-            async for event in self.events(chunks):
-                yield event
-        except Exception as exc:
-            if not isinstance(exc, CorralError):
-                log.exception("message stream failed")
-                exc = CorralError("The server had an error while streaming.")
-            yield error_body(exc.status, exc.message)
-
-    async def collect(self, chunks: AsyncIterator[Chunk]) -> Message:
-        async for _ in self.events(chunks):
-            pass
+    async def collect(self, events: AsyncIterator[CoreEvent]) -> Message:
+        """A whole answer: the same translation, said to no one; a failure raises."""
+        self.start()
+        async for event in events:
+            self.feed(event)
+            if self._failed is not None:
+                raise self._failed
+        await self.end()
         return self.message
 
 

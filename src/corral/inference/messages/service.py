@@ -27,8 +27,8 @@ from corral.inference.messages.translate import (
 from corral.inference.prepared import Prepared
 from corral.inference.reasoning import is_reasoning
 from corral.inference.sealed import Sealer
-from corral.inference.streaming import Chunk
 from corral.protocol.chat import ChatCompletionRequest
+from corral.protocol.events import Event
 from corral.protocol.messages import Message, MessagesRequest, MessageUsage
 
 
@@ -90,7 +90,8 @@ class MessageService:
     async def run(self, p: PreparedMessage) -> Any:
         return await self._chat.run(p.chat)
 
-    def _stream(self, p: PreparedMessage) -> MessageStream:
+    def presenter(self, p: PreparedMessage) -> MessageStream:
+        """The Messages events of this answer, streamed or collected."""
         message = Message(
             id=new_id("msg", "_"),
             model=p.served.spec.id,
@@ -98,8 +99,5 @@ class MessageService:
         )
         return MessageStream(message, self._sealer.seal, p.thinking.shown)
 
-    def events(self, p: PreparedMessage, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
-        return self._stream(p).stream(chunks)
-
-    async def collect(self, p: PreparedMessage, chunks: AsyncIterator[Chunk]) -> Message:
-        return await self._stream(p).collect(chunks)
+    async def collect(self, p: PreparedMessage, events: AsyncIterator[Event]) -> Message:
+        return await self.presenter(p).collect(events)

@@ -1,4 +1,4 @@
-"""The core's chat chunks as the Responses API's typed stream events, in the order the
+"""The core's events as the Responses API's typed stream events, in the order the
 reference (and the ``openai`` SDK's stream accumulator) expects:
 
     response.created, response.in_progress,
@@ -10,21 +10,31 @@ reference (and the ``openai`` SDK's stream accumulator) expects:
       custom:    response.custom_tool_call_input.delta …, .done
     response.output_item.done, and last response.completed (or response.incomplete).
 
-Every event has a ``sequence_number``. An error mid-stream is an ``error`` event, then
-``response.failed``.
+Every event has a ``sequence_number``. An error mid-stream (the core's ``Failed``) is an
+``error`` event, then ``response.failed``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from itertools import count
 from typing import Any
 
 from corral.core.errors import CorralError
 from corral.core.ids import new_id
-from corral.inference.responses.tools import ToolSet, partial_input
+from corral.inference.responses.tools import InputDecoder, ToolSet, partial_input
 from corral.protocol.common import Usage
+from corral.protocol.events import Event as CoreEvent
+from corral.protocol.events import (
+    Failed,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallStart,
+    UsageReport,
+)
 from corral.protocol.responses import (
     CustomToolCallItem,
     FunctionCallItem,
@@ -41,9 +51,7 @@ from corral.protocol.responses import (
 )
 
 log = logging.getLogger(__name__)
-
 Event = dict[str, Any]
-Chunk = dict[str, Any]
 
 
 def usage_of(usage: Usage) -> ResponseUsage:
@@ -63,17 +71,24 @@ def usage_of(usage: Usage) -> ResponseUsage:
 
 class EventStream:
     def __init__(
-        self, response: ResponseObject, keep: Callable[[ResponseObject], Awaitable[None]]
+        self,
+        response: ResponseObject,
+        keep: Callable[[ResponseObject], Awaitable[None]],
+        tools: ToolSet | None = None,
+        seal: Callable[[str], str] | None = None,
     ) -> None:
+        """``tools``: how a core tool call is reported (namespace, name, custom or not);
+        ``seal``: encrypts a reasoning item's text for the client, when it asked."""
         self.response = response
         self._keep = keep
         self._seq = count()
         self._open: OutputItem | None = None
         self._text: list[str] = []
+        self._logprobs: list[Any] = []  # the open message's, when asked for
         self._finish: str | None = None
-        self._tools = ToolSet()
-        self._input_sent = 0  # an open custom call: input characters sent as deltas
-        self._seal: Callable[[str], str] | None = None
+        self._tools = tools or ToolSet()
+        self._decoder = InputDecoder()  # an open custom call's input, as it streams
+        self._seal = seal
 
     def _event(self, kind: str, **fields: Any) -> Event:
         return {"type": kind, "sequence_number": next(self._seq), **fields}
@@ -98,7 +113,7 @@ class EventStream:
         events = [self._add(item)]
         part = OutputText(text="")
         events.append(self._part("response.content_part.added", item.id, part))
-        self._open, self._text = item, []
+        self._open, self._text, self._logprobs = item, [], []
         return events
 
     def _part(self, kind: str, item_id: str, part: OutputText) -> Event:
@@ -135,10 +150,13 @@ class EventStream:
         where = {"item_id": item.id, "output_index": self._index, "content_index": 0}
         events = []
         if isinstance(item, OutputMessage):
-            part = OutputText(text=text)
+            part = OutputText(text=text, logprobs=self._logprobs)
             item.content = [part]
             item.status = "incomplete" if self._finish == "length" else "completed"
-            events.append(self._event("response.output_text.done", text=text, logprobs=[], **where))
+            done = self._event(
+                "response.output_text.done", text=text, logprobs=part.logprobs, **where
+            )
+            events.append(done)
             events.append(self._part("response.content_part.done", item.id, part))
         else:
             item.content, item.status = [ReasoningText(text=text)], "completed"
@@ -174,86 +192,92 @@ class EventStream:
                 arguments="",
                 status="in_progress",
             )
-        self._open, self._text, self._input_sent = item, [], 0
+        self._open, self._text, self._decoder = item, [], InputDecoder()
         return self._add(item)
 
-    def _calls(self, calls: list[dict[str, Any]]) -> list[Event]:
-        """A call's start opens a function_call (or custom_tool_call) item; later pieces
-        are its arguments (a custom call's: its input, decoded as it comes)."""
-        events: list[Event] = []
-        for call in calls:
-            function = call.get("function") or {}
-            if call.get("id"):
-                events += self._close()
-                events.append(self._open_call(call["id"], function.get("name", "")))
-            arguments = function.get("arguments") or ""
-            if not arguments or not isinstance(self._open, FunctionCallItem | CustomToolCallItem):
-                continue
-            self._text.append(arguments)
-            where = {"item_id": self._open.id, "output_index": self._index}
-            if isinstance(self._open, FunctionCallItem):
-                kind = "response.function_call_arguments.delta"
-                events.append(self._event(kind, delta=arguments, **where))
-                continue
-            text = partial_input("".join(self._text))
-            if len(text) > self._input_sent:
-                delta, self._input_sent = text[self._input_sent :], len(text)
-                kind = "response.custom_tool_call_input.delta"
-                events.append(self._event(kind, delta=delta, **where))
-        return events
+    def _call_arguments(self, text: str) -> list[Event]:
+        """A piece of the open call's arguments (a custom call's: its input, decoded as
+        it comes)."""
+        if not text or not isinstance(self._open, FunctionCallItem | CustomToolCallItem):
+            return []
+        self._text.append(text)
+        where = {"item_id": self._open.id, "output_index": self._index}
+        if isinstance(self._open, FunctionCallItem):
+            return [self._event("response.function_call_arguments.delta", delta=text, **where)]
+        delta = self._decoder.feed(text)
+        if not delta:
+            return []
+        return [self._event("response.custom_tool_call_input.delta", delta=delta, **where)]
 
-    def _choice(self, choice: dict[str, Any]) -> list[Event]:
-        delta = choice.get("delta") or {}
-        events: list[Event] = []
-        if delta.get("reasoning_content"):
-            if not isinstance(self._open, ReasoningItem):
-                events += [*self._close(), *self._open_reasoning()]
-            events.append(self._delta("response.reasoning_text.delta", delta["reasoning_content"]))
-        if delta.get("content"):
-            if not isinstance(self._open, OutputMessage):
-                events += [*self._close(), *self._open_message()]
-            events.append(self._delta("response.output_text.delta", delta["content"]))
-        if delta.get("tool_calls"):
-            events += self._calls(delta["tool_calls"])
-        if choice.get("finish_reason"):
-            self._finish = choice["finish_reason"]
-        return events
+    def start(self) -> list[Event]:
+        return [self._snapshot("response.created"), self._snapshot("response.in_progress")]
 
-    async def run(
-        self,
-        chunks: AsyncIterator[Chunk],
-        tools: ToolSet | None = None,
-        seal: Callable[[str], str] | None = None,
-    ) -> AsyncIterator[Event]:
-        """``tools``: how a core tool call is reported (namespace, name, custom or not);
-        ``seal``: encrypts a reasoning item's text for the client, when it asked."""
-        self._tools, self._seal = tools or ToolSet(), seal
-        yield self._snapshot("response.created")
-        yield self._snapshot("response.in_progress")
-        try:
-            async for chunk in chunks:
-                if "usage" in chunk and not chunk.get("choices"):
-                    self.response.usage = usage_of(Usage.model_validate(chunk["usage"]))
-                    continue
-                for choice in chunk.get("choices") or ():
-                    for event in self._choice(choice):
-                        yield event
-        except Exception as exc:
-            if not isinstance(exc, CorralError):
-                log.exception("response stream failed")
-                exc = CorralError("The server had an error while streaming.")
-            for event in self._fail(exc):
-                yield event
-            return
-        for event in self._close():
-            yield event
+    def feed(self, event: CoreEvent) -> list[Event]:
+        if isinstance(event, TextDelta):
+            opened = self._reopen(OutputMessage)
+            if event.logprobs:
+                self._logprobs += event.logprobs
+            return [*opened, self._delta("response.output_text.delta", event.text)]
+        if isinstance(event, ReasoningDelta):
+            opened = self._reopen(ReasoningItem)
+            return [*opened, self._delta("response.reasoning_text.delta", event.text)]
+        if isinstance(event, ToolArgumentsDelta):
+            return self._call_arguments(event.text)
+        if isinstance(event, ToolCallStart):
+            return [*self._close(), self._open_call(event.call_id, event.name)]
+        if isinstance(event, Finish):
+            self._finish = event.reason
+        elif isinstance(event, UsageReport):
+            self.response.usage = usage_of(event.usage)
+        elif isinstance(event, Failed):
+            return self._fail(event.error)
+        return []
+
+    def _reopen(self, kind: type[OutputMessage | ReasoningItem]) -> list[Event]:
+        """The item a delta of this kind goes to: the open one, or a new one."""
+        if isinstance(self._open, kind):
+            return []
+        closed = self._close()
+        return [
+            *closed,
+            *(self._open_message() if kind is OutputMessage else self._open_reasoning()),
+        ]
+
+    async def end(self) -> list[Event]:
+        """The last events: the open item closed, the response kept and completed (a
+        failed one said so already)."""
+        if self.response.status == "failed":
+            return []
+        events = self._close()
         if self._finish == "length":
             self.response.status = "incomplete"
             self.response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
         else:
             self.response.status = "completed"
         await self._keep(self.response)
-        yield self._snapshot(f"response.{self.response.status}")
+        return [*events, self._snapshot(f"response.{self.response.status}")]
+
+    async def collect(self, events: Iterable[CoreEvent]) -> ResponseObject:
+        """A whole answer: the same translation as the stream's, said to no one."""
+        self.start()
+        for event in events:
+            self.feed(event)
+        await self.end()
+        return self.response
+
+    async def run(self, events: AsyncIterator[CoreEvent]) -> None:
+        """The whole stream, said to no one (a background response: its object is what
+        is read). An error before its first event fails the response too."""
+        self.start()
+        try:
+            async for event in events:
+                self.feed(event)
+        except Exception as exc:
+            if not isinstance(exc, CorralError):
+                log.exception("background response failed")
+                exc = CorralError("The server had an error while streaming.")
+            self._fail(exc)
+        await self.end()
 
     def _fail(self, exc: CorralError) -> list[Event]:
         code = exc.code or "server_error"

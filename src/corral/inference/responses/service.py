@@ -13,7 +13,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal
+from functools import partial
+from typing import Literal
 
 import anyio
 
@@ -23,22 +24,14 @@ from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
-from corral.inference.responses.events import EventStream, usage_of
+from corral.inference.responses.events import EventStream
 from corral.inference.responses.input import Item, as_items, chat_body, with_parts
 from corral.inference.responses.store import ResponseStore, Stored
-from corral.inference.responses.tools import ToolSet, custom_input, toolset
+from corral.inference.responses.tools import ToolSet, toolset
 from corral.inference.sealed import Sealer
-from corral.inference.streaming import Chunk
-from corral.protocol.chat import ChatCompletion, ChatCompletionRequest, ChatMessageOut
+from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
+from corral.protocol.events import Event, completion_events
 from corral.protocol.responses import (
-    CustomToolCallItem,
-    FunctionCallItem,
-    IncompleteDetails,
-    OutputItem,
-    OutputMessage,
-    OutputText,
-    ReasoningItem,
-    ReasoningText,
     ResponseObject,
     ResponseRequest,
     TextConfig,
@@ -57,8 +50,8 @@ ABANDONED = {
 }
 
 
-async def aclose(chunks: AsyncIterator[Chunk]) -> None:
-    close = getattr(chunks, "aclose", None)
+async def aclose(events: AsyncIterator[Event]) -> None:
+    close = getattr(events, "aclose", None)
     if close is not None:
         await close()
 
@@ -76,47 +69,6 @@ class PreparedResponse(Prepared):
     tools: ToolSet
     conversation_id: str | None  # the turn is appended to it
     seal: Callable[[str], str] | None  # encrypts reasoning for the client, when included
-
-
-def output_items(
-    message: ChatMessageOut, finish: str | None, logprobs: Any, p: PreparedResponse
-) -> list[OutputItem]:
-    items: list[OutputItem] = []
-    if message.reasoning_content:
-        text = message.reasoning_content
-        sealed = p.seal(text) if p.seal is not None else None
-        item = ReasoningItem(
-            id=new_id("rs", "_"), content=[ReasoningText(text=text)], encrypted_content=sealed
-        )
-        items.append(item)
-    for call in message.tool_calls or ():
-        namespace, name = p.tools.call_name(call.function.name)
-        if p.tools.is_custom(call.function.name):
-            text = custom_input(call.function.arguments)
-            items.append(
-                CustomToolCallItem(
-                    id=new_id("ctc", "_"),
-                    call_id=call.id,
-                    name=name,
-                    namespace=namespace,
-                    input=text,
-                )
-            )
-            continue
-        items.append(
-            FunctionCallItem(
-                id=new_id("fc", "_"),
-                call_id=call.id,
-                name=name,
-                namespace=namespace,
-                arguments=call.function.arguments,
-            )
-        )
-    if message.content is not None and not message.tool_calls:
-        part = OutputText(text=message.content, logprobs=(logprobs or {}).get("content") or [])
-        status = "incomplete" if finish == "length" else "completed"
-        items.append(OutputMessage(id=new_id("msg", "_"), status=status, content=[part]))
-    return items
 
 
 def _check_sealed(items: list[Item], sealer: Sealer) -> None:
@@ -226,7 +178,7 @@ class ResponseService:
         is generated)."""
         return await self._chat.count_prompt((await self._translate(req, scope))[3])
 
-    async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Chunk]:
+    async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Event]:
         return await self._chat.run(p.chat)
 
     def skeleton(self, p: PreparedResponse, status: Status) -> ResponseObject:
@@ -256,19 +208,13 @@ class ResponseService:
         )
 
     async def finish(self, p: PreparedResponse, completion: ChatCompletion) -> ResponseObject:
-        choice = completion.choices[0]
-        response = self.skeleton(p, "completed")
-        response.output = output_items(choice.message, choice.finish_reason, choice.logprobs, p)
-        response.usage = usage_of(completion.usage)
-        if choice.finish_reason == "length":
-            response.status = "incomplete"
-            response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
-        await self.keep(p, response)
-        return response
+        """A whole answer, through the stream's own translation (kept once built)."""
+        return await self.presenter(p).collect(completion_events(completion))
 
-    def events(self, p: PreparedResponse, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Any]:
-        stream = EventStream(self.skeleton(p, "in_progress"), lambda r: self.keep(p, r))
-        return stream.run(chunks, p.tools, p.seal)
+    def presenter(self, p: PreparedResponse) -> EventStream:
+        """The typed events of a streamed response (kept once it ends)."""
+        keep = partial(self.keep, p)
+        return EventStream(self.skeleton(p, "in_progress"), keep, p.tools, p.seal)
 
     async def keep(self, p: PreparedResponse, response: ResponseObject) -> None:
         """Store the response (``store``) and add the turn to its conversation."""
@@ -283,28 +229,27 @@ class ResponseService:
             log.exception("storing response %s failed", response.id)
 
     async def start_background(
-        self, p: PreparedResponse, chunks: AsyncIterator[Chunk]
+        self, p: PreparedResponse, events: AsyncIterator[Event]
     ) -> ResponseObject:
         """Store the response ``queued`` and run it in a task of its own: it outlives the
         request (the client polls ``get``, or ``cancel``s it)."""
         response = self.skeleton(p, "queued")
         await self._store.save(p.scope, Stored(response, p.input_items, p.history, self.me))
         queued = response.model_copy(deep=True)
-        task = asyncio.create_task(self._background(p, response, chunks))
+        task = asyncio.create_task(self._background(p, response, events))
         self._tasks[response.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(response.id, None))
         return queued
 
     async def _background(
-        self, p: PreparedResponse, response: ResponseObject, chunks: AsyncIterator[Chunk]
+        self, p: PreparedResponse, response: ResponseObject, events: AsyncIterator[Event]
     ) -> None:
         response.status = "in_progress"
-        stream = EventStream(response, _nothing)
+        stream = EventStream(response, _nothing, p.tools, p.seal)
         beating = asyncio.create_task(self._beat(response.id))
         try:
             await self._store.update(p.scope, response)
-            async for _ in stream.run(chunks, p.tools, p.seal):
-                pass
+            await stream.run(events)
         except asyncio.CancelledError:
             response.status = "failed" if self._stopping else "cancelled"
             response.error = ABANDONED if self._stopping else None
@@ -312,7 +257,7 @@ class ResponseService:
         finally:
             beating.cancel()
             with anyio.CancelScope(shield=True):
-                await aclose(chunks)  # a cancelled run stops its generation, and is billed
+                await aclose(events)  # a cancelled run stops its generation, and is billed
                 await self._settle_background(p, response)
 
     async def _settle_background(self, p: PreparedResponse, response: ResponseObject) -> None:

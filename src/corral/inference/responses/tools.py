@@ -23,7 +23,7 @@ from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
-from corral.inference.tool_stream import decoded_prefix
+from corral.inference.tool_stream import decode_body, decoded_prefix
 
 Item = dict[str, Any]
 SEPARATOR = "__"  # a namespaced tool's name as the core sees it: "<namespace>__<name>"
@@ -175,6 +175,58 @@ def partial_input(arguments: str) -> str:
 
 
 _OPENING = re.compile(r'\s*\{\s*"input"\s*:\s*"')
+_HIGH_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}$")
+
+
+class InputDecoder:
+    """A streamed custom call's input, decoded piece by piece from the core's
+    ``{"input": "…`` arguments: each raw character read once (a long input, a patch say,
+    is not decoded again from its start on every token, as ``partial_input`` would)."""
+
+    def __init__(self) -> None:
+        self._head = ""  # the arguments until the string opens
+        self._opened = False
+        self._pending = ""  # raw string body not yet decoded (a cut escape)
+        self._escaped = False
+        self._closed = False
+
+    def feed(self, text: str) -> str:
+        """The input's characters that this piece made certain."""
+        if self._closed:
+            return ""
+        if not self._opened:
+            self._head += text
+            match = _OPENING.match(self._head)
+            if match is None:
+                return ""
+            self._opened, text = True, self._head[match.end() :]
+        end = self._closing(text)
+        if end is not None:
+            text, self._closed = text[:end], True
+        return self._decode(self._pending + text)
+
+    def _closing(self, text: str) -> int | None:
+        for index, char in enumerate(text):
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\":
+                self._escaped = True
+            elif char == '"':
+                return index
+        return None
+
+    def _decode(self, raw: str) -> str:
+        cut = len(raw)
+        decoded = decode_body(raw)
+        while decoded is None and cut:  # an escape cut short: decode up to it
+            cut = raw.rfind("\\", 0, cut)
+            cut = max(cut, 0)
+            decoded = decode_body(raw[:cut])
+        if not self._closed and _HIGH_SURROGATE_ESCAPE.search(raw[:cut]):
+            cut -= 6  # the pair's second half comes next
+            decoded = decode_body(raw[:cut])
+        self._pending = raw[cut:]
+        return decoded or ""
 
 
 def _closing_quote(raw: str) -> int | None:
