@@ -278,7 +278,13 @@ def create_app(
     for router in console.routers:
         app.include_router(router)
     # Added first, so it runs inside auth (the last added is outermost).
-    routes = table(chat.router, completions.router, embeddings.router)
+    routes = table(
+        chat.router,
+        completions.router,
+        embeddings.router,
+        responses.router,
+        messages_routes.router,
+    )
     app.add_middleware(DirectRoutes, routes=routes)
     app.add_middleware(AuthMiddleware, keys=services.keys, sessions=services.sessions)
     limits = settings.limits

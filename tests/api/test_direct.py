@@ -49,6 +49,19 @@ async def test_each_direct_route_answers(http: httpx.AsyncClient) -> None:
     r = await http.post("/v1/embeddings", json={"model": "fake-model", "input": "a b"})
     assert r.status_code == 200 and r.json()["object"] == "list"
     assert "x-request-id" in r.headers
+    r = await http.post("/v1/responses", json={"model": "fake-model", "input": "a b"})
+    assert r.status_code == 200 and r.json()["object"] == "response"
+    body = {"model": "fake-model", "max_tokens": 8, "messages": [{"role": "user", "content": "a"}]}
+    r = await http.post("/v1/messages", json=body)
+    assert r.status_code == 200 and r.json()["type"] == "message"
+    r = await http.post("/v1/messages", json={"model": "fake-model"})
+    assert r.status_code == 400 and r.json()["type"] == "error"  # Anthropic's shape
+    # Handlers that return a model (the counts) answer with its JSON, as the router does.
+    r = await http.post("/v1/responses/input_tokens", json={"model": "fake-model", "input": "a"})
+    assert r.status_code == 200 and r.json()["object"] == "response.input_tokens"
+    del body["max_tokens"]
+    r = await http.post("/v1/messages/count_tokens", json=body)
+    assert r.status_code == 200 and r.json()["input_tokens"] > 0
 
 
 async def test_an_unexpected_error_is_a_logged_500_in_openai_shape(
@@ -64,11 +77,19 @@ async def test_an_unexpected_error_is_a_logged_500_in_openai_shape(
 
 def test_the_table_is_what_the_routers_declare() -> None:
     from corral.api.direct import table
-    from corral.api.routes import chat, completions, embeddings
+    from corral.api.routes import chat, completions, embeddings, messages, responses
 
     routes = table(chat.router, completions.router, embeddings.router)
     assert routes == {
         ("POST", "/v1/chat/completions"): chat.create_chat_completion,
         ("POST", "/v1/completions"): completions.create_completion,
         ("POST", "/v1/embeddings"): embeddings.create_embeddings,
+    }
+    # Paths with parameters stay with the router: a request for the literal template
+    # must not reach a handler that takes the parameter.
+    assert table(responses.router, messages.router) == {
+        ("POST", "/v1/responses"): responses.create_response,
+        ("POST", "/v1/responses/input_tokens"): responses.count_input_tokens,
+        ("POST", "/v1/messages"): messages.create_message,
+        ("POST", "/v1/messages/count_tokens"): messages.count_tokens,
     }

@@ -1,5 +1,6 @@
-"""The generation endpoints, answered without Starlette's router and FastAPI's
-dependency injection.
+"""The generation endpoints of every dialect (Chat Completions, completions, embeddings,
+Responses, Messages), answered without Starlette's router and FastAPI's dependency
+injection.
 
 Every request to them waits on this path before its first token. Routing through the
 route table, FastAPI's request wrappers and ``solve_dependencies`` cost about 0.45 ms a
@@ -17,6 +18,7 @@ from typing import cast
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from corral.api.deps import Services
 from corral.api.errors import response_for
 
-Handler = Callable[[Request, Services], Awaitable[Response]]
+Handler = Callable[[Request, Services], Awaitable[Response | BaseModel]]
 
 
 def table(*routers: APIRouter) -> dict[tuple[str, str], Handler]:
@@ -34,7 +36,7 @@ def table(*routers: APIRouter) -> dict[tuple[str, str], Handler]:
         (method, route.path): cast(Handler, route.endpoint)
         for router in routers
         for route in router.routes
-        if isinstance(route, APIRoute)
+        if isinstance(route, APIRoute) and not route.param_convertors  # exact paths only
         for method in route.methods or ()
     }
 
@@ -53,7 +55,15 @@ class DirectRoutes:
             return
         request = Request(scope, receive, send)
         try:
-            response = await handler(request, request.app.state.services)
+            result = await handler(request, request.app.state.services)
         except Exception as exc:  # what the app's exception handlers would answer
-            response = response_for(request, exc)
-        await response(scope, receive, send)
+            result = response_for(request, exc)
+        await _response(result)(scope, receive, send)
+
+
+def _response(result: Response | BaseModel) -> Response:
+    """A handler's answer as the router would send it: a model (a count, say) as its
+    JSON (FastAPI's ``response_model`` of the same class says nothing more)."""
+    if isinstance(result, BaseModel):
+        return Response(result.model_dump_json(), media_type="application/json")
+    return result
