@@ -1,9 +1,10 @@
 """The models being served: catalog names resolved to snapshots, loaded on demand.
 
-Every catalog snapshot has a ``ManagedEngine``: an Engine that loads its model on first
-use (requests wait for a load, bounded by ``load_timeout_s``), counts the calls in flight,
-and can be unloaded when idle. Loads take turns; before one, the least recently used idle
-models are unloaded until the new one fits the memory budget.
+Every catalog snapshot has a ``ManagedEngine`` (``engines.managed``): an Engine that
+loads its model on first use (requests wait for a load, bounded by ``load_timeout_s``),
+counts the calls in flight, and can be unloaded when idle. Loads take turns; before one,
+the least recently used idle models are unloaded until the new one fits the memory
+budget.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -33,7 +34,8 @@ from corral.core.errors import (
     ModelNotFoundError,
     ModelShutdownError,
 )
-from corral.engines.base import Body, Engine, EngineInfo, fingerprint
+from corral.engines.base import Engine, EngineInfo, fingerprint
+from corral.engines.managed import Loaded, ManagedEngine
 from corral.engines.params import NO_ROPE_SCALING
 from corral.engines.pool import Pool
 from corral.engines.process import LlamaCppProcessEngine
@@ -42,7 +44,7 @@ from corral.engines.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[ModelSpec], Engine]
-LoadState = Literal["unloaded", "loading", "loaded", "failed"]
+Managed = ManagedEngine[ModelSpec]  # each snapshot's engine, known by its spec
 MIB = 1024 * 1024
 
 
@@ -110,120 +112,6 @@ class ServedModel:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Loaded:
-    engine: Engine
-    memory_mib: float
-    measured_mib: float
-    load_seconds: float
-    last_used: float = field(default_factory=time.monotonic)
-
-
-class ManagedEngine:
-    """An Engine for one snapshot that loads on first use and may be unloaded when idle."""
-
-    def __init__(self, registry: ModelRegistry, spec: ModelSpec, info: EngineInfo) -> None:
-        self._registry = registry
-        self.spec = spec
-        self._info = info
-        self.users = 0
-        self.loaded: Loaded | None = None
-        self.state: LoadState = "unloaded"
-        self.error: str | None = None
-        self.loads = 0
-        # Calls in flight per engine object: an engine replaced by a reload (its adapter
-        # set changed) is closed only once its own calls are done.
-        self.holds: dict[int, int] = {}
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
-    async def start(self) -> None:
-        await self._registry.ensure_loaded(self)
-
-    async def close(self) -> None:
-        await self._registry.unload(self)
-
-    async def _engine(self) -> Engine:
-        if self.loaded is None:
-            await self._registry.ensure_loaded(self)
-        assert self.loaded is not None
-        self.loaded.last_used = time.monotonic()
-        return self.loaded.engine
-
-    def _hold(self, engine: Engine, delta: int) -> None:
-        key = id(engine)
-        self.holds[key] = self.holds.get(key, 0) + delta
-        if self.holds[key] <= 0:
-            del self.holds[key]
-
-    async def _call(self, name: str, *args: Any) -> Any:
-        self.users += 1
-        engine: Engine | None = None
-        try:
-            engine = await self._engine()
-            self._hold(engine, 1)
-            return await getattr(engine, name)(*args)
-        finally:
-            if engine is not None:
-                self._hold(engine, -1)
-            self._release()
-
-    def _release(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            self._registry.idle.set()
-
-    async def _stream(self, name: str, body: Body) -> AsyncIterator[Body]:
-        self.users += 1
-        engine: Engine | None = None
-        try:
-            engine = await self._engine()
-            self._hold(engine, 1)
-            async for chunk in getattr(engine, name)(body):
-                yield chunk
-        finally:
-            if engine is not None:
-                self._hold(engine, -1)
-            self._release()
-
-    async def chat(self, body: Body) -> Body:
-        result: Body = await self._call("chat", body)
-        return result
-
-    def chat_stream(self, body: Body) -> AsyncIterator[Body]:
-        return self._stream("chat_stream", body)
-
-    async def complete(self, body: Body) -> Body:
-        result: Body = await self._call("complete", body)
-        return result
-
-    def complete_stream(self, body: Body) -> AsyncIterator[Body]:
-        return self._stream("complete_stream", body)
-
-    async def embed(self, body: Body) -> Body:
-        result: Body = await self._call("embed", body)
-        return result
-
-    async def count_chat_tokens(self, body: Body) -> int:
-        result: int = await self._call("count_chat_tokens", body)
-        return result
-
-    async def count_tokens(self, text: str) -> int:
-        result: int = await self._call("count_tokens", text)
-        return result
-
-    async def template_tools(self) -> bool:
-        result: bool = await self._call("template_tools")
-        return result
-
-    async def slots_busy(self) -> int:
-        if self.loaded is None:
-            return 0
-        return await self.loaded.engine.slots_busy()
-
-
 UPSTREAM_WINDOW = 8192  # an upstream's context window where the catalog gives none
 
 
@@ -286,7 +174,7 @@ class ModelRegistry:
         self._load_timeout = load_timeout_s
         self._preload = preload
         self._static: dict[str, ServedModel] = {}
-        self._managed: dict[str, ManagedEngine] = {}
+        self._managed: dict[str, Managed] = {}
         self._load_lock = asyncio.Lock()
         self._loading: dict[str, asyncio.Future[None]] = {}
         self.idle = asyncio.Event()
@@ -374,7 +262,7 @@ class ModelRegistry:
     def _spec(self, snap: Snapshot) -> ModelSpec:
         return self.catalog.spec(snap, self.store_dir)
 
-    def _engine_for(self, snap: Snapshot) -> ManagedEngine:
+    def _engine_for(self, snap: Snapshot) -> Managed:
         managed = self._managed.get(snap.id)
         if managed is None:
             spec = self._spec(snap)
@@ -452,7 +340,7 @@ class ModelRegistry:
             if managed is not None and managed.loaded is not None:
                 await self._reload(managed)
 
-    async def _reload(self, managed: ManagedEngine) -> None:
+    async def _reload(self, managed: Managed) -> None:
         """Load the base again (with the new adapter set) and swap it in; the old engine
         closes once its calls in flight are done."""
         async with self._load_lock:
@@ -470,7 +358,7 @@ class ModelRegistry:
         self._retiring.add(retiring)
         retiring.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, managed: ManagedEngine, old: Engine) -> None:
+    async def _retire(self, managed: Managed, old: Engine) -> None:
         deadline = time.monotonic() + 600
         while managed.holds.get(id(old), 0) > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
@@ -481,7 +369,7 @@ class ModelRegistry:
     def used_mib(self) -> float:
         return sum(m.loaded.memory_mib for m in self._managed.values() if m.loaded is not None)
 
-    async def ensure_loaded(self, managed: ManagedEngine) -> None:
+    async def ensure_loaded(self, managed: Managed) -> None:
         if managed.loaded is not None:
             return
         pending = self._loading.get(managed.spec.id)
@@ -498,7 +386,7 @@ class ModelRegistry:
                 headers={"retry-after": "5"},
             ) from None
 
-    async def _load(self, managed: ManagedEngine) -> None:
+    async def _load(self, managed: Managed) -> None:
         spec = managed.spec
         if spec.source == "upstream":
             need = 0  # served elsewhere: costs this process no model memory
@@ -545,7 +433,7 @@ class ModelRegistry:
                 self.budget_mib,
             )
 
-    async def _make_room(self, need: float, loading: ManagedEngine) -> None:
+    async def _make_room(self, need: float, loading: Managed) -> None:
         deadline = time.monotonic() + self._load_timeout
         while self.used_mib() + need > self.budget_mib:
             idle = [
@@ -570,7 +458,7 @@ class ModelRegistry:
             except TimeoutError:
                 continue
 
-    async def unload(self, managed: ManagedEngine) -> None:
+    async def unload(self, managed: Managed) -> None:
         loaded, managed.loaded = managed.loaded, None
         if loaded is None:
             return
