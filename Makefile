@@ -97,6 +97,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/frames.py
 	$(BIN)/python benchmarks/run.py
 
 # Tool calling on BFCL (simple, multiple, parallel, irrelevance), corral and the engine

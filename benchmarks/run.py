@@ -23,6 +23,7 @@ import httpx
 import report
 import systems
 from batch import batch_row
+from seam import seam_part
 from speculative import speculative_part
 
 from corral.bench.loadgen import (
@@ -414,15 +415,22 @@ async def bench(plan: Plan) -> dict[str, Any]:
             r.stop()
     # After the others stopped: their idle pollers would otherwise be part of it.
     results["speculative"] = await speculative_part(env, logs)
+    results["seam"] = await seam_part(env, logs)
     results["gateway_overhead"] = await gateway_overhead(env, logs, plan)
     results["gateway_own_core"] = await gateway_own_core(env, logs, plan)
     return results
 
 
 async def corral_only(plan: Plan, part: str) -> dict[str, Any]:
-    """One part of the benchmark, printed: ``dialects``, ``batch`` or ``speculative``."""
+    """One part of the benchmark, printed: ``dialects``, ``batch``, ``speculative`` or
+    ``seam``."""
     logs = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     env = {**os.environ, "CORRAL_DATA_DIR": str(logs / "data")}
+    if part == "seam":  # its own systems and page
+        seam = await seam_part(env, logs)
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        (ROOT / "docs" / "benchmarks-seam.md").write_text(report.seam_markdown(seam, when))
+        return {k: report.ratio_of_pairs(v) for k, v in seam.items()}
     if part == "speculative":  # its own systems; the report goes to its own page
         spec = await speculative_part(env, logs)
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -450,7 +458,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument(
         "--only",
-        choices=("dialects", "batch", "speculative"),
+        choices=("dialects", "batch", "speculative", "seam"),
         help="one part on corral alone, printed (no report): the dialects' pairs, the batch row",
     )
     args = parser.parse_args()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,9 @@ class Target:
     api_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     dialect: Literal["chat", "responses", "messages"] = "chat"
+    # Each request seeded from its prompt: sampled output that differs by request but is
+    # the same on every system driven with the same prompts.
+    seed_per_prompt: bool = False
 
     @property
     def path(self) -> str:
@@ -52,6 +56,8 @@ class Target:
 def _body(target: Target, prompt: str, max_tokens: int) -> dict[str, Any]:
     turn = [{"role": "user", "content": prompt}]
     common = {"model": target.model, "temperature": 0, "stream": True, **target.extra}
+    if target.seed_per_prompt:
+        common["seed"] = zlib.crc32(prompt.encode()) & 0x7FFFFFFF
     if target.dialect == "responses":
         return {"input": turn, "max_output_tokens": max_tokens, "store": False, **common}
     if target.dialect == "messages":
