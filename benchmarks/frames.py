@@ -34,6 +34,11 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
     "responses": ("/v1/responses", {"input": "Hi", "store": False}),
     "messages": ("/v1/messages", {"messages": [{"role": "user", "content": "Hi"}]}),
+    # Stop sequences matched by corral (to name the one found) add their scanner.
+    "messages, stop_sequences": (
+        "/v1/messages",
+        {"messages": [{"role": "user", "content": "Hi"}], "stop_sequences": ["zzz"]},
+    ),
 }
 
 
@@ -82,7 +87,7 @@ async def main() -> int:
         for dialect, (path, body) in BODIES.items():
             seen.clear()
             payload = {"model": MODEL, "max_tokens": 8, "stream": True, **body}
-            if dialect == "responses":
+            if dialect.startswith("responses"):
                 payload["max_output_tokens"] = payload.pop("max_tokens")
             async with http.stream("POST", path, json=payload) as response:
                 assert response.status_code == 200, await response.aread()
