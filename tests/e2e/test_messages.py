@@ -110,7 +110,7 @@ def test_tool_choice_always_yields_a_valid_call(
     message = claude.messages.create(
         model=MODEL,
         max_tokens=200,
-        temperature=0,
+        extra_body={"temperature": 0},  # this anthropic SDK takes no `temperature` any more
         tools=[WEATHER, TIME],  # type: ignore[list-item]
         tool_choice=choice,  # type: ignore[arg-type]
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
