@@ -156,16 +156,19 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         db, file_service, registry, settings.evals, sandbox, eval_worker.wake
     )
     completions = CompletionService(registry, settings.limits, admission, telemetry)
-    responses = ResponseService(chat, ResponseStore(db), conversations, sealer, settings.responses)
-    runner = LineRunner(chat, completions, embeddings, responses, meter)
-    batch_worker = BatchWorker(
-        db, file_service, runner, admission, settings.batches, settings.engine.n_parallel
-    )
     vs = settings.vector_stores
     embedder = MeteredEmbedder(registry, embeddings, meter, vs.embedding_model or settings.model)
     searcher = Searcher(db, embedder, vs)
     index_worker = IndexWorker(db, file_service, embedder, vs)
     attacher = Attacher(db, file_service, vs, index_worker.wake, searcher.forget)
+    vector_stores = VectorStoreService(db, attacher, FileBatches(db, attacher, vs), searcher, vs)
+    responses = ResponseService(
+        chat, ResponseStore(db), conversations, sealer, settings.responses, vector_stores
+    )
+    runner = LineRunner(chat, completions, embeddings, responses, meter)
+    batch_worker = BatchWorker(
+        db, file_service, runner, admission, settings.batches, settings.engine.n_parallel
+    )
     return Services(
         db=db,
         keys=keys,
@@ -195,7 +198,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
             registry, settings.ready_probe_interval_s, settings.ready_probe_timeout_s
         ),
         drain=Drain(),
-        vector_stores=VectorStoreService(db, attacher, FileBatches(db, attacher, vs), searcher, vs),
+        vector_stores=vector_stores,
         vector_store_worker=index_worker,
     )
 

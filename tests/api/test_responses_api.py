@@ -100,7 +100,7 @@ async def test_a_continuation_replays_input_and_output(
     assert contents == ["first words", "first words", "second words"]
 
 
-HOSTED = [{"type": "web_search", "external_web_access": True}, {"type": "file_search"}]
+HOSTED = [{"type": "web_search", "external_web_access": True}, {"type": "code_interpreter"}]
 FUNCTION = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
 
 
@@ -111,7 +111,7 @@ async def test_hosted_tools_are_left_out_visibly(
     body = {"model": "fake-model", "input": "hi", "tools": [*HOSTED, FUNCTION]}
     r = await client.post("/v1/responses", json=body, headers=_as(a))
     assert r.status_code == 200, r.text
-    assert r.headers["x-corral-tools-ignored"] == "web_search, file_search"
+    assert r.headers["x-corral-tools-ignored"] == "web_search, code_interpreter"
     assert r.json()["tools"] == [FUNCTION]  # the echo lists what was served
     # The constrained pass (the fake's echo says nothing, so an answer in words follows).
     constrained = next(b for b in reversed(engine.bodies) if "response_format" in b)

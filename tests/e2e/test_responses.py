@@ -259,7 +259,7 @@ def test_retrieve_delete_and_input_items(client: openai.OpenAI) -> None:
             {"input": "x", "text": {"format": {"type": "json_schema", "name": "x"}}},
             "text.format.schema",
         ),
-        ({"input": "x", "include": ["file_search_call.results"]}, "include"),
+        ({"input": "x", "include": ["code_interpreter_call.outputs"]}, "include"),
         ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning_effort"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "x", "background": True, "store": False}, "store"),

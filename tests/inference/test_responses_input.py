@@ -69,3 +69,36 @@ def test_what_the_model_reads_is_unchanged() -> None:
 def test_listing_is_idempotent() -> None:
     items = as_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
     assert [with_parts(i) for i in items] == items
+
+
+def test_file_search_is_offered_as_a_function_and_bounded() -> None:
+    from corral.core.errors import InvalidRequestError
+    from corral.inference.responses.input import to_tool_choice
+    from corral.inference.responses.tools import FILE_SEARCH, toolset
+
+    tool = {"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 3}
+    served = toolset([tool], refuse_hosted=False, file_search=True)
+    assert served.file_search is not None and served.file_search.max_num_results == 3
+    assert [t["function"]["name"] for t in served.chat] == [FILE_SEARCH]
+    assert served.honoured == [tool] and not served.left_out
+    # Without vector stores served here it is left out, like the other hosted tools.
+    assert toolset([tool], refuse_hosted=False).left_out == ["file_search"]
+    assert to_tool_choice({"type": "file_search"}) == {
+        "type": "function",
+        "function": {"name": FILE_SEARCH},
+    }
+    bad = [
+        ({"type": "file_search"}, "tools[0].vector_store_ids"),
+        ({**tool, "vector_store_ids": ["a", "b", "c"]}, "tools[0].vector_store_ids"),
+        ({**tool, "max_num_results": 51}, "tools[0].max_num_results"),
+        ({**tool, "filters": "x"}, "tools[0].filters"),
+    ]
+    for case, param in bad:
+        with pytest.raises(InvalidRequestError) as err:
+            toolset([case], refuse_hosted=False, file_search=True)
+        assert err.value.param == param
+    named = {"type": "function", "name": FILE_SEARCH, "parameters": {"type": "object"}}
+    with pytest.raises(InvalidRequestError):
+        toolset([tool, named], refuse_hosted=False, file_search=True)
+    with pytest.raises(InvalidRequestError):
+        toolset([tool, tool], refuse_hosted=False, file_search=True)

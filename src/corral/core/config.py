@@ -178,7 +178,7 @@ class ResponsesSettings(BaseModel):
     refuse_hosted_tools: bool = Field(
         False,
         description="Answer 400 to server-hosted tool types corral cannot run (web_search, "
-        "file_search, mcp …) instead of leaving them out and naming them in a header.",
+        "code_interpreter, mcp …) instead of leaving them out and naming them in a header.",
     )
     background_heartbeat_s: float = Field(
         10.0,

@@ -11,7 +11,7 @@ a tool call's index within its choice's answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.core.errors import CorralError
@@ -59,6 +59,17 @@ class Finish:
 
 
 @dataclass(slots=True)
+class ServerTool:
+    """A tool corral runs itself, at a stage of its run (``searching``, ``completed``):
+    ``item`` is the dialect's output item for it (a Responses ``file_search_call``).
+    Only the Responses presenter says it; the others have no such tools."""
+
+    stage: str
+    item: Any
+    sources: list[Any] = field(default_factory=list)  # what an answer may cite
+
+
+@dataclass(slots=True)
 class UsageReport:
     """Every token of the answer, once, after every choice finished."""
 
@@ -74,7 +85,14 @@ class Failed:
 
 
 Event = (
-    TextDelta | ReasoningDelta | ToolCallStart | ToolArgumentsDelta | Finish | UsageReport | Failed
+    TextDelta
+    | ReasoningDelta
+    | ToolCallStart
+    | ToolArgumentsDelta
+    | Finish
+    | ServerTool
+    | UsageReport
+    | Failed
 )
 Delta = TextDelta | ReasoningDelta | ToolCallStart | ToolArgumentsDelta
 
@@ -133,6 +151,7 @@ __all__ = [
     "Failed",
     "Finish",
     "ReasoningDelta",
+    "ServerTool",
     "TextDelta",
     "ToolArgumentsDelta",
     "ToolCallStart",

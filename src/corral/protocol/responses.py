@@ -115,7 +115,20 @@ class ReasoningItem(BaseModel):
     status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 
-OutputItem = OutputMessage | FunctionCallItem | CustomToolCallItem | ReasoningItem
+class FileSearchCallItem(BaseModel):
+    """A search corral ran over the request's vector stores (the `file_search` tool):
+    ``results`` only when ``include`` asks for ``file_search_call.results``."""
+
+    type: Literal["file_search_call"] = "file_search_call"
+    id: str
+    queries: list[str] = Field(default_factory=list)
+    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"] = "in_progress"
+    results: list[JSON] | None = None
+
+
+OutputItem = (
+    OutputMessage | FunctionCallItem | CustomToolCallItem | ReasoningItem | FileSearchCallItem
+)
 
 
 class InputTokensDetails(BaseModel):

@@ -16,7 +16,6 @@ from corral.api.deps import ServicesDep
 from corral.api.openapi import STREAMED, reads
 from corral.api.sse import event_stream
 from corral.inference.responses.service import PreparedResponse
-from corral.protocol.chat import ChatCompletion
 from corral.protocol.responses import (
     DeletedResponse,
     InputItemList,
@@ -38,13 +37,13 @@ def scope_of(request: Request) -> str:
 async def create_response(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.limits.max_body_bytes)
     req = parse_model(raw, ResponseRequest)
-    prepared = await services.responses.prepare(req, scope_of(request))
+    prepared = await services.responses.prepare(req, scope_of(request), principal_of(request))
 
     async def present(p: PreparedResponse, metered: Metered[Any]) -> Response:
         if p.req.background:  # metered as the run's stream ends, whoever is listening
             response = await services.responses.start_background(p, metered.result)
             answer = Response(response.model_dump_json(), media_type="application/json")
-        elif isinstance(metered.result, ChatCompletion):
+        elif not p.stream:  # the core's whole answer, or a stream read whole (it searched)
             response = await services.responses.finish(p, metered.result)
             answer = Response(response.model_dump_json(), media_type="application/json")
         else:

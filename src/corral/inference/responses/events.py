@@ -30,6 +30,7 @@ from corral.protocol.events import (
     Failed,
     Finish,
     ReasoningDelta,
+    ServerTool,
     TextDelta,
     ToolArgumentsDelta,
     ToolCallStart,
@@ -37,6 +38,7 @@ from corral.protocol.events import (
 )
 from corral.protocol.responses import (
     CustomToolCallItem,
+    FileSearchCallItem,
     FunctionCallItem,
     IncompleteDetails,
     InputTokensDetails,
@@ -85,6 +87,7 @@ class EventStream:
         self._open: OutputItem | None = None
         self._text: list[str] = []
         self._logprobs: list[Any] = []  # the open message's, when asked for
+        self._sources: list[tuple[str, str]] = []  # files a search found: (id, filename)
         self._finish: str | None = None
         self._tools = tools or ToolSet()
         self._decoder = InputDecoder()  # an open custom call's input, as it streams
@@ -150,7 +153,7 @@ class EventStream:
         where = {"item_id": item.id, "output_index": self._index, "content_index": 0}
         events = []
         if isinstance(item, OutputMessage):
-            part = OutputText(text=text, logprobs=self._logprobs)
+            part = OutputText(text=text, logprobs=self._logprobs, annotations=self._cites(text))
             item.content = [part]
             item.status = "incomplete" if self._finish == "length" else "completed"
             done = self._event(
@@ -158,12 +161,20 @@ class EventStream:
             )
             events.append(done)
             events.append(self._part("response.content_part.done", item.id, part))
-        else:
+        elif isinstance(item, ReasoningItem):
             item.content, item.status = [ReasoningText(text=text)], "completed"
             item.encrypted_content = self._seal(text) if self._seal is not None else None
             events.append(self._event("response.reasoning_text.done", text=text, **where))
         events.append(self._done(item))
         return events
+
+    def _cites(self, text: str) -> list[Any]:
+        """The files a search found, cited at the answer's end (the model writes no
+        markers of its own to place them by)."""
+        return [
+            {"type": "file_citation", "file_id": file_id, "filename": name, "index": len(text)}
+            for file_id, name in self._sources
+        ]
 
     def _done(self, item: OutputItem) -> Event:
         return self._event(
@@ -225,6 +236,8 @@ class EventStream:
             return self._call_arguments(event.text)
         if isinstance(event, ToolCallStart):
             return [*self._close(), self._open_call(event.call_id, event.name)]
+        if isinstance(event, ServerTool):
+            return self._server_tool(event)
         if isinstance(event, Finish):
             self._finish = event.reason
         elif isinstance(event, UsageReport):
@@ -232,6 +245,29 @@ class EventStream:
         elif isinstance(event, Failed):
             return self._fail(event.error)
         return []
+
+    def _server_tool(self, event: ServerTool) -> list[Event]:
+        """A search corral runs: its item opens (in progress, searching), then closes
+        with its results; the files it found are what the answer cites."""
+        item: FileSearchCallItem = event.item
+        kind = "response.file_search_call"
+        if event.stage == "searching":
+            events = self._close()
+            events.append(self._add(item.model_copy(update={"status": "in_progress"})))
+            self.response.output[-1] = item
+            where = {"item_id": item.id, "output_index": self._index}
+            return [
+                *events,
+                self._event(f"{kind}.in_progress", **where),
+                self._event(f"{kind}.searching", **where),
+            ]
+        self._sources += [s for s in event.sources if s not in self._sources]
+        index = self.response.output.index(item)
+        where = {"item_id": item.id, "output_index": index}
+        done = self._event(
+            "response.output_item.done", output_index=index, item=item.model_dump(mode="json")
+        )
+        return [self._event(f"{kind}.completed", **where), done]
 
     def _reopen(self, kind: type[OutputMessage | ReasoningItem]) -> list[Event]:
         """The item a delta of this kind goes to: the open one, or a new one."""
@@ -265,19 +301,25 @@ class EventStream:
         await self.end()
         return self.response
 
-    async def run(self, events: AsyncIterator[CoreEvent]) -> None:
-        """The whole stream, said to no one (a background response: its object is what
-        is read). An error before its first event fails the response too."""
+    async def run(self, events: AsyncIterator[CoreEvent], raising: bool = False) -> ResponseObject:
+        """The whole stream, said to no one: its object is what is read. A background
+        response's failure fails the response; ``raising`` (a whole answer, which an
+        HTTP status can still refuse) raises it instead."""
         self.start()
         try:
             async for event in events:
+                if raising and isinstance(event, Failed):
+                    raise event.error
                 self.feed(event)
         except Exception as exc:
+            if raising:
+                raise
             if not isinstance(exc, CorralError):
                 log.exception("background response failed")
                 exc = CorralError("The server had an error while streaming.")
             self._fail(exc)
         await self.end()
+        return self.response
 
     def _fail(self, exc: CorralError) -> list[Event]:
         code = exc.code or "server_error"

@@ -10,7 +10,7 @@ from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
-from corral.inference.responses.tools import INPUT, ToolSet, chat_name
+from corral.inference.responses.tools import FILE_SEARCH, INPUT, ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
 
 Item = dict[str, Any]
@@ -19,7 +19,9 @@ Message = dict[str, Any]
 ROLES = frozenset({"user", "system", "developer", "assistant"})
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 # What `include` may ask for and corral returns.
-INCLUDABLE = frozenset({"message.output_text.logprobs", "reasoning.encrypted_content"})
+INCLUDABLE = frozenset(
+    {"message.output_text.logprobs", "reasoning.encrypted_content", "file_search_call.results"}
+)
 
 
 def as_items(value: str | list[Item]) -> list[Item]:
@@ -145,7 +147,9 @@ def to_messages(items: list[Item], instructions: str | None, field: str = "input
                     "content": _output(item.get("output"), f"{param}.output"),
                 }
             )
-        elif kind != "reasoning":
+        elif kind not in ("reasoning", "file_search_call"):
+            # A search's results reached the model in its turn; its answer, which follows
+            # in the history, is what the next turn reads.
             raise UnsupportedParameterError(
                 f"Input item type `{kind}` is not supported.", param=f"{param}.type"
             )
@@ -156,12 +160,14 @@ def to_tool_choice(choice: str | Item | None) -> str | Item | None:
     if choice is None or isinstance(choice, str):
         return choice
     # A custom tool is a function of the core's, so forcing one is forcing that function.
+    if choice.get("type") == "file_search":  # the search is the core's function
+        return {"type": "function", "function": {"name": FILE_SEARCH}}
     if choice.get("type") in ("function", "custom") and isinstance(choice.get("name"), str):
         name = chat_name(choice.get("namespace"), choice["name"])
         return {"type": "function", "function": {"name": name}}
     raise UnsupportedParameterError(
-        "`tool_choice` must be auto, none, required, {type: function, name} or "
-        "{type: custom, name}.",
+        "`tool_choice` must be auto, none, required, {type: function, name}, "
+        "{type: custom, name} or {type: file_search}.",
         param="tool_choice",
     )
 

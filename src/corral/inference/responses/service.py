@@ -18,6 +18,7 @@ from typing import Literal
 
 import anyio
 
+from corral.accounts.keys import Principal
 from corral.core.config import ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
@@ -25,9 +26,10 @@ from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
 from corral.inference.responses.events import EventStream
+from corral.inference.responses.file_search import FileSearchRun, widened
 from corral.inference.responses.input import Item, as_items, chat_body, with_parts
 from corral.inference.responses.store import ResponseStore, Stored
-from corral.inference.responses.tools import ToolSet, toolset
+from corral.inference.responses.tools import FileSearch, ToolSet, toolset
 from corral.inference.sealed import Sealer
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.events import Event, completion_events
@@ -36,6 +38,7 @@ from corral.protocol.responses import (
     ResponseRequest,
     TextConfig,
 )
+from corral.vector_stores.service import VectorStoreService
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class PreparedResponse(Prepared):
     tools: ToolSet
     conversation_id: str | None  # the turn is appended to it
     seal: Callable[[str], str] | None  # encrypts reasoning for the client, when included
+    who: Principal | None = None  # the caller: whose vector stores a file_search reads
 
 
 def _check_sealed(items: list[Item], sealer: Sealer) -> None:
@@ -113,8 +117,12 @@ class ResponseService:
         conversations: ConversationStore,
         sealer: Sealer,
         settings: ResponsesSettings,
+        vector_stores: VectorStoreService | None = None,
     ) -> None:
+        """``vector_stores``: where the `file_search` tool searches (without it, the tool
+        is left out like the other hosted tools)."""
         self._chat = chat
+        self._vector_stores = vector_stores
         self._store = store
         self._conversations = conversations
         self._sealer = sealer
@@ -123,12 +131,19 @@ class ResponseService:
         self.me = new_id("replica", "_")  # the worker of the background responses run here
         self._stopping = False  # shutting down: a cancelled background run failed
 
-    async def prepare(self, req: ResponseRequest, scope: str) -> PreparedResponse:
-        """Everything that can be refused is refused here, before metering."""
+    async def prepare(
+        self, req: ResponseRequest, scope: str, who: Principal | None = None
+    ) -> PreparedResponse:
+        """Everything that can be refused is refused here, before metering. ``who``: the
+        caller, whose vector stores a `file_search` tool may name (none: batches)."""
         items, history, tools, body = await self._translate(req, scope)
         chat = await self._chat.prepare(body)
         # The core's request names its dialect: its log line and metrics say `responses`.
         chat = replace(chat, charge=replace(chat.charge, endpoint="responses"))
+        if tools.file_search is not None:
+            await self._check_stores(tools.file_search, who)
+            window = chat.served.engine.info.context_window
+            chat = replace(chat, charge=widened(chat.charge, window))
         include = set(req.include or ())
         return PreparedResponse(
             served=chat.served,
@@ -143,7 +158,18 @@ class ResponseService:
             tools=tools,
             conversation_id=_conversation_id(req),
             seal=self._sealer.seal if "reasoning.encrypted_content" in include else None,
+            who=who,
         )
+
+    async def _check_stores(self, tool: FileSearch, who: Principal | None) -> None:
+        """The stores a file_search names are the caller's (404 otherwise), before it
+        costs anything."""
+        if who is None or self._vector_stores is None:
+            raise UnsupportedParameterError(
+                "The `file_search` tool is served on /v1/responses only.", param="tools"
+            )
+        for store_id in tool.vector_store_ids:
+            await self._vector_stores.row(who, store_id)
 
     async def _translate(
         self, req: ResponseRequest, scope: str
@@ -164,10 +190,13 @@ class ResponseService:
             before = await self._conversations.items(scope, conversation, "conversation")
         _check_sealed(items, self._sealer)
         history = [*before, *items]
-        tools = toolset(req.tools, self._settings.refuse_hosted_tools)
+        tools = toolset(
+            req.tools, self._settings.refuse_hosted_tools, self._vector_stores is not None
+        )
         # A background response runs on the core's stream: cancelling it closes the
-        # stream, which stops the generation (a whole-answer call would run on).
-        stream = req.stream or req.background
+        # stream, which stops the generation (a whole-answer call would run on). So does
+        # one that may search: its first pass is read as it comes (see file_search).
+        stream = req.stream or req.background or tools.file_search is not None
         body = ChatCompletionRequest.model_validate(
             {**chat_body(req, history, tools), "stream": stream}
         )
@@ -179,7 +208,14 @@ class ResponseService:
         return await self._chat.count_prompt((await self._translate(req, scope))[3])
 
     async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Event]:
-        return await self._chat.run(p.chat)
+        result = await self._chat.run(p.chat)
+        tool = p.tools.file_search
+        if tool is None or isinstance(result, ChatCompletion):
+            return result
+        assert self._vector_stores is not None and p.who is not None  # checked in prepare
+        include = "file_search_call.results" in (p.req.include or ())
+        run = FileSearchRun(self._chat, self._vector_stores, p.who, tool, p.chat, include)
+        return run.events(result)
 
     def skeleton(self, p: PreparedResponse, status: Status) -> ResponseObject:
         """The response object before its output: what the request asked for, echoed."""
@@ -207,9 +243,14 @@ class ResponseService:
             background=req.background,
         )
 
-    async def finish(self, p: PreparedResponse, completion: ChatCompletion) -> ResponseObject:
-        """A whole answer, through the stream's own translation (kept once built)."""
-        return await self.presenter(p).collect(completion_events(completion))
+    async def finish(
+        self, p: PreparedResponse, answer: ChatCompletion | AsyncIterator[Event]
+    ) -> ResponseObject:
+        """A whole answer, through the stream's own translation (kept once built): the
+        core's whole answer, or a stream read to its end (a response that searched)."""
+        if isinstance(answer, ChatCompletion):
+            return await self.presenter(p).collect(completion_events(answer))
+        return await self.presenter(p).run(answer, raising=True)
 
     def presenter(self, p: PreparedResponse) -> EventStream:
         """The typed events of a streamed response (kept once it ends)."""

@@ -2,10 +2,12 @@
 
 Client-executed tools are served: flat `function` tools, and `namespace` groups of them
 (the model's call names the inner tool; the call item carries the namespace). Tools the
-server would run (`web_search`, `file_search`, `code_interpreter`, `mcp` …) cannot run
-here: they are left out of what the model sees, out of the response's `tools` echo, and
-named in the `x-corral-tools-ignored` header, or refused with 400 where the operator set
-`responses.refuse_hosted_tools`.
+server would run (`web_search`, `code_interpreter`, `mcp` …) cannot run here: they are
+left out of what the model sees, out of the response's `tools` echo, and named in the
+`x-corral-tools-ignored` header, or refused with 400 where the operator set
+`responses.refuse_hosted_tools`. `file_search` is run here, over the caller's vector
+stores (``responses.file_search``): the model is offered a `file_search` function whose
+call corral answers itself.
 
 `custom` (free-form) tools are served on the same core: the model's call is a function
 call whose only argument is the ``input`` string, so the core's constrained decoding
@@ -30,6 +32,66 @@ SEPARATOR = "__"  # a namespaced tool's name as the core sees it: "<namespace>__
 INPUT = "input"  # a custom tool's call, as the core sees it: {"input": <the free-form text>}
 
 
+FILE_SEARCH = "file_search"  # the core's function for the file_search tool
+MAX_STORES = 2  # vector stores one file_search searches (OpenAI's limit)
+MAX_QUERIES = 2  # of 80 characters at most: a call fits in ~200 tokens even digit by digit
+
+
+@dataclass(frozen=True)
+class FileSearch:
+    """A request's `file_search` tool: where corral searches when the model asks."""
+
+    vector_store_ids: tuple[str, ...]
+    max_num_results: int | None
+    filters: Item | None
+    ranking_options: Item | None
+
+
+FILE_SEARCH_FUNCTION: Item = {
+    "type": "function",
+    "function": {
+        "name": FILE_SEARCH,
+        "description": "Search the user's files for passages that answer the question.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "queries": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1, "maxLength": 80},
+                    "minItems": 1,
+                    "maxItems": MAX_QUERIES,
+                }
+            },
+            "required": ["queries"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def _file_search(tool: Item, param: str) -> FileSearch:
+    ids = tool.get("vector_store_ids")
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or len(ids) > MAX_STORES
+        or not all(isinstance(i, str) and i for i in ids)
+    ):
+        raise InvalidRequestError(
+            f"`file_search` needs `vector_store_ids`: 1 to {MAX_STORES} vector store ids.",
+            param=f"{param}.vector_store_ids",
+        )
+    limit = tool.get("max_num_results")
+    if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= 50):
+        raise InvalidRequestError(
+            "`max_num_results` must be an integer from 1 to 50.", param=f"{param}.max_num_results"
+        )
+    for key in ("filters", "ranking_options"):
+        if tool.get(key) is not None and not isinstance(tool[key], dict):
+            raise InvalidRequestError(f"`{key}` must be an object.", param=f"{param}.{key}")
+    return FileSearch(tuple(ids), limit, tool.get("filters"), tool.get("ranking_options"))
+
+
 @dataclass
 class ToolSet:
     chat: list[Item] = field(default_factory=list)  # chat tools the core offers the model
@@ -38,6 +100,7 @@ class ToolSet:
     # chat name → (namespace, name) for namespaced tools
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
     custom: set[str] = field(default_factory=set)  # chat names of custom (free-form) tools
+    file_search: FileSearch | None = None  # the request's, when corral runs it
 
     def is_custom(self, chat_name: str) -> bool:
         return chat_name in self.custom
@@ -132,11 +195,19 @@ def _custom(tool: Item, param: str, tools: ToolSet) -> None:
     tools.custom.add(name)
 
 
-def toolset(requested: list[Item] | None, refuse_hosted: bool) -> ToolSet:
+def toolset(
+    requested: list[Item] | None, refuse_hosted: bool, file_search: bool = False
+) -> ToolSet:
+    """``file_search``: corral can run it (vector stores are served here)."""
     tools = ToolSet()
     for index, tool in enumerate(requested or ()):
         kind, param = tool.get("type"), f"tools[{index}]"
-        if kind == "function":
+        if kind == "file_search" and file_search:
+            if tools.file_search is not None:
+                raise InvalidRequestError("One `file_search` tool at most.", param=param)
+            tools.file_search = _file_search(tool, param)
+            tools.chat.append(FILE_SEARCH_FUNCTION)
+        elif kind == "function":
             tools.chat.append(_function(tool, str(tool.get("name"))))
         elif kind == "namespace":
             _namespace(tool, param, tools)
@@ -148,6 +219,12 @@ def toolset(requested: list[Item] | None, refuse_hosted: bool) -> ToolSet:
             tools.left_out.append(str(kind))
             continue
         tools.honoured.append(tool)
+    names = [t["function"]["name"] for t in tools.chat]
+    if tools.file_search is not None and names.count(FILE_SEARCH) > 1:
+        raise InvalidRequestError(
+            f"A function named `{FILE_SEARCH}` cannot be used beside the file_search tool.",
+            param="tools",
+        )
     return tools
 
 
