@@ -158,7 +158,10 @@ def test_a_function_call_round_trip_with_previous_response_id(client: openai.Ope
         tools=[WEATHER],  # type: ignore[list-item]
         previous_response_id=first.id,
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"}],
-        max_output_tokens=32,
+        # Greedy, with room for an answer in words: sampled with 32 tokens, the model once
+        # spent them all calling get_weather again (a repeat, dropped), leaving no output.
+        temperature=0,
+        max_output_tokens=64,
     )
     assert second.previous_response_id == first.id and second.output
     # The history (first's input and its call) was replayed: the prompt grew.
