@@ -23,7 +23,7 @@ from corral.accounts.keys import Principal
 from corral.catalog.schema import ModelSpec
 from corral.core import logs
 from corral.core.errors import CorralError, InsufficientQuotaError, RateLimitError
-from corral.protocol.events import Event, Failed, UsageReport
+from corral.protocol.events import Event, Failed, UsageReport, aclose
 from corral.storage.tables import NANO
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,7 @@ class Meter:
             # Closed here, not left to the garbage collector's finalizer: a stream cut or
             # left early stops its generation (and returns its connection) at once, each
             # frame's cleanup in order.
-            await _aclose(stream)
-
-
-async def _aclose(stream: AsyncIterator[Event]) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
+            await aclose(stream)
 
 
 def _cut(check: Callable[[], None]) -> CorralError | None:

@@ -11,16 +11,9 @@ _DONE = object()
 
 
 async def merge_indexed(streams: list[AsyncIterator[Chunk]]) -> AsyncIterator[tuple[int, Chunk]]:
-    """Yield (choice index, chunk) from several streams as chunks arrive.
-
-    One stream is iterated directly (the common case costs nothing); several are
-    pumped by tasks that are cancelled, stopping their generations, if the consumer
-    goes away.
-    """
-    if len(streams) == 1:
-        async for chunk in streams[0]:
-            yield 0, chunk
-        return
+    """Yield (choice index, chunk) from several streams as chunks arrive: each pumped by
+    a task, cancelled (stopping its generation) if the consumer goes away. A caller
+    with one stream iterates it itself, without this frame (one a token)."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
     async def pump(index: int, stream: AsyncIterator[Chunk]) -> None:

@@ -11,6 +11,7 @@ a tool call's index within its choice's answer.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,14 @@ Event = (
 Delta = TextDelta | ReasoningDelta | ToolCallStart | ToolArgumentsDelta
 
 
+async def aclose(stream: AsyncIterator[Event]) -> None:
+    """Close an event stream now (an async generator's cleanup, the engine's request
+    with it), not when the garbage collector's finalizer gets to it."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def chat_events(choice: dict[str, Any], index: int) -> list[Event]:
     """One choice of an engine's chat chunk as events (the engine's own parse of native
     tool calls included)."""
@@ -156,6 +165,7 @@ __all__ = [
     "ToolArgumentsDelta",
     "ToolCallStart",
     "UsageReport",
+    "aclose",
     "chat_events",
     "completion_events",
 ]

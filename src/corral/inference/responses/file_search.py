@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from typing import Any
 
 from corral.accounts.keys import Principal
 from corral.accounts.metering import Charge
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
+from corral.inference.requests import added_usage, with_reasoning
 from corral.inference.responses.tools import FILE_SEARCH, FileSearch
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.common import Usage
@@ -36,7 +38,7 @@ from corral.protocol.events import (
     UsageReport,
 )
 from corral.protocol.responses import FileSearchCallItem
-from corral.protocol.vector_stores import SearchRequest, SearchResultsPage
+from corral.protocol.vector_stores import SearchRequest, SearchResult, SearchResultsPage
 from corral.vector_stores.service import VectorStoreService
 
 RESULTS_SHARE = 4  # the results the model reads: at most window / 4 characters
@@ -175,32 +177,28 @@ class FileSearchRun:
 
 def _read(page: SearchResultsPage, window: int) -> str:
     """The results as the model reads them, numbered, within their share of the window."""
-    parts = [
-        f"[{i}] {r.filename}: " + " ".join(c.text for c in r.content)
-        for i, r in enumerate(page.data, 1)
-    ]
+    parts = [f"[{i}] {r.filename}: {_text(r)}" for i, r in enumerate(page.data, 1)]
     return "\n\n".join(parts)[: window // RESULTS_SHARE] or "No file matched."
 
 
-def _result(result: Any) -> dict[str, Any]:
+def _text(result: SearchResult) -> str:
+    return " ".join(c.text for c in result.content)
+
+
+def _result(result: SearchResult) -> dict[str, Any]:
     """A search result as a ``file_search_call`` item carries it."""
     return {
         "file_id": result.file_id,
         "filename": result.filename,
         "score": result.score,
         "attributes": result.attributes,
-        "text": " ".join(c.text for c in result.content),
+        "text": _text(result),
     }
 
 
 def _added(usages: list[Usage]) -> Usage:
-    """Every pass's tokens: each pass read its prompt and wrote its answer."""
-    total = usages[0].model_copy(deep=True)
-    for usage in usages[1:]:
-        total.prompt_tokens += usage.prompt_tokens
-        total.completion_tokens += usage.completion_tokens
-        total.total_tokens += usage.total_tokens
-        total.prompt_tokens_details.cached_tokens += usage.prompt_tokens_details.cached_tokens
-        reasoning = usage.completion_tokens_details.reasoning_tokens
-        total.completion_tokens_details.reasoning_tokens += reasoning
-    return total
+    """Every pass's tokens (``added_usage``, as for a second pass in words), and their
+    reasoning tokens."""
+    total = reduce(added_usage, [u.model_dump() for u in usages])
+    reasoning = sum(u.completion_tokens_details.reasoning_tokens for u in usages)
+    return with_reasoning(Usage.model_validate(total), reasoning)

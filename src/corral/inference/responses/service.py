@@ -32,7 +32,7 @@ from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import FileSearch, ToolSet, toolset
 from corral.inference.sealed import Sealer
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
-from corral.protocol.events import Event, completion_events
+from corral.protocol.events import Event, aclose, completion_events
 from corral.protocol.responses import (
     ResponseObject,
     ResponseRequest,
@@ -51,12 +51,6 @@ ABANDONED = {
     "code": "server_error",
     "message": "The server running this background response stopped before it finished.",
 }
-
-
-async def aclose(events: AsyncIterator[Event]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
 
 
 Status = Literal["completed", "in_progress", "queued"]
