@@ -6,14 +6,13 @@ anything runs."""
 
 from __future__ import annotations
 
-import io
-import time
 from typing import Any
 
 import openai
 import pytest
 
 from tests.conftest import MODEL, LiveServer
+from tests.e2e.test_vector_stores import indexed, upload
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +30,9 @@ def client(live_server: LiveServer) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def store(client: openai.OpenAI) -> tuple[str, dict[str, str]]:
-    ids = {
-        name: client.files.create(file=(name, io.BytesIO(text.encode())), purpose="assistants").id
-        for name, text in DOCS.items()
-    }
+    ids = upload(client, DOCS)
     made = client.vector_stores.create(name="handbook", file_ids=list(ids.values()))
-    deadline = time.monotonic() + 120
-    current = made
-    while current.file_counts.in_progress and time.monotonic() < deadline:
-        time.sleep(0.3)
-        current = client.vector_stores.retrieve(made.id)
-    assert current.status == "completed", current
+    assert indexed(client, made).status == "completed"
     return made.id, ids
 
 

@@ -9,6 +9,7 @@ import io
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -59,22 +60,33 @@ def client(server: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
 
 
-@pytest.fixture(scope="module")
-def store(client: openai.OpenAI) -> tuple[str, dict[str, str]]:
-    """A store made from uploaded files, waited on until every file is indexed."""
-    ids = {
+def upload(client: openai.OpenAI, docs: dict[str, str]) -> dict[str, str]:
+    """Each document uploaded for assistants: its file id by name."""
+    return {
         name: client.files.create(file=(name, io.BytesIO(text.encode())), purpose="assistants").id
-        for name, text in DOCS.items()
+        for name, text in docs.items()
     }
-    made = client.vector_stores.create(
-        name="handbook", file_ids=list(ids.values()), metadata={"owner": "hr"}
-    )
-    assert made.status == "in_progress" and made.file_counts.total == len(DOCS)
+
+
+def indexed(client: openai.OpenAI, made: Any) -> Any:
+    """The store once no file of it is in progress (two minutes at most)."""
     deadline = time.monotonic() + 120
     current = made
     while current.file_counts.in_progress and time.monotonic() < deadline:
         time.sleep(0.3)
         current = client.vector_stores.retrieve(made.id)
+    return current
+
+
+@pytest.fixture(scope="module")
+def store(client: openai.OpenAI) -> tuple[str, dict[str, str]]:
+    """A store made from uploaded files, waited on until every file is indexed."""
+    ids = upload(client, DOCS)
+    made = client.vector_stores.create(
+        name="handbook", file_ids=list(ids.values()), metadata={"owner": "hr"}
+    )
+    assert made.status == "in_progress" and made.file_counts.total == len(DOCS)
+    current = indexed(client, made)
     assert current.status == "completed", current
     assert current.file_counts.completed == len(DOCS) and current.usage_bytes > 0
     return made.id, ids
