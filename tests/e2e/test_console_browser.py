@@ -481,3 +481,63 @@ def test_console_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
     assert "/console/sign-in" in page.url
     status = page.evaluate("fetch('/v1/models').then(r => r.status)")
     assert status == 401
+
+
+def test_vector_stores_in_chromium(server: tuple[LiveServer, str], page: Any) -> None:
+    """A project's vector stores and a store's files, indexed by the embedded model; the
+    store of another project is not found."""
+    live, key = server
+    url = live.url
+    auth = {"Authorization": f"Bearer {key}"}
+    text = "# Handbook\n\nThe VPN code is ZX-9042. Lunch is served from noon until two.\n"
+    upload = httpx.post(
+        url + "/v1/files",
+        headers=auth,
+        data={"purpose": "assistants"},
+        files={"file": ("handbook.md", text.encode(), "text/markdown")},
+    )
+    assert upload.status_code == 200, upload.text
+    file_id = upload.json()["id"]
+    made = httpx.post(
+        url + "/v1/vector_stores",
+        headers=auth,
+        json={"name": "handbook", "file_ids": [file_id], "metadata": {"team": "it"}},
+    )
+    assert made.status_code == 200, made.text
+    store_id = made.json()["id"]
+    other = cli(live.log.parent, "keys", "create", "--project", "elsewhere")
+    theirs = httpx.post(
+        url + "/v1/vector_stores", headers={"Authorization": f"Bearer {other}"}, json={}
+    ).json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        store = httpx.get(f"{url}/v1/vector_stores/{store_id}", headers=auth).json()
+        if not store["file_counts"]["in_progress"]:
+            break
+        time.sleep(0.3)
+    assert store["status"] == "completed" and store["usage_bytes"] > 0, store
+
+    page.goto(url + "/console/playground")
+    if "/console/sign-in" in page.url:  # signed out by the test before, or run alone
+        page.fill("#key", key)
+        page.click("#sign-in")
+        page.wait_for_url("**/console/playground")
+    page.click('nav a[href="/console/vector-stores"]')
+    page.wait_for_url("**/console/vector-stores")
+    row = page.locator("#vector-stores-table tbody tr", has_text=store_id)
+    assert "handbook" in row.inner_text() and "1/1 indexed" in row.inner_text()
+    assert row.locator("td.state").inner_text() == "completed"
+    assert row.locator("td.bytes").inner_text() == str(store["usage_bytes"])
+    created = row.locator("td.time").first.inner_text()
+    assert created and created != str(store["created_at"])  # the script made it local time
+    assert page.locator("#vector-stores-table", has_text=theirs).count() == 0
+    shot(page, "vector-stores")
+    row.locator(f'a[href="/console/vector-stores/{store_id}"]').click()
+    page.wait_for_url(f"**/console/vector-stores/{store_id}")
+    assert page.inner_text("#store-status") == "completed"
+    file_row = page.locator("#store-files-table tbody tr", has_text=file_id)
+    assert "handbook.md" in file_row.inner_text()
+    assert file_row.locator("td.state").inner_text() == "completed"
+    shot(page, "vector-store")
+    missing = page.goto(f"{url}/console/vector-stores/{theirs}")
+    assert missing is not None and missing.status == 404

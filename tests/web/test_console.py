@@ -18,7 +18,7 @@ from corral.api.auth import SESSION_COOKIE
 from corral.app import create_app
 from corral.catalog.registry import ModelRegistry
 from corral.catalog.schema import ModelSpec
-from corral.core.config import Settings
+from corral.core.config import Settings, VectorStoreSettings
 from tests.fakes import FakeEngine, fake_registry, migrated
 
 ADMIN = "admin-key-for-console-tests-0123456789"
@@ -123,7 +123,13 @@ def registry(tmp_path: Path) -> ModelRegistry:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> FastAPI:
-    settings = migrated(Settings(data_dir=tmp_path, admin_key=SecretStr(ADMIN)))
+    settings = migrated(
+        Settings(
+            data_dir=tmp_path,
+            admin_key=SecretStr(ADMIN),
+            vector_stores=VectorStoreSettings(embedding_model="fake-model"),
+        )
+    )
     return create_app(settings, registry(tmp_path))
 
 
@@ -400,3 +406,108 @@ async def test_every_page_has_an_icon_the_csp_allows(http: httpx.AsyncClient) ->
         assert icon.headers["content-type"] == "image/svg+xml"
         assert icon.headers["x-content-type-options"] == "nosniff"
         assert icon.content.startswith(b"<svg") and b"<script" not in icon.content
+
+
+def row_of(html: str, needle: str) -> str:
+    """The table row (``<tr>…</tr>``) that holds the needle."""
+    return next(r for r in html.split("<tr>") if needle in r).split("</tr>")[0]
+
+
+async def make_store(app: FastAPI, http: httpx.AsyncClient, p: Project) -> dict[str, Any]:
+    """A store of the project with a text file indexed (attributes, a name with markup)
+    and a binary one that fails; the worker run until no file waits."""
+    ids = {}
+    for name, data in (
+        ("notes.md", b"# Notes\n\nThe VPN code is ZX-9042."),
+        ("blob.bin", b"\xff\x00\x01\xfe"),
+    ):
+        f = await http.post(
+            "/v1/files",
+            data={"purpose": "assistants"},
+            files={"file": (name, data)},
+            headers=p.auth,
+        )
+        assert f.status_code == 200, f.text
+        ids[name] = f.json()["id"]
+    made = await http.post(
+        "/v1/vector_stores",
+        json={
+            "name": XSS,
+            "metadata": {"team": "it"},
+            "expires_after": {"anchor": "last_active_at", "days": 7},
+        },
+        headers=p.auth,
+    )
+    assert made.status_code == 200, made.text
+    store_id = made.json()["id"]
+    for file_id, attributes in (
+        (ids["notes.md"], {"kind": "policy", "year": 2026, "note": XSS}),
+        (ids["blob.bin"], None),
+    ):
+        r = await http.post(
+            f"/v1/vector_stores/{store_id}/files",
+            json={"file_id": file_id, "attributes": attributes},
+            headers=p.auth,
+        )
+        assert r.status_code == 200, r.text
+    worker = app.state.services.vector_store_worker
+    while (claimed := await worker.jobs.claim()) is not None:
+        await worker.execute(claimed)
+    store = (await http.get(f"/v1/vector_stores/{store_id}", headers=p.auth)).json()
+    assert store["file_counts"]["completed"] == 1 and store["file_counts"]["failed"] == 1
+    return {"store": store, "text": ids["notes.md"], "blob": ids["blob.bin"]}
+
+
+async def test_vector_stores_pages_show_the_projects_stores_and_files(
+    app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    mine = await make_project(app, http, "mine")
+    other = await make_project(app, http, "other")
+    made, theirs = await make_store(app, http, mine), await make_store(app, http, other)
+    store = made["store"]
+    await sign_in(http, mine.key)
+    page = await http.get("/console/vector-stores")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    # no inline script: every script tag loads a file of this origin
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script src="/console/static/console.js" defer>'
+    ]
+    assert '<a href="/console/vector-stores" aria-current="page">Vector stores</a>' in page.text
+    html = page.text
+    assert store["id"] in html and theirs["store"]["id"] not in html
+    assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # its name
+    row = row_of(html, store["id"])
+    assert '<td class="state">completed</td>' in row and "1/2 indexed, 1 failed" in row
+    assert f'<td class="bytes">{store["usage_bytes"]}</td>' in row and store["usage_bytes"] > 0
+    assert f'data-unix="{store["created_at"]}"' in row
+    assert f'data-unix="{store["expires_at"]}"' in row
+    # the store's page: each file with its name, status, error, sizes and attributes
+    detail = await http.get(f"/console/vector-stores/{store['id']}")
+    assert detail.status_code == 200
+    html = detail.text
+    assert XSS not in html and '<code id="store-id">' + store["id"] in html
+    assert "<code>team</code>: it" in html and "(7 days after last use)" in html
+    files = html[html.index('id="store-files-table"') :]
+    text_row = row_of(files, made["text"])
+    assert f'<a href="/console/files/{made["text"]}">notes.md</a>' in text_row
+    assert '<td class="state">completed</td>' in text_row
+    assert (
+        '<code>kind</code>="policy", <code>year</code>=2026, <code>note</code>="\\u003c' in text_row
+    )
+    file_obj = (
+        await http.get(f"/v1/vector_stores/{store['id']}/files/{made['text']}", headers=mine.auth)
+    ).json()
+    assert f'<td class="bytes">{file_obj["usage_bytes"]}</td>' in text_row
+    blob_row = row_of(files, f'<a href="/console/files/{made["blob"]}">blob.bin</a>')
+    assert '<td class="state">failed</td>' in blob_row
+    assert '<td class="error">unsupported_file: ' in blob_row
+    # another project's store (and a made-up one) is not found, here as in the API
+    for path in (
+        f"/console/vector-stores/{theirs['store']['id']}",
+        "/console/vector-stores/vs_nope",
+    ):
+        assert (await http.get(path)).status_code == 404, path
+    assert (
+        await http.get(f"/console/vector-stores/{store['id']}", headers=other.auth)
+    ).status_code == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -191,6 +191,17 @@ class Attacher:
             last_id=data[-1].id if data else None,
             has_more=len(rows) > limit,
         )
+
+    async def names(self, store_id: str, file_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The filename and uploaded size of each of these files of the store (the file
+        object has neither; the console's store page shows both)."""
+        f = VectorStoreFileRow
+        query = select(f.file_id, f.filename, f.bytes).where(
+            f.store_id == store_id, f.file_id.in_(file_ids)
+        )
+        async with self._db.session() as s:
+            rows = (await s.execute(query)).all()
+        return {file_id: (filename, int(size)) for file_id, filename, size in rows}
 
     async def _after(self, query: Any, store_id: str, after: str | None, desc: bool) -> Any:
         """Keyset paging on (created_at, file id) within the store (``after``: a file id)."""

@@ -43,6 +43,7 @@ NAV = (
     ("evals", "Evals"),
     ("batches", "Batches"),
     ("files", "Files"),
+    ("vector-stores", "Vector stores"),
 )
 
 

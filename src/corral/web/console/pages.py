@@ -236,6 +236,51 @@ async def check_file(file_id: str, services: ServicesDep, console: ConsoleDep) -
     return {"file_id": file_id, "examples": examples, "errors": errors}
 
 
+# -- vector stores ----------------------------------------------------------------------
+
+
+@router.get("/vector-stores")
+async def vector_stores_page(
+    request: Request, services: ServicesDep, console: ConsoleDep, after: str | None = None
+) -> Response:
+    listing = await services.vector_stores.list(console.principal, 100, after, "desc")
+    return render(
+        request,
+        console,
+        "console_vector_stores.html",
+        "vector-stores",
+        title="Vector stores",
+        stores=listing.data,
+        more=listing.last_id if listing.has_more else None,
+    )
+
+
+@router.get("/vector-stores/{store_id}")
+async def vector_store_page(
+    store_id: str,
+    request: Request,
+    services: ServicesDep,
+    console: ConsoleDep,
+    after: str | None = None,
+) -> Response:
+    stores = services.vector_stores
+    store = await stores.retrieve(console.principal, store_id)  # another project's: 404
+    files = await stores.files.list(store.id, 100, after, "desc", None)
+    found = await stores.files.names(store.id, [f.id for f in files.data])
+    return render(
+        request,
+        console,
+        "console_vector_store.html",
+        "vector-stores",
+        title=store.name or store.id,
+        store=store,
+        files=files.data,
+        names={k: name for k, (name, _) in found.items()},
+        sizes={k: size for k, (_, size) in found.items()},
+        more=files.last_id if files.has_more else None,
+    )
+
+
 # -- fine-tuning ------------------------------------------------------------------------
 
 
