@@ -127,7 +127,14 @@ async def test_overload_answers_503_at_once(tmp_path: Path) -> None:
         assert (await http.post("/v1/chat/completions", json=chat())).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/v1/organization/usage/completions", "/v1/organization/costs"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/organization/usage/completions",
+        "/v1/organization/usage/vector_stores",
+        "/v1/organization/costs",
+    ],
+)
 @pytest.mark.parametrize("start", ["99999999999999999", "-1", str(2**70)])
 async def test_reports_refuse_out_of_range_start_time(
     http: httpx.AsyncClient, path: str, start: str

@@ -203,6 +203,7 @@ async def test_another_projects_resources_are_not_found(tenants: Tenants) -> Non
         ("DELETE", f"{keys}/key-x"),
         ("GET", "/v1/organization/projects"),
         ("GET", "/v1/organization/usage/completions?start_time=0"),
+        ("GET", "/v1/organization/usage/vector_stores?start_time=0"),
         ("GET", "/v1/organization/costs?start_time=0"),
     ]:
         r = await t.http.request(method, path, json={}, headers=t.b)

@@ -124,14 +124,18 @@ async def test_reports_need_start_time_and_match_their_schemas(tmp_path: Path) -
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             await http.post("/v1/chat/completions", json={"model": "fake", "messages": []})
-            for path in ("/v1/organization/costs", "/v1/organization/usage/completions"):
+            for path, other in (
+                ("/v1/organization/costs", ("line_item",)),
+                ("/v1/organization/usage/completions", ("batch",)),
+                ("/v1/organization/usage/vector_stores", ()),
+            ):
                 param = doc["paths"][path]["get"]["parameters"][0]
                 assert param["name"] == "start_time" and param["required"]
                 r = await http.get(path)
                 assert r.status_code == 400 and r.json()["error"]["param"] == "start_time"
                 schema = doc["paths"][path]["get"]["responses"]["200"]["content"]
                 check = validator(doc, schema["application/json"]["schema"])
-                for group in ("project_id", "line_item" if "costs" in path else "batch"):
+                for group in ("project_id", *other):
                     params = {"start_time": 0, "group_by": group}
                     r = await http.get(path, params=params)
                     assert r.status_code == 200

@@ -224,6 +224,50 @@ def test_usage_reports_match_requests(secured: tuple[LiveServer, str]) -> None:
     assert cli(server.log.parent, "usage", "--days", "1").count(MODEL) >= 1
 
 
+def test_usage_api_reports_vector_store_bytes(secured: tuple[LiveServer, str]) -> None:
+    """A project's store indexed by the embedded model: the usage API's vector stores
+    report holds its bytes (usage_bytes) in today's bucket, under its project."""
+    server, _ = secured
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    key = cli(server.log.parent, "keys", "create", "--project", "stored")
+    c = client(server, key)
+    text = "The VPN code is ZX-9042. Lunch is served from noon until two."
+    f = c.files.create(file=("notes.txt", text.encode()), purpose="assistants")
+    store = c.vector_stores.create(name="notes", file_ids=[f.id])
+    deadline = time.monotonic() + 120
+    while store.file_counts.in_progress and time.monotonic() < deadline:
+        time.sleep(0.3)
+        store = c.vector_stores.retrieve(store.id)
+    assert store.file_counts.completed == 1 and store.usage_bytes > 0
+    projects = httpx.get(server.url + "/v1/organization/projects", headers=admin).json()["data"]
+    project_id = next(p["id"] for p in projects if p["name"] == "stored")
+    usage = httpx.get(
+        server.url + "/v1/organization/usage/vector_stores",
+        params={"start_time": int(time.time()), "group_by": "project_id", "limit": 1},
+        headers=admin,
+    )
+    assert usage.status_code == 200, usage.text
+    [bucket] = usage.json()["data"]
+    assert bucket["start_time"] <= time.time() < bucket["end_time"]
+    assert {
+        "object": "organization.usage.vector_stores.result",
+        "usage_bytes": store.usage_bytes,
+        "project_id": project_id,
+    } in bucket["results"]
+    only = httpx.get(
+        server.url + "/v1/organization/usage/vector_stores",
+        params={"start_time": int(time.time()), "project_ids": project_id, "limit": 1},
+        headers=admin,
+    ).json()
+    assert [r["usage_bytes"] for r in only["data"][0]["results"]] == [store.usage_bytes]
+    refused = httpx.get(
+        server.url + "/v1/organization/usage/vector_stores",
+        params={"start_time": int(time.time())},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert refused.status_code == 403
+
+
 def test_idempotent_retry_bills_once(secured: tuple[LiveServer, str]) -> None:
     server, _ = secured
     admin = {"Authorization": f"Bearer {ADMIN}"}

@@ -16,7 +16,7 @@ from corral.core.clock import now
 from corral.core.config import VectorStoreSettings
 from corral.core.errors import InvalidRequestError, NotFoundError
 from corral.protocol.vector_stores import SearchRequest
-from corral.storage.tables import Usage, VectorStoreRow
+from corral.storage.tables import Usage, VectorStoreFileRow, VectorStoreRow
 from corral.vector_stores import vectors
 from corral.vector_stores.ingest import IndexWorker
 from tests.vector_stores.conftest import ADMIN, App, vs_settings
@@ -510,3 +510,70 @@ async def test_a_store_that_grew_appends_to_its_cached_vectors(
     assert added not in {d["file_id"] for d in r.json()["data"]}
     assert reads == [store_id, store_id]  # a removal: read whole again
     assert {d["file_id"] for d in r.json()["data"]} == set(ids.values())
+
+
+async def test_usage_api_reports_the_bytes_stores_hold_per_day(vs: App) -> None:
+    """`/v1/organization/usage/vector_stores`: the completed files' bytes held at each
+    bucket's end (now for today's), counted from when each file was attached; per project
+    with group_by project_id; project_ids filters; nothing in buckets after now."""
+    store_a, ids = await store_with_docs(vs)
+    r = await vs.http.post(
+        "/v1/files",
+        data={"purpose": "assistants"},
+        files={"file": ("b.txt", b"Another project's only file about llamas.")},
+        headers=vs.b,
+    )
+    store_b = (await vs.post("/v1/vector_stores", {"file_ids": [r.json()["id"]]}, who="b")).json()
+    await vs.index()
+    a_bytes = (await vs.get(f"/v1/vector_stores/{store_a}")).json()["usage_bytes"]
+    b_bytes = (await vs.get(f"/v1/vector_stores/{store_b['id']}", who="b")).json()["usage_bytes"]
+    assert a_bytes > 0 and b_bytes > 0
+    # One of a's files attached two days ago: the buckets before today hold it alone.
+    old = ids["refunds.txt"]
+    services = vs.app.state.services
+    async with services.db.begin() as s:
+        row = await s.scalar(select(VectorStoreFileRow).where(VectorStoreFileRow.file_id == old))
+        assert row is not None
+        row.created_at = now() - timedelta(days=2)
+        old_bytes = row.usage_bytes
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    projects = (await vs.http.get("/v1/organization/projects", headers=admin)).json()["data"]
+    pid = {p["name"]: p["id"] for p in projects}
+    today = int(now().timestamp()) // 86400 * 86400
+    path = "/v1/organization/usage/vector_stores"
+    params: dict[str, Any] = {"start_time": today - 3 * 86400, "limit": 5, "group_by": "project_id"}
+    page = (await vs.http.get(path, params=params, headers=admin)).json()
+    assert page["object"] == "page" and len(page["data"]) == 5
+    held = [
+        {r["project_id"]: r["usage_bytes"] for r in bucket["results"]} for bucket in page["data"]
+    ]
+    assert held == [
+        {},
+        {pid["a"]: old_bytes},
+        {pid["a"]: old_bytes},
+        {pid["a"]: a_bytes, pid["b"]: b_bytes},
+        {},  # tomorrow
+    ]
+    result = page["data"][3]["results"][0]
+    assert result["object"] == "organization.usage.vector_stores.result"
+    assert page["data"][3]["start_time"] == today
+    # Without group_by: one total; project_ids: those projects' stores only.
+    one = {"start_time": today}
+    total = (await vs.http.get(path, params=one, headers=admin)).json()["data"][0]["results"]
+    assert total == [
+        {
+            "object": "organization.usage.vector_stores.result",
+            "usage_bytes": a_bytes + b_bytes,
+            "project_id": None,
+        }
+    ]
+    only_b = {**one, "project_ids": pid["b"], "group_by": "project_id"}
+    results = (await vs.http.get(path, params=only_b, headers=admin)).json()["data"][0]["results"]
+    assert [(r["project_id"], r["usage_bytes"]) for r in results] == [(pid["b"], b_bytes)]
+    # A file removed is gone from every bucket; a group the report has not; not an admin.
+    await vs.http.delete(f"/v1/vector_stores/{store_b['id']}", headers=vs.b)
+    results = (await vs.http.get(path, params=only_b, headers=admin)).json()["data"][0]["results"]
+    assert results == []
+    bad = await vs.http.get(path, params={**one, "group_by": "model"}, headers=admin)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
+    assert (await vs.http.get(path, params=one, headers=vs.a)).status_code == 403

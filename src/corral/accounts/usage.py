@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from corral.accounts.accounting import BATCH
+from corral.core.clock import aware, now
 from corral.core.errors import InvalidRequestError
 from corral.storage.db import Database
-from corral.storage.tables import NANO, Usage
+from corral.storage.tables import NANO, Usage, VectorStoreFileRow, VectorStoreRow
 
 BUCKETS = {"1m": 60, "1h": 3600, "1d": 86400}
 # The last start a datetime can hold with a month of buckets after it (year 9999).
@@ -34,6 +35,7 @@ USAGE_GROUPS: dict[str, Key] = {
     "batch": lambda r: r.endpoint == BATCH,
     "batch_endpoint": lambda r: r.batch_endpoint,
 }
+VECTOR_STORE_GROUPS: dict[str, Key] = {"project_id": lambda r: r}
 COST_GROUPS: dict[str, Key] = {
     "project_id": lambda r: r.project_id,
     "line_item": line_item,
@@ -163,6 +165,61 @@ class UsageService:
                 result.update(dict(zip(groups, key, strict=True)))
                 results.append(result)
             data.append(_bucket(start, window.width, results))
+        return _page(data)
+
+    async def vector_stores(
+        self, window: Window, group_by: list[str] | None, project_ids: list[str] | None
+    ) -> dict[str, Any]:
+        """The bytes vector stores hold (their completed files' ``usage_bytes``), at each
+        bucket's end, or now for the bucket that holds now; buckets after now hold none.
+        Rebuilt from the files the stores hold now, each counted from when it was
+        attached: a file or store removed is gone from past buckets too (no history of
+        removals is kept)."""
+        by_project = bool(_groups(group_by, VECTOR_STORE_GROUPS))
+        f, v = VectorStoreFileRow, VectorStoreRow
+        held = [f.status == "completed"]
+        if project_ids:
+            held.append(v.scope.in_(project_ids))
+        start = datetime.fromtimestamp(window.start, UTC)
+        before = (
+            select(v.scope, func.coalesce(func.sum(f.usage_bytes), 0))
+            .join(v, v.id == f.store_id)
+            .where(*held, f.created_at < start)
+            .group_by(v.scope)
+        )
+        added = (
+            select(v.scope, f.created_at, f.usage_bytes)
+            .join(v, v.id == f.store_id)
+            .where(*held, f.created_at >= start)
+            .order_by(f.created_at)
+        )
+        async with self._db.session() as s:
+            held_before = (await s.execute(before)).all()
+            additions = (await s.execute(added)).all()
+        totals: dict[str | None, int] = defaultdict(int)
+
+        def add(scope: str, used: int) -> None:
+            project = None if scope == "-" else scope  # an admin's or open mode's stores
+            totals[project if by_project else None] += int(used)
+
+        for scope, used in held_before:
+            add(scope, used)
+        moment, at, data = now(), 0, []
+        for start_s in range(window.start, window.end, window.width):
+            end = min(datetime.fromtimestamp(start_s + window.width, UTC), moment)
+            while at < len(additions) and aware(additions[at][1]) < end:
+                add(additions[at][0], additions[at][2])
+                at += 1
+            results = [
+                {
+                    "object": "organization.usage.vector_stores.result",
+                    "usage_bytes": used,
+                    "project_id": project,
+                }
+                for project, used in totals.items()
+                if used and start_s <= moment.timestamp()
+            ]
+            data.append(_bucket(start_s, window.width, results))
         return _page(data)
 
 

@@ -165,6 +165,28 @@ class UsagePage(BaseModel):
     next_page: str | None
 
 
+class VectorStoresUsageResult(BaseModel):
+    """The bytes a bucket's vector stores hold; ``project_id`` with group_by project_id."""
+
+    object: Literal["organization.usage.vector_stores.result"]
+    usage_bytes: int
+    project_id: str | None
+
+
+class VectorStoresUsageBucket(BaseModel):
+    object: Literal["bucket"]
+    start_time: int
+    end_time: int
+    results: list[VectorStoresUsageResult]
+
+
+class VectorStoresUsagePage(BaseModel):
+    object: Literal["page"]
+    data: list[VectorStoresUsageBucket]
+    has_more: bool
+    next_page: str | None
+
+
 class CostPage(BaseModel):
     object: Literal["page"]
     data: list[CostBucket]

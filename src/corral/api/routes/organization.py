@@ -25,6 +25,7 @@ from corral.protocol.organization import (
     ProjectList,
     ProjectObject,
     UsagePage,
+    VectorStoresUsagePage,
 )
 from corral.storage.tables import NANO, ApiKey, Project
 
@@ -172,6 +173,12 @@ Report = Annotated[ReportQuery, Depends(report_query)]
 @router.get("/usage/completions", response_model=UsagePage)
 async def usage_completions(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
     return await services.usage.completions(q.window, q.group_by, q.project_ids)
+
+
+@router.get("/usage/vector_stores", response_model=VectorStoresUsagePage)
+async def usage_vector_stores(_: Admin, services: ServicesDep, q: Report) -> dict[str, Any]:
+    """The bytes the stores hold per bucket (group_by: project_id)."""
+    return await services.usage.vector_stores(q.window, q.group_by, q.project_ids)
 
 
 @router.get("/costs", response_model=CostPage)
