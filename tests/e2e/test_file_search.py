@@ -2,7 +2,7 @@
 on the embedded model: corral searches the caller's vector store when the model calls
 for it, says a `file_search_call` item (its results when included), and the answer cites
 the files found; whole and streamed; a store that is not the caller's is a 404 before
-anything runs."""
+anything runs. And the OpenAI Agents SDK's `FileSearchTool` run to an answer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,18 @@ from typing import Any
 
 import openai
 import pytest
+from agents import (
+    Agent,
+    FileSearchTool,
+    MessageOutputItem,
+    ModelSettings,
+    OpenAIResponsesModel,
+    Runner,
+    ToolCallItem,
+    set_tracing_disabled,
+)
+from openai.types.responses import ResponseFileSearchToolCall
+from pydantic import BaseModel, Field
 
 from tests.conftest import MODEL, LiveServer
 from tests.e2e.test_vector_stores import indexed, upload
@@ -117,3 +129,43 @@ def test_a_store_that_is_not_the_callers_is_404_and_bad_tools_400(
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(**bad)
     assert err.value.body["param"] == "tools[0].vector_store_ids"  # type: ignore[index]
+
+
+class Code(BaseModel):
+    """The agent's answer: structured, so that it ends (see below)."""
+
+    code: str = Field(max_length=16)
+
+
+async def test_an_agents_sdk_file_search_tool_reaches_an_answer(
+    live_server: LiveServer, store: tuple[str, dict[str, str]]
+) -> None:
+    """The Agents SDK's hosted `FileSearchTool` on its Responses model: one turn holds
+    corral's search (a `ToolCallItem` of a `file_search_call`) and the answer after it,
+    which the run ends with. The search is forced, as `ask` has it. The answer has an
+    `output_type`: in free text the 135M model explained VPNs until the output limit
+    (11 of 12 tries, 256 or 512 tokens, greedy or not), and the SDK raises on a response
+    cut `incomplete`; a short JSON object ends (5 of 5 tries, 142-191 of its tokens, most
+    of them the call's queries)."""
+    set_tracing_disabled(True)  # no traces leave for OpenAI's servers
+    client = openai.AsyncOpenAI(base_url=live_server.url + "/v1", api_key="unused", max_retries=0)
+    tool = FileSearchTool(
+        vector_store_ids=[store[0]], max_num_results=2, include_search_results=True
+    )
+    agent = Agent(
+        name="handbook",
+        instructions="Answer from the handbook, briefly.",
+        tools=[tool],
+        model=OpenAIResponsesModel(model=MODEL, openai_client=client),
+        model_settings=ModelSettings(tool_choice="file_search", temperature=0, max_tokens=320),
+        output_type=Code,
+    )
+    result = await Runner.run(agent, "What code do I sign in to the VPN with?", max_turns=2)
+    assert isinstance(result.final_output, Code) and result.final_output.code
+    calls = [i.raw_item for i in result.new_items if isinstance(i, ToolCallItem)]
+    assert [type(c) for c in calls] == [ResponseFileSearchToolCall]
+    search = calls[0]
+    assert isinstance(search, ResponseFileSearchToolCall)
+    assert search.status == "completed" and search.queries
+    assert {r.file_id for r in search.results or []} == set(store[1].values())
+    assert isinstance(result.new_items[-1], MessageOutputItem)
