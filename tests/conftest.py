@@ -113,9 +113,18 @@ class LiveServer:
             self.proc.kill()
 
 
+# The port of the session's MCP test server (tests/mcp_server.py, started by the tests
+# that need it): the shared live server may reach it, and nothing else.
+MCP_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("live"))
+    mcp = {
+        "CORRAL_MCP__ALLOWED_URLS": f"http://127.0.0.1:{MCP_PORT}/mcp",
+        "CORRAL_MCP__TIMEOUT_S": "4",
+    }
+    server = LiveServer(tmp_path_factory.mktemp("live"), env=mcp)
     try:
         server.wait_ready()
         yield server

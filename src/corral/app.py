@@ -163,7 +163,13 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     attacher = Attacher(db, file_service, vs, index_worker.wake, searcher.forget)
     vector_stores = VectorStoreService(db, attacher, FileBatches(db, attacher, vs), searcher, vs)
     responses = ResponseService(
-        chat, ResponseStore(db), conversations, sealer, settings.responses, vector_stores
+        chat,
+        ResponseStore(db),
+        conversations,
+        sealer,
+        settings.responses,
+        vector_stores,
+        settings.mcp,
     )
     runner = LineRunner(chat, completions, embeddings, responses, meter)
     batch_worker = BatchWorker(

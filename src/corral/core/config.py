@@ -308,6 +308,34 @@ class MessagesSettings(BaseModel):
     )
 
 
+class McpSettings(BaseModel):
+    """Remote MCP servers: the `mcp` tool of Responses and Messages' `mcp_servers`."""
+
+    allowed_urls: str = Field(
+        "",
+        description="Comma-separated URL prefixes of the MCP servers a request may name "
+        "(e.g. `http://127.0.0.1:9000/`): scheme, host and port must match and the path "
+        "must start with the prefix's. Empty (the default): no request may make corral "
+        "connect to an MCP server, and `mcp` tools are a 400.",
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, description="One MCP operation (connect, list tools, one call) at most."
+    )
+    max_response_bytes: int = Field(
+        1 << 20, ge=1024, description="Bytes one MCP server's answer may take; more is cut off."
+    )
+    max_calls: int = Field(
+        8, ge=1, le=64, description="MCP tool calls one response may make before it answers."
+    )
+    max_tools: int = Field(
+        64, ge=1, description="Tools one MCP server may list (more: the listing fails)."
+    )
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [p.strip() for p in self.allowed_urls.split(",") if p.strip()]
+
+
 class ConsoleSettings(BaseModel):
     """The web console's sign-in sessions."""
 
@@ -420,6 +448,7 @@ class Settings(BaseSettings):
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @property
     def db_url(self) -> str:

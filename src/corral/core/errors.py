@@ -114,6 +114,14 @@ class ConflictError(CorralError):
     code = "conflict"
 
 
+class ExternalConnectorError(CorralError):
+    """A server corral connects to for a request (an MCP server) failed it: OpenAI's
+    424 (Failed Dependency)."""
+
+    status = 424
+    type = "external_connector_error"
+
+
 class ModelShutdownError(NotFoundError):
     """A snapshot past its shutdown date; the message names its replacement."""
 

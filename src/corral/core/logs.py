@@ -41,3 +41,7 @@ def configure(level: str, fmt: str) -> None:
     # the hot path; corral's own request line already says what happened.
     if root.level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    # MCP connections carry a request's headers and tokens, which are never logged: the
+    # MCP SDK and its HTTP client stay quiet below warnings, at every level.
+    for name in ("mcp", "httpx2", "httpcore2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

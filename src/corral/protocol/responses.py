@@ -126,8 +126,49 @@ class FileSearchCallItem(BaseModel):
     results: list[JSON] | None = None
 
 
+class McpListToolsItem(BaseModel):
+    """The tools an MCP server listed (kept in the context: a later turn reuses it)."""
+
+    type: Literal["mcp_list_tools"] = "mcp_list_tools"
+    id: str
+    server_label: str
+    tools: list[JSON] = Field(default_factory=list)
+    error: str | None = None
+
+
+class McpCallItem(BaseModel):
+    """A call corral made to an MCP server's tool, with its output or error."""
+
+    type: Literal["mcp_call"] = "mcp_call"
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None = None
+    error: JSON | None = None
+    approval_request_id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete", "calling", "failed"] = "completed"
+
+
+class McpApprovalRequestItem(BaseModel):
+    """A call the model asked for that waits for the client's ``mcp_approval_response``."""
+
+    type: Literal["mcp_approval_request"] = "mcp_approval_request"
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+
+
 OutputItem = (
-    OutputMessage | FunctionCallItem | CustomToolCallItem | ReasoningItem | FileSearchCallItem
+    OutputMessage
+    | FunctionCallItem
+    | CustomToolCallItem
+    | ReasoningItem
+    | FileSearchCallItem
+    | McpListToolsItem
+    | McpCallItem
+    | McpApprovalRequestItem
 )
 
 

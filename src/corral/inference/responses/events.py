@@ -8,6 +8,10 @@ reference (and the ``openai`` SDK's stream accumulator) expects:
       reasoning: response.reasoning_text.delta …, response.reasoning_text.done
       function:  response.function_call_arguments.delta …, .done
       custom:    response.custom_tool_call_input.delta …, .done
+      file search (corral's): response.file_search_call.in_progress, .searching, .completed
+      MCP (corral's): response.mcp_list_tools.in_progress, .completed;
+                 response.mcp_call_arguments.delta, .done, response.mcp_call.in_progress,
+                 .completed (or .failed); an mcp_approval_request is added and done
     response.output_item.done, and last response.completed (or response.incomplete).
 
 Every event has a ``sequence_number``. An error mid-stream (the core's ``Failed``) is an
@@ -42,6 +46,8 @@ from corral.protocol.responses import (
     FunctionCallItem,
     IncompleteDetails,
     InputTokensDetails,
+    McpCallItem,
+    McpListToolsItem,
     OutputItem,
     OutputMessage,
     OutputText,
@@ -247,14 +253,41 @@ class EventStream:
         return []
 
     def _server_tool(self, event: ServerTool) -> list[Event]:
-        """A search corral runs: its item opens (in progress, searching), then closes
-        with its results; the files it found are what the answer cites."""
-        item: FileSearchCallItem = event.item
+        """A tool corral runs: its item opens, says its stages, and closes."""
+        item = event.item
+        if isinstance(item, FileSearchCallItem):
+            return self._file_search(event, item)
+        if isinstance(item, McpCallItem):
+            return self._mcp_call(event, item)
+        events = [*self._close(), self._add(item)]
+        if isinstance(item, McpListToolsItem):
+            where = {"item_id": item.id, "output_index": self._index}
+            events.append(self._event("response.mcp_list_tools.in_progress", **where))
+            events.append(self._event("response.mcp_list_tools.completed", **where))
+        return [*events, self._done(item)]  # and an approval request: said whole
+
+    def _opened(self, item: OutputItem, status: str) -> list[Event]:
+        """A server tool's item added as it starts (the copy said is in progress; the
+        response holds the item itself, which the tool completes)."""
+        events = self._close()
+        events.append(self._add(item.model_copy(update={"status": status})))
+        self.response.output[-1] = item
+        return events
+
+    def _closed(self, kind: str, item: OutputItem) -> list[Event]:
+        index = self.response.output.index(item)
+        where = {"item_id": item.id, "output_index": index}
+        done = self._event(
+            "response.output_item.done", output_index=index, item=item.model_dump(mode="json")
+        )
+        return [self._event(kind, **where), done]
+
+    def _file_search(self, event: ServerTool, item: FileSearchCallItem) -> list[Event]:
+        """A search: in progress, searching, then completed with its results; the files
+        it found are what the answer cites."""
         kind = "response.file_search_call"
         if event.stage == "searching":
-            events = self._close()
-            events.append(self._add(item.model_copy(update={"status": "in_progress"})))
-            self.response.output[-1] = item
+            events = self._opened(item, "in_progress")
             where = {"item_id": item.id, "output_index": self._index}
             return [
                 *events,
@@ -262,12 +295,22 @@ class EventStream:
                 self._event(f"{kind}.searching", **where),
             ]
         self._sources += [s for s in event.sources if s not in self._sources]
-        index = self.response.output.index(item)
-        where = {"item_id": item.id, "output_index": index}
-        done = self._event(
-            "response.output_item.done", output_index=index, item=item.model_dump(mode="json")
-        )
-        return [self._event(f"{kind}.completed", **where), done]
+        return self._closed(f"{kind}.completed", item)
+
+    def _mcp_call(self, event: ServerTool, item: McpCallItem) -> list[Event]:
+        """An MCP call: its arguments (whole: the model's call was held back until it
+        ended), in progress, then completed or failed with its output or error."""
+        if event.stage == "calling":
+            events = self._opened(item, "in_progress")
+            where = {"item_id": item.id, "output_index": self._index}
+            return [
+                *events,
+                self._event("response.mcp_call_arguments.delta", delta=item.arguments, **where),
+                self._event("response.mcp_call_arguments.done", arguments=item.arguments, **where),
+                self._event("response.mcp_call.in_progress", **where),
+            ]
+        ended = "failed" if item.status == "failed" else "completed"
+        return self._closed(f"response.mcp_call.{ended}", item)
 
     def _reopen(self, kind: type[OutputMessage | ReasoningItem]) -> list[Event]:
         """The item a delta of this kind goes to: the open one, or a new one."""

@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from functools import reduce
 from typing import Any
 
 from corral.accounts.keys import Principal
 from corral.accounts.metering import Charge
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
-from corral.inference.requests import added_usage, with_reasoning
+from corral.inference.passes import call_messages, next_pass, total
 from corral.inference.responses.tools import FILE_SEARCH, FileSearch
-from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
+from corral.protocol.chat import ChatCompletion
 from corral.protocol.common import Usage
 from corral.protocol.events import (
     Event,
@@ -44,12 +43,15 @@ from corral.vector_stores.service import VectorStoreService
 RESULTS_SHARE = 4  # the results the model reads: at most window / 4 characters
 
 
-def widened(charge: Charge, window: int) -> Charge:
-    """A request that may search: its reservation covers a second pass that reads the
-    first pass's prompt and the results again, and writes its answer again."""
+def widened(charge: Charge, window: int, passes: int = 2) -> Charge:
+    """A request that may run tools of corral's: its reservation covers the passes after
+    the first, each reading the first pass's prompt and a tool's results again (at most
+    a quarter of the window each), and writing its answer again."""
     results = window // RESULTS_SHARE
     return replace(
-        charge, prompt_bound=2 * charge.prompt_bound + results, max_output=2 * charge.max_output
+        charge,
+        prompt_bound=passes * charge.prompt_bound + (passes - 1) * results,
+        max_output=passes * charge.max_output,
     )
 
 
@@ -91,7 +93,7 @@ class FileSearchRun:
         if call is not None:
             async for event in self._search(call, "".join(arguments), usages):
                 yield event
-        yield UsageReport(_added(usages))
+        yield UsageReport(total(usages))
 
     async def _search(
         self, call: ToolCallStart, arguments: str, usages: list[Usage]
@@ -149,30 +151,10 @@ class FileSearchRun:
         self, call: ToolCallStart, arguments: str, page: SearchResultsPage, spent: Usage
     ) -> PreparedChat | None:
         """The request again with the search and its results in the history, the
-        file_search tool taken away (one search a response), and what is left of its
-        output budget."""
-        body = self.prepared.req.model_dump(exclude_none=True)
+        file_search tool taken away (one search a response)."""
         window = self.prepared.served.engine.info.context_window
-        function = {"name": FILE_SEARCH, "arguments": arguments or "{}"}
-        asked = {"id": call.call_id, "type": "function", "function": function}
-        body["messages"] += [
-            {"role": "assistant", "content": None, "tool_calls": [asked]},
-            {"role": "tool", "tool_call_id": call.call_id, "content": _read(page, window)},
-        ]
-        tools = [t for t in body.get("tools", []) if t["function"]["name"] != FILE_SEARCH]
-        body.pop("tool_choice", None)
-        body.pop("tools", None)
-        if tools:
-            body["tools"] = tools
-        limit = self.prepared.req.output_limit
-        if limit is not None:
-            left = limit - spent.completion_tokens
-            if left <= 0:
-                return None
-            body.pop("max_tokens", None)
-            body["max_completion_tokens"] = left
-        req = ChatCompletionRequest.model_validate(body)
-        return await self.chat.prepare(req, fit=True)
+        added = call_messages(call.call_id, FILE_SEARCH, arguments, _read(page, window))
+        return await next_pass(self.chat, self.prepared, added, [spent], drop={FILE_SEARCH})
 
 
 def _read(page: SearchResultsPage, window: int) -> str:
@@ -194,11 +176,3 @@ def _result(result: SearchResult) -> dict[str, Any]:
         "attributes": result.attributes,
         "text": _text(result),
     }
-
-
-def _added(usages: list[Usage]) -> Usage:
-    """Every pass's tokens (``added_usage``, as for a second pass in words), and their
-    reasoning tokens."""
-    total = reduce(added_usage, [u.model_dump() for u in usages])
-    reasoning = sum(u.completion_tokens_details.reasoning_tokens for u in usages)
-    return with_reasoning(Usage.model_validate(total), reasoning)

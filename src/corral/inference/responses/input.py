@@ -10,6 +10,8 @@ from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
+from corral.inference.mcp import chat_name as mcp_chat_name
+from corral.inference.passes import call_messages
 from corral.inference.responses.tools import FILE_SEARCH, INPUT, ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
 
@@ -120,6 +122,29 @@ def _output(value: Any, param: str) -> str:
     return _text(value, param)
 
 
+# Items the model read in their own turn: a search's results and an MCP server's tool
+# list (its answer, which follows in the history, is what the next turn reads); an
+# approval asked for and its answer (the call it allowed follows as an `mcp_call`).
+SEEN_ONCE = (
+    "reasoning",
+    "file_search_call",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+)
+
+
+def _mcp_call(item: Item, param: str) -> list[Message]:
+    """An MCP call corral made in an earlier turn, and what the model read of it."""
+    label = _required(item, "server_label", f"{param}.server_label")
+    name = mcp_chat_name(label, _required(item, "name", f"{param}.name"))
+    output = item.get("output")
+    error = item.get("error")
+    read = output if isinstance(output, str) else f"Error: {json.dumps(error)}"
+    arguments = item.get("arguments")
+    return call_messages(str(item.get("id")), name, str(arguments or "{}"), read)
+
+
 def to_messages(items: list[Item], instructions: str | None, field: str = "input") -> list[Message]:
     """Chat messages for the items; consecutive function calls become one assistant turn.
     Reasoning items are not replayed: the model's earlier thinking is not its input.
@@ -147,9 +172,9 @@ def to_messages(items: list[Item], instructions: str | None, field: str = "input
                     "content": _output(item.get("output"), f"{param}.output"),
                 }
             )
-        elif kind not in ("reasoning", "file_search_call"):
-            # A search's results reached the model in its turn; its answer, which follows
-            # in the history, is what the next turn reads.
+        elif kind == "mcp_call":
+            messages += _mcp_call(item, param)
+        elif kind not in SEEN_ONCE:
             raise UnsupportedParameterError(
                 f"Input item type `{kind}` is not supported.", param=f"{param}.type"
             )
@@ -162,12 +187,15 @@ def to_tool_choice(choice: str | Item | None) -> str | Item | None:
     # A custom tool is a function of the core's, so forcing one is forcing that function.
     if choice.get("type") == "file_search":  # the search is the core's function
         return {"type": "function", "function": {"name": FILE_SEARCH}}
+    if choice.get("type") == "mcp" and isinstance(choice.get("name"), str):
+        name = mcp_chat_name(str(choice.get("server_label")), choice["name"])
+        return {"type": "function", "function": {"name": name}}
     if choice.get("type") in ("function", "custom") and isinstance(choice.get("name"), str):
         name = chat_name(choice.get("namespace"), choice["name"])
         return {"type": "function", "function": {"name": name}}
     raise UnsupportedParameterError(
         "`tool_choice` must be auto, none, required, {type: function, name}, "
-        "{type: custom, name} or {type: file_search}.",
+        "{type: custom, name}, {type: file_search} or {type: mcp, server_label, name}.",
         param="tool_choice",
     )
 

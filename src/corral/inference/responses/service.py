@@ -19,10 +19,11 @@ from typing import Literal
 import anyio
 
 from corral.accounts.keys import Principal
-from corral.core.config import ResponsesSettings
+from corral.core.config import McpSettings, ResponsesSettings
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
+from corral.inference.mcp import McpRun
 from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
 from corral.inference.responses.events import EventStream
@@ -31,6 +32,7 @@ from corral.inference.responses.input import Item, as_items, chat_body, with_par
 from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import FileSearch, ToolSet, toolset
 from corral.inference.sealed import Sealer
+from corral.mcp.client import McpClient
 from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
 from corral.protocol.events import Event, aclose, completion_events
 from corral.protocol.responses import (
@@ -112,10 +114,14 @@ class ResponseService:
         sealer: Sealer,
         settings: ResponsesSettings,
         vector_stores: VectorStoreService | None = None,
+        mcp: McpSettings | None = None,
     ) -> None:
         """``vector_stores``: where the `file_search` tool searches (without it, the tool
-        is left out like the other hosted tools)."""
+        is left out like the other hosted tools); ``mcp``: remote MCP servers may be
+        reached (where the operator allows: ``mcp.allowed_urls``)."""
         self._chat = chat
+        self._mcp_settings = mcp
+        self._mcp = McpClient(mcp) if mcp is not None else None
         self._vector_stores = vector_stores
         self._store = store
         self._conversations = conversations
@@ -130,14 +136,17 @@ class ResponseService:
     ) -> PreparedResponse:
         """Everything that can be refused is refused here, before metering. ``who``: the
         caller, whose vector stores a `file_search` tool may name (none: batches)."""
-        items, history, tools, body = await self._translate(req, scope)
+        items, history, tools, body = await self._translate(req, scope, who is not None)
         chat = await self._chat.prepare(body)
         # The core's request names its dialect: its log line and metrics say `responses`.
         chat = replace(chat, charge=replace(chat.charge, endpoint="responses"))
+        window = chat.served.engine.info.context_window
         if tools.file_search is not None:
             await self._check_stores(tools.file_search, who)
-            window = chat.served.engine.info.context_window
             chat = replace(chat, charge=widened(chat.charge, window))
+        if tools.mcp is not None and self._mcp_settings is not None:
+            passes = self._mcp_settings.max_calls + 1
+            chat = replace(chat, charge=widened(chat.charge, window, passes))
         include = set(req.include or ())
         return PreparedResponse(
             served=chat.served,
@@ -166,10 +175,11 @@ class ResponseService:
             await self._vector_stores.row(who, store_id)
 
     async def _translate(
-        self, req: ResponseRequest, scope: str
+        self, req: ResponseRequest, scope: str, direct: bool = True
     ) -> tuple[list[Item], list[Item], ToolSet, ChatCompletionRequest]:
         """The request's own items, the history the model sees, the tools served, and the
-        core's request."""
+        core's request. ``direct``: a client's own request (a batch's line may not make
+        corral connect to an MCP server: nobody could approve its calls)."""
         if req.unknown_fields():
             name = req.unknown_fields()[0]
             raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
@@ -185,12 +195,24 @@ class ResponseService:
         _check_sealed(items, self._sealer)
         history = [*before, *items]
         tools = toolset(
-            req.tools, self._settings.refuse_hosted_tools, self._vector_stores is not None
+            req.tools,
+            self._settings.refuse_hosted_tools,
+            self._vector_stores is not None,
+            self._mcp,
         )
+        if tools.mcp is not None and self._mcp is not None:
+            if not direct:
+                raise UnsupportedParameterError(
+                    "The `mcp` tool is served on /v1/responses only.", param="tools"
+                )
+            await tools.mcp.list_tools(self._mcp, history)
+            tools.mcp.answer(items, history)
+            tools.chat += tools.mcp.offered()
         # A background response runs on the core's stream: cancelling it closes the
         # stream, which stops the generation (a whole-answer call would run on). So does
-        # one that may search: its first pass is read as it comes (see file_search).
-        stream = req.stream or req.background or tools.file_search is not None
+        # one that may run a tool of its own: its first pass is read as it comes.
+        server_tools = tools.file_search is not None or tools.mcp is not None
+        stream = req.stream or req.background or server_tools
         body = ChatCompletionRequest.model_validate(
             {**chat_body(req, history, tools), "stream": stream}
         )
@@ -202,6 +224,8 @@ class ResponseService:
         return await self._chat.count_prompt((await self._translate(req, scope))[3])
 
     async def run(self, p: PreparedResponse) -> ChatCompletion | AsyncIterator[Event]:
+        if p.tools.mcp is not None:
+            return await self._run_mcp(p)
         result = await self._chat.run(p.chat)
         tool = p.tools.file_search
         if tool is None or isinstance(result, ChatCompletion):
@@ -210,6 +234,22 @@ class ResponseService:
         include = "file_search_call.results" in (p.req.include or ())
         run = FileSearchRun(self._chat, self._vector_stores, p.who, tool, p.chat, include)
         return run.events(result)
+
+    async def _run_mcp(self, p: PreparedResponse) -> AsyncIterator[Event]:
+        """The passes of a request with MCP servers: approved calls run first, and the
+        first pass then reads their outputs (it is not started before them)."""
+        mcp = p.tools.mcp
+        assert mcp is not None and self._mcp is not None and self._mcp_settings is not None
+        first: AsyncIterator[Event] | None = None
+        if not mcp.approvals:
+            started = await self._chat.run(p.chat)
+            assert not isinstance(started, ChatCompletion)  # it streams (see _translate)
+            first = started
+        limit = self._mcp_settings.max_calls
+        run = McpRun(
+            self._chat, self._mcp, mcp.functions(), p.chat, limit, mcp.approvals, mcp.listings
+        )
+        return run.events(first)
 
     def skeleton(self, p: PreparedResponse, status: Status) -> ResponseObject:
         """The response object before its output: what the request asked for, echoed."""

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.inference.mcp import McpRequest, echoed, parse_tool
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
 from corral.inference.tool_stream import decode_body, decoded_prefix
+from corral.mcp.client import McpClient
 
 Item = dict[str, Any]
 SEPARATOR = "__"  # a namespaced tool's name as the core sees it: "<namespace>__<name>"
@@ -101,6 +103,7 @@ class ToolSet:
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
     custom: set[str] = field(default_factory=set)  # chat names of custom (free-form) tools
     file_search: FileSearch | None = None  # the request's, when corral runs it
+    mcp: McpRequest | None = None  # the request's MCP servers, when corral may reach them
 
     def is_custom(self, chat_name: str) -> bool:
         return chat_name in self.custom
@@ -196,12 +199,21 @@ def _custom(tool: Item, param: str, tools: ToolSet) -> None:
 
 
 def toolset(
-    requested: list[Item] | None, refuse_hosted: bool, file_search: bool = False
+    requested: list[Item] | None,
+    refuse_hosted: bool,
+    file_search: bool = False,
+    mcp: McpClient | None = None,
 ) -> ToolSet:
-    """``file_search``: corral can run it (vector stores are served here)."""
+    """``file_search``: corral can run it (vector stores are served here); ``mcp``: the
+    client for remote MCP servers (their tools are offered once listed: ``McpRequest``)."""
     tools = ToolSet()
     for index, tool in enumerate(requested or ()):
         kind, param = tool.get("type"), f"tools[{index}]"
+        if kind == "mcp" and mcp is not None:
+            tools.mcp = tools.mcp or McpRequest([])
+            tools.mcp.servers.append(parse_tool(tool, param, mcp))
+            tools.honoured.append(echoed(tool))
+            continue
         if kind == "file_search" and file_search:
             if tools.file_search is not None:
                 raise InvalidRequestError("One `file_search` tool at most.", param=param)
@@ -219,13 +231,28 @@ def toolset(
             tools.left_out.append(str(kind))
             continue
         tools.honoured.append(tool)
+    _check_server_tools(tools)
+    return tools
+
+
+def _check_server_tools(tools: ToolSet) -> None:
+    if tools.mcp is not None:
+        labels = [s.label for s in tools.mcp.servers]
+        if len(set(labels)) < len(labels):
+            raise InvalidRequestError(
+                "Each `mcp` tool needs its own `server_label`.", param="tools"
+            )
+        if tools.file_search is not None:
+            raise UnsupportedParameterError(
+                "`file_search` and `mcp` tools in one request are not supported yet.",
+                param="tools",
+            )
     names = [t["function"]["name"] for t in tools.chat]
     if tools.file_search is not None and names.count(FILE_SEARCH) > 1:
         raise InvalidRequestError(
             f"A function named `{FILE_SEARCH}` cannot be used beside the file_search tool.",
             param="tools",
         )
-    return tools
 
 
 def custom_input(arguments: str) -> str:

@@ -1,0 +1,1 @@
+"""Remote MCP servers: connections corral makes for a request's tools, where allowed."""
