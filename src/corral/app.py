@@ -190,7 +190,7 @@ def build_services(settings: Settings, registry: ModelRegistry) -> Services:
         completions=completions,
         embeddings=embeddings,
         responses=responses,
-        messages=MessageService(chat, registry, sealer, settings.messages),
+        messages=MessageService(chat, registry, sealer, settings.messages, settings.mcp),
         batches=BatchService(db, file_service, runner, settings.batches, batch_worker.wake),
         batch_worker=batch_worker,
         conversations=conversations,

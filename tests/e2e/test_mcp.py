@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -197,3 +198,82 @@ def test_the_agents_sdk_hosted_mcp_tool(live_server: LiveServer, mcp_server: Mcp
     assert isinstance(result.final_output, str) and result.final_output
     raw = [getattr(i, "raw_item", None) for i in result.new_items]
     assert any(getattr(r, "type", None) == "mcp_call" for r in raw)
+
+
+# --- Messages: Anthropic's MCP connector (`mcp_servers`), with the `anthropic` SDK ---
+
+
+@pytest.fixture(scope="module")
+def claude(live_server: LiveServer, mcp_server: McpTestServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=live_server.url, api_key="unused", max_retries=0)
+
+
+def connector(mcp_server: McpTestServer, **extra: Any) -> dict[str, Any]:
+    servers = [
+        {
+            "type": "url",
+            "url": mcp_server.url,
+            "name": "vault",
+            "authorization_token": "t0ken",
+            "tool_configuration": {"allowed_tools": ["vault_code"]},
+        }
+    ]
+    return {
+        "model": MODEL,
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "mcp_servers": servers,
+        "betas": ["mcp-client-2025-04-04"],
+        # The installed SDK's create takes no `temperature`; the call forced, as above.
+        "extra_body": {"temperature": 0},
+        "tool_choice": {"type": "tool", "name": "vault__vault_code"},
+        **extra,
+    }
+
+
+def test_messages_mcp_connector(claude: anthropic.Anthropic, mcp_server: McpTestServer) -> None:
+    message = claude.beta.messages.create(**connector(mcp_server))
+    kinds = [b.type for b in message.content]
+    assert kinds[:2] == ["mcp_tool_use", "mcp_tool_result"], kinds
+    use, result = message.content[0], message.content[1]
+    assert use.name == "vault_code" and use.server_name == "vault"  # type: ignore[union-attr]
+    assert result.tool_use_id == use.id and not result.is_error  # type: ignore[union-attr]
+    assert SECRET in result.content[0].text  # type: ignore[union-attr,index]
+    assert kinds[-1] == "text" and message.stop_reason == "end_turn"
+    # The turn sent back as it came: its call and result are the next turn's history.
+    history = [
+        {"role": "user", "content": QUESTION},
+        {
+            "role": "assistant",
+            "content": [b.model_dump(exclude_none=True) for b in message.content],
+        },
+        {"role": "user", "content": "Thanks."},
+    ]
+    again = claude.beta.messages.create(
+        **connector(mcp_server, messages=history, max_tokens=16, tool_choice={"type": "none"})
+    )
+    assert again.content
+
+
+def test_messages_mcp_connector_streamed(
+    claude: anthropic.Anthropic, mcp_server: McpTestServer
+) -> None:
+    with claude.beta.messages.stream(**connector(mcp_server)) as stream:
+        started = [e.content_block.type for e in stream if e.type == "content_block_start"]
+        final = stream.get_final_message()
+    assert started[:2] == ["mcp_tool_use", "mcp_tool_result"]
+    assert [b.type for b in final.content] == started
+    assert final.content[0].input.get("vault")  # type: ignore[union-attr]
+
+
+def test_messages_mcp_url_outside_the_allow_list(claude: anthropic.Anthropic) -> None:
+    servers = [{"type": "url", "url": "http://127.0.0.1:1/mcp", "name": "x"}]
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.beta.messages.create(
+            model=MODEL,
+            max_tokens=8,
+            messages=[{"role": "user", "content": "hi"}],
+            mcp_servers=servers,  # type: ignore[arg-type]
+            betas=["mcp-client-2025-04-04"],
+        )
+    assert "CORRAL_MCP__ALLOWED_URLS" in refused.value.message

@@ -186,7 +186,14 @@ def test_a_fixed_32k_max_tokens_is_clamped_not_refused(claude: anthropic.Anthrop
         ({"max_tokens": 8, "messages": []}, "messages"),
         ({"max_tokens": 8, "messages": HELLO, "not_a_field": 1}, "not_a_field"),
         ({"max_tokens": 8, "messages": HELLO, "container": "c"}, "container"),
-        ({"max_tokens": 8, "messages": HELLO, "mcp_servers": []}, "mcp_servers"),
+        (
+            {
+                "max_tokens": 8,
+                "messages": HELLO,
+                "mcp_servers": [{"type": "url", "url": "http://169.254.169.254/", "name": "x"}],
+            },
+            "CORRAL_MCP__ALLOWED_URLS",
+        ),
         ({"max_tokens": 8, "messages": HELLO, "temperature": 1.5}, "temperature"),
         (
             {

@@ -23,7 +23,7 @@ from typing import Any
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
-from corral.inference.passes import Message, call_messages, next_pass, total
+from corral.inference.passes import RESULTS_SHARE, Message, call_messages, next_pass, total
 from corral.mcp.client import CallOutcome, ListedTool, McpClient, McpServer
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.common import Usage
@@ -41,7 +41,6 @@ from corral.protocol.responses import McpApprovalRequestItem, McpCallItem, McpLi
 Item = dict[str, Any]
 SEPARATOR = "__"  # the model's name for a server's tool: "<server_label>__<tool>"
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-OUTPUT_SHARE = 4  # a call's output the model reads: at most window / 4 characters
 
 
 @dataclass
@@ -53,6 +52,8 @@ class McpTool:
     allowed: frozenset[str] | None = None  # tool names; None: every tool
     read_only_only: bool = False  # only tools annotated read-only
     approval: Any = "always"  # the request's `require_approval` (OpenAI's default)
+    denied: frozenset[str] = frozenset()  # tool names turned off
+    param: str = "tools"  # where the request names it, for errors
     tools: list[ListedTool] = field(default_factory=list)
 
     @property
@@ -64,6 +65,8 @@ class McpTool:
 
     def _allows(self, tool: ListedTool) -> bool:
         if self.allowed is not None and tool.name not in self.allowed:
+            return False
+        if tool.name in self.denied:
             return False
         return not self.read_only_only or _read_only(tool)
 
@@ -134,7 +137,7 @@ def parse_tool(tool: Item, param: str, client: McpClient) -> McpTool:
             param=f"{param}.require_approval",
         )
     server = McpServer(label, url, _headers(tool, param))
-    return McpTool(server, allowed, read_only, approval)
+    return McpTool(server, allowed, read_only, approval, param=param)
 
 
 def _allowed_tools(value: Any, param: str) -> tuple[frozenset[str] | None, bool]:
@@ -307,7 +310,7 @@ class McpRun:
         item.status = "failed" if outcome.error is not None else "completed"
         yield ServerTool("called", item)
         window = self.prepared.served.engine.info.context_window
-        read = _read(outcome)[: window // OUTPUT_SHARE]
+        read = _read(outcome)[: window // RESULTS_SHARE]
         self._added += call_messages(item.id, chat_name(tool.label, name), arguments, read)
 
     async def _outcome(self, tool: McpTool, name: str, arguments: str) -> CallOutcome:
@@ -379,12 +382,12 @@ class McpRequest:
     async def list_tools(self, client: McpClient, history: list[Item]) -> None:
         """Each server's tools: the listing the context holds for its label (an earlier
         turn's), or the server's own answer now (a failure fails the request: 424)."""
-        for index, server in enumerate(self.servers):
+        for server in self.servers:
             kept = _kept_listing(history, server.label)
             if kept is not None:
                 server.tools = listed_tools(kept)
                 continue
-            server.tools = await client.list_tools(server.server, f"tools[{index}]")
+            server.tools = await client.list_tools(server.server, server.param)
             self.listings.append(server.listing())
 
     def answer(self, items: list[Item], history: list[Item]) -> None:

@@ -6,15 +6,30 @@ history, and what is left of its output budget; their usage is reported once, ad
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from functools import reduce
 from typing import Any
 
+from corral.accounts.metering import Charge
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.requests import added_usage, with_reasoning
 from corral.protocol.chat import ChatCompletionRequest
 from corral.protocol.common import Usage
 
 Message = dict[str, Any]
+RESULTS_SHARE = 4  # a tool's results the model reads: at most window / 4 characters
+
+
+def widened(charge: Charge, window: int, passes: int = 2) -> Charge:
+    """A request that may run tools of corral's: its reservation covers the passes after
+    the first, each reading the first pass's prompt and a tool's results again (at most
+    a quarter of the window each), and writing its answer again."""
+    results = window // RESULTS_SHARE
+    return replace(
+        charge,
+        prompt_bound=passes * charge.prompt_bound + (passes - 1) * results,
+        max_output=passes * charge.max_output,
+    )
 
 
 def call_messages(call_id: str, name: str, arguments: str, result: str) -> list[Message]:

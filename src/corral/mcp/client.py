@@ -121,6 +121,9 @@ class McpClient:
     def __init__(self, settings: McpSettings) -> None:
         self._settings = settings
 
+    def allows_any(self) -> bool:
+        return bool(self._settings.prefixes)
+
     def check(self, url: str, param: str) -> None:
         """Refuse a URL the operator has not allowed (400, before any connection)."""
         if not self._settings.prefixes:

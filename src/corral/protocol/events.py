@@ -61,9 +61,11 @@ class Finish:
 
 @dataclass(slots=True)
 class ServerTool:
-    """A tool corral runs itself, at a stage of its run (``searching``, ``completed``):
-    ``item`` is the dialect's output item for it (a Responses ``file_search_call``).
-    Only the Responses presenter says it; the others have no such tools."""
+    """A tool corral runs itself, at a stage of its run (``searching``, ``completed``;
+    ``listed``, ``calling``, ``called``, ``approval``): ``item`` is the Responses output
+    item for it (``file_search_call``, ``mcp_list_tools``, ``mcp_call``,
+    ``mcp_approval_request``). The Responses presenter says them all; the Messages
+    presenter says MCP calls (as ``mcp_tool_use`` and ``mcp_tool_result`` blocks)."""
 
     stage: str
     item: Any

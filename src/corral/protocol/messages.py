@@ -37,6 +37,7 @@ class MessagesRequest(OpenAIModel):
     top_k: int | None = Field(None, ge=1)
     tools: list[JSON] | None = None
     tool_choice: JSON | None = None
+    mcp_servers: list[JSON] | None = None  # Anthropic's MCP connector (remote servers)
     thinking: JSON | None = None
     metadata: JSON | None = None
     stream: bool = False
@@ -71,7 +72,24 @@ class ToolUseBlock(BaseModel):
     input: JSON
 
 
-ContentBlock = TextBlock | ThinkingBlock | ToolUseBlock
+class McpToolUseBlock(BaseModel):
+    """A call corral made to a remote MCP server's tool (the MCP connector)."""
+
+    type: Literal["mcp_tool_use"] = "mcp_tool_use"
+    id: str
+    name: str
+    server_name: str
+    input: JSON
+
+
+class McpToolResultBlock(BaseModel):
+    type: Literal["mcp_tool_result"] = "mcp_tool_result"
+    tool_use_id: str
+    is_error: bool = False
+    content: list[TextBlock]
+
+
+ContentBlock = TextBlock | ThinkingBlock | ToolUseBlock | McpToolUseBlock | McpToolResultBlock
 
 
 class MessageUsage(BaseModel):

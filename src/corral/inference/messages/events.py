@@ -3,7 +3,8 @@ reference (and the ``anthropic`` SDK's accumulator) expects:
 
     message_start (the message, content empty), ping,
     per content block: content_block_start, content_block_delta … (text_delta,
-      thinking_delta then one signature_delta, input_json_delta), content_block_stop,
+      thinking_delta then one signature_delta, input_json_delta), content_block_stop
+      (an MCP call corral ran: an mcp_tool_use block, then its mcp_tool_result),
     message_delta (stop_reason, stop_sequence, usage), message_stop.
 
 An error mid-stream (the core's ``Failed``) is an ``error`` event. A non-streamed answer
@@ -23,6 +24,7 @@ from corral.protocol.events import (
     Failed,
     Finish,
     ReasoningDelta,
+    ServerTool,
     TextDelta,
     ToolArgumentsDelta,
     ToolCallStart,
@@ -30,6 +32,8 @@ from corral.protocol.events import (
 )
 from corral.protocol.messages import (
     ContentBlock,
+    McpToolResultBlock,
+    McpToolUseBlock,
     Message,
     MessageUsage,
     StopReason,
@@ -38,6 +42,7 @@ from corral.protocol.messages import (
     ToolUseBlock,
     error_body,
 )
+from corral.protocol.responses import McpCallItem
 
 Event = dict[str, Any]
 STOP_REASONS: dict[str | None, StopReason] = {
@@ -100,7 +105,7 @@ class MessageStream:
             block.thinking = text if self._shown else ""
             block.signature = self._seal(text)
             events.append(self._delta({"type": "signature_delta", "signature": block.signature}))
-        else:
+        elif isinstance(block, ToolUseBlock | McpToolUseBlock):
             block.input = _input_of(text)
         return [*events, {"type": "content_block_stop", "index": self._index}]
 
@@ -129,6 +134,8 @@ class MessageStream:
                 return []
             self._text.append(event.text)
             return [self._delta({"type": "input_json_delta", "partial_json": event.text})]
+        if isinstance(event, ServerTool) and isinstance(event.item, McpCallItem):
+            return self._mcp_call(event.stage, event.item)
         if isinstance(event, Finish):
             self._finish, self._stop_sequence = event.reason, event.stop_sequence
         elif isinstance(event, UsageReport):
@@ -137,6 +144,28 @@ class MessageStream:
             self._failed = event.error
             return [error_body(event.error.status, event.error.message)]
         return []
+
+    def _mcp_call(self, stage: str, item: McpCallItem) -> list[Event]:
+        """An MCP call corral ran: its ``mcp_tool_use`` block (the input in one delta:
+        the model's call was held back until it ended), then its ``mcp_tool_result``."""
+        events = self._close()
+        if stage == "calling":
+            use = McpToolUseBlock(
+                id=item.id, name=item.name, server_name=item.server_label, input={}
+            )
+            events.append(self._start(use))
+            self._text.append(item.arguments)
+            events.append(self._delta({"type": "input_json_delta", "partial_json": item.arguments}))
+            return [*events, *self._close()]
+        text = item.output if item.error is None else f"Error: {json.dumps(item.error)}"
+        result = McpToolResultBlock(
+            tool_use_id=item.id,
+            is_error=item.error is not None,
+            content=[TextBlock(text=text or "")],
+        )
+        events.append(self._start(result))
+        self._open = None
+        return [*events, {"type": "content_block_stop", "index": self._index}]
 
     def _stop_reason(self) -> StopReason:
         if self._stop_sequence is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.inference.messages.mcp import tool_use_name
 from corral.protocol.messages import InputMessage, MessagesRequest
 
 Block = dict[str, Any]
@@ -80,25 +81,47 @@ def _tool_result(block: Block, param: str) -> Message:
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def _assistant(blocks: list[Block], param: str, verify: Callable[[str, str], None]) -> Message:
+def _assistant(
+    blocks: list[Block], param: str, verify: Callable[[str, str], None]
+) -> list[Message]:
     """An assistant turn: its text and tool calls. Thinking is checked (its signature
-    must be ours) but not replayed: the model's earlier thinking is not its input."""
-    texts: list[str] = []
-    calls: list[Block] = []
+    must be ours) but not replayed: the model's earlier thinking is not its input. An
+    MCP call corral made in the turn and its result are a call and its tool message: the
+    text after them is another assistant message."""
+    turn = _Turn()
     for index, block in enumerate(blocks):
         where, kind = f"{param}[{index}]", block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
-            texts.append(block["text"])
+            turn.texts.append(block["text"])
         elif kind == "tool_use":
-            calls.append(_tool_use(block, where))
+            turn.calls.append(_tool_use(block, where))
+        elif kind == "mcp_tool_use":
+            turn.calls.append(_tool_use({**block, "name": tool_use_name(block)}, where))
+        elif kind == "mcp_tool_result":
+            turn.flush()
+            turn.messages.append(_tool_result(block, where))
         elif kind == "thinking":
             verify(str(block.get("signature", "")), f"{where}.signature")
         else:
             raise _unsupported(f"Block type `{kind}` is not supported in an assistant turn.", where)
-    message: Message = {"role": "assistant", "content": "".join(texts) or None}
-    if calls:
-        message["tool_calls"] = calls
-    return message
+    turn.flush()
+    return turn.messages or [{"role": "assistant", "content": None}]
+
+
+@dataclass
+class _Turn:
+    messages: list[Message] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    calls: list[Block] = field(default_factory=list)
+
+    def flush(self) -> None:
+        if not self.texts and not self.calls:
+            return
+        message: Message = {"role": "assistant", "content": "".join(self.texts) or None}
+        if self.calls:
+            message["tool_calls"] = self.calls
+        self.messages.append(message)
+        self.texts, self.calls = [], []
 
 
 def _tool_use(block: Block, param: str) -> Block:
@@ -127,7 +150,7 @@ def _turn(turn: InputMessage, param: str, verify: Callable[[str, str], None]) ->
         return [{"role": turn.role, "content": turn.content}]
     if turn.role == "user":
         return _user(turn.content, param)
-    return [_assistant(turn.content, param, verify)]
+    return _assistant(turn.content, param, verify)
 
 
 def _client_tool(tool: Block, param: str) -> Block:
@@ -153,6 +176,8 @@ def to_tools(requested: list[Block] | None, refuse_server: bool) -> Tools:
         kind, param = tool.get("type"), f"tools[{index}]"
         if kind in (None, "custom"):
             tools.chat.append(_client_tool(tool, param))
+        elif kind == "mcp_toolset":
+            continue  # the MCP connector's (messages.mcp)
         elif refuse_server:
             why = f"Tool type `{kind}` is not supported: this server runs client tools only."
             raise _unsupported(why, f"{param}.type")
@@ -245,7 +270,7 @@ def to_response_format(config: Block | None) -> Block | None:
 def check_fields(req: MessagesRequest) -> None:
     """Unknown fields, and features corral does not serve, are refused by name."""
     for name in req.unknown_fields():
-        if name in ("container", "mcp_servers"):
+        if name == "container":
             raise _unsupported(f"`{name}` is not supported: this server runs no tools.", name)
         raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
     for name in sorted(set(req.metadata or {}) - {"user_id"}):

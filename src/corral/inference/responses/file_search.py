@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.accounts.keys import Principal
-from corral.accounts.metering import Charge
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
-from corral.inference.passes import call_messages, next_pass, total
+from corral.inference.passes import RESULTS_SHARE, call_messages, next_pass, total
 from corral.inference.responses.tools import FILE_SEARCH, FileSearch
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.common import Usage
@@ -39,20 +38,6 @@ from corral.protocol.events import (
 from corral.protocol.responses import FileSearchCallItem
 from corral.protocol.vector_stores import SearchRequest, SearchResult, SearchResultsPage
 from corral.vector_stores.service import VectorStoreService
-
-RESULTS_SHARE = 4  # the results the model reads: at most window / 4 characters
-
-
-def widened(charge: Charge, window: int, passes: int = 2) -> Charge:
-    """A request that may run tools of corral's: its reservation covers the passes after
-    the first, each reading the first pass's prompt and a tool's results again (at most
-    a quarter of the window each), and writing its answer again."""
-    results = window // RESULTS_SHARE
-    return replace(
-        charge,
-        prompt_bound=passes * charge.prompt_bound + (passes - 1) * results,
-        max_output=passes * charge.max_output,
-    )
 
 
 @dataclass

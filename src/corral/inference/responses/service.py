@@ -24,10 +24,11 @@ from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.mcp import McpRun
+from corral.inference.passes import widened
 from corral.inference.prepared import Prepared
 from corral.inference.responses.conversations import ConversationStore, stored_item
 from corral.inference.responses.events import EventStream
-from corral.inference.responses.file_search import FileSearchRun, widened
+from corral.inference.responses.file_search import FileSearchRun
 from corral.inference.responses.input import Item, as_items, chat_body, with_parts
 from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import FileSearch, ToolSet, toolset
