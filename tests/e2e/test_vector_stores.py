@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import NOT_GIVEN
 
-from tests.conftest import LiveServer, _postgres_available, fresh_postgres_database
+from tests.conftest import MODEL, LiveServer, _postgres_available, fresh_postgres_database
 from tests.vector_stores.test_parsing import minimal_pdf
 
 pytestmark = pytest.mark.slow
@@ -184,3 +184,31 @@ def test_bad_requests_are_400(client: openai.OpenAI, store: tuple[str, dict[str,
         )
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.files.create(vector_store_id=store_id, file_id="file-missing")
+
+
+def test_a_file_search_answer_cites_the_right_file(
+    client: openai.OpenAI, store: tuple[str, dict[str, str]]
+) -> None:
+    """The Responses `file_search` tool over this store, on SQLite and on PostgreSQL
+    (tests/e2e/test_file_search.py has the tool's other behaviour, on SQLite)."""
+    store_id, ids = store
+    response = client.responses.create(
+        model=MODEL,
+        input="Where do employees park their cars?",
+        tools=[{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 1}],
+        tool_choice={"type": "file_search"},
+        include=["file_search_call.results"],
+        max_output_tokens=256,
+        temperature=0,
+    )
+    (call,) = [o for o in response.output if o.type == "file_search_call"]
+    assert call.status == "completed" and call.results
+    assert call.results[0].filename == "parking.txt"
+    cited = [
+        a.file_id
+        for o in response.output
+        if o.type == "message"
+        for part in o.content
+        for a in getattr(part, "annotations", [])
+    ]
+    assert cited == [ids["parking.txt"]]
