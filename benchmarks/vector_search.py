@@ -7,16 +7,21 @@ are corral's own: keyword (FTS5 / tsvector), the vector matrix (read once per st
 revision, then cached), and the fusion.
 
     .venv/bin/python benchmarks/vector_search.py --chunks 10000 100000 --db sqlite postgresql
+
+`benchmarks/retrieval.py` (part of `make bench`) runs it too and writes the table to
+docs/benchmarks-retrieval.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, text
@@ -34,7 +39,7 @@ from corral.vector_stores.vectors import to_blob, unit_rows
 DIMS = 576
 FILES = 100
 WORDS = 100
-SEARCHES = 30
+SEARCHES = 100  # of each kind per store
 
 
 class InstantEmbedder:
@@ -111,10 +116,13 @@ async def fill(db: Database, n: int, rng: np.random.Generator) -> VectorStoreRow
 
 
 def pct(values: list[float], p: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(p * len(values)))]
+    """The nearest-rank percentile: p99 of 100 values is the 99th smallest."""
+    return sorted(values)[max(0, math.ceil(p * len(values)) - 1)]
 
 
-async def bench(url: str, n: int) -> str:
+async def measure(url: str, n: int) -> dict[str, Any]:
+    """One store of ``n`` chunks at ``url``: seconds to write it, the first search (reads
+    the matrix), then p50 / p99 of SEARCHES searches with and without a filter (ms)."""
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     rng = np.random.default_rng(n)
@@ -138,12 +146,54 @@ async def bench(url: str, n: int) -> str:
         )
         await searcher.search(ANONYMOUS, [store], request)
         filtered.append((time.perf_counter() - t) * 1000)
+    dialect = db.engine.dialect.name
     await db.close()
+    return {
+        "database": {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(dialect, dialect),
+        "chunks": n,
+        "written_s": round(filled, 1),
+        "first_ms": round(cold * 1000, 1),
+        "p50_ms": round(statistics.median(times), 1),
+        "p99_ms": round(pct(times, 0.99), 1),
+        "filtered_p50_ms": round(statistics.median(filtered), 1),
+        "filtered_p99_ms": round(pct(filtered, 0.99), 1),
+    }
+
+
+HEADER = (
+    "| database | chunks | written in | first search (reads the matrix) "
+    "| search p50 / p99 | with a filter (1/4 of files) p50 / p99 |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def row(m: dict[str, Any]) -> str:
     return (
-        f"| {db.engine.dialect.name} | {n:,} | {filled:.0f} s | {cold * 1000:.0f} ms | "
-        f"{statistics.median(times):.1f} / {pct(times, 0.99):.1f} ms | "
-        f"{statistics.median(filtered):.1f} / {pct(filtered, 0.99):.1f} ms |"
+        f"| {m['database']} | {m['chunks']:,} | {m['written_s']:.0f} s | {m['first_ms']:,.0f} ms "
+        f"| {m['p50_ms']:.1f} / {m['p99_ms']:.1f} ms "
+        f"| {m['filtered_p50_ms']:.1f} / {m['filtered_p99_ms']:.1f} ms |"
     )
+
+
+async def measure_postgres(admin_url: str, n: int) -> dict[str, Any]:
+    """``measure`` in a database made for the run (and dropped after it) on the server
+    of ``admin_url``."""
+    import psycopg
+
+    name = f"corral_bench_{n}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return await measure(f"{admin_url.rsplit('/', 1)[0]}/{name}", n)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def measure_sqlite(n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return await measure(f"sqlite:///{Path(tmp) / 'bench.db'}", n)
 
 
 async def main() -> None:
@@ -152,32 +202,13 @@ async def main() -> None:
     parser.add_argument("--db", nargs="+", default=["sqlite"])
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    print(
-        "| database | chunks | written in | first search (reads the matrix) "
-        "| search p50 / p99 | with a filter (1/4 of files) p50 / p99 |"
-    )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(HEADER)
     for kind in args.db:
         for n in args.chunks:
             if kind == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    print(await bench(f"sqlite:///{Path(tmp) / 'bench.db'}", n), flush=True)
+                print(row(await measure_sqlite(n)), flush=True)
             else:
-                print(await bench_postgres(args.postgres, n), flush=True)
-
-
-async def bench_postgres(admin_url: str, n: int) -> str:
-    import psycopg
-
-    name = f"corral_bench_{n}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        return await bench(f"{admin_url.rsplit('/', 1)[0]}/{name}", n)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                print(row(await measure_postgres(args.postgres, n)), flush=True)
 
 
 if __name__ == "__main__":
