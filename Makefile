@@ -96,8 +96,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# retrieval.py: vector stores' retrieval quality, ingestion and search latency
+# (docs/benchmarks-retrieval.md; PostgreSQL at 127.0.0.1:5432 or skipped; ~5 minutes);
+# before run.py, whose docs/benchmarks.md quotes it. RETRIEVAL_ARGS: more flags (--help).
+RETRIEVAL_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/frames.py
+	$(BIN)/python benchmarks/retrieval.py $(RETRIEVAL_ARGS)
 	$(BIN)/python benchmarks/run.py
 
 # Tool calling on BFCL (simple, multiple, parallel, irrelevance), corral and the engine
