@@ -110,6 +110,11 @@ def check_corpus(docs: dict[str, str], qs: list[Question]) -> list[str]:
 async def quality(database_url: str | None) -> dict[str, Any]:
     """Index the corpus through a live corral on ``database_url`` (None: SQLite in a
     temporary data dir), then search every question in every mode."""
+    with tempfile.TemporaryDirectory(prefix="corral-retrieval-") as data:
+        return await _quality(database_url, Path(data))
+
+
+async def _quality(database_url: str | None, data: Path) -> dict[str, Any]:
     import httpx
     import uvicorn
     from sqlalchemy import func, select
@@ -120,7 +125,6 @@ async def quality(database_url: str | None) -> dict[str, Any]:
     from corral.storage.tables import Usage, VectorChunkRow
 
     docs, qs = corpus(), questions()
-    data = Path(tempfile.mkdtemp(prefix="corral-retrieval-"))
     settings = Settings(data_dir=data, database_url=database_url)  # no key: open mode
     config = uvicorn.Config(create_app(settings), port=0, log_level="warning")
     server = uvicorn.Server(config)
@@ -194,7 +198,7 @@ async def quality(database_url: str | None) -> dict[str, Any]:
         "documents": len(docs),
         "questions": len(qs),
         "chunks": chunks,
-        "embedding_tokens": tokens,
+        "embedding_tokens": tokens or 0,  # none if the usage rows were not written
         "indexed_s": round(indexed_s, 2),
         "modes": modes,
     }
@@ -328,7 +332,9 @@ def markdown(result: dict[str, Any]) -> str:
         )
     out += [
         "",
-        "## Search latency at 10K and 100K chunks",
+        "## Search latency at "
+        + " and ".join(f"{n:,}" for n in sorted({m["chunks"] for m in result["latency"]}))
+        + " chunks",
         "",
         "`benchmarks/vector_search.py`: one store of synthetic chunks (100 words from a "
         "5,000-word vocabulary, random 576-dimensional unit vectors: the embedded model's "
