@@ -103,6 +103,7 @@ RETRIEVAL_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/frames.py
 	$(BIN)/python benchmarks/retrieval.py $(RETRIEVAL_ARGS)
+	$(BIN)/python benchmarks/prefill.py
 	$(BIN)/python benchmarks/run.py
 
 # Tool calling on BFCL (simple, multiple, parallel, irrelevance), corral and the engine

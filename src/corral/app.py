@@ -132,6 +132,7 @@ STOP_WAIT_S = 2.0
 
 def build_services(settings: Settings, registry: ModelRegistry) -> Services:
     telemetry = Telemetry()
+    telemetry.prompt_cache_limit.set(settings.engine.cache_ram_mib * 1024 * 1024)
     telemetry.registry.register(ModelCollector(registry))
     telemetry.registry.register(PoolCollector(registry))
     admission = Admission(

@@ -77,14 +77,15 @@ def physical_mib() -> int:
 
 
 def estimate_mib(spec: ModelSpec, settings: EngineSettings) -> int:
-    """The catalog's figure, else the file plus a margin for KV cache and buffers."""
+    """The catalog's figure (the operator's, whole), else the file plus a margin for KV
+    cache and buffers and the prompt cache the engine may fill (``engine.cache_ram_mib``)."""
     if spec.memory_mib is not None:
         return spec.memory_mib
     try:
         size = spec.path.stat().st_size / MIB
     except OSError:
         size = 0.0
-    return int(size * 1.2 + settings.n_ctx / 16 + 64)
+    return int(size * 1.2 + settings.n_ctx / 16 + 64) + settings.cache_ram_mib
 
 
 def local_window(spec: ModelSpec, settings: EngineSettings) -> int:

@@ -45,9 +45,12 @@ class EngineSettings(BaseModel):
     n_batch: int = Field(2048, ge=32, description="Logical batch size for prompt processing.")
     n_ubatch: int = Field(512, ge=32, description="Physical batch size for prompt processing.")
     cache_ram_mib: int = Field(
-        0,
+        1024,
         ge=0,
-        description="RAM for llama.cpp's cross-slot prompt cache (MiB); bounds resident memory.",
+        description="RAM for llama.cpp's prompt cache (MiB): the prompts of slots taken by "
+        "other requests are kept here and restored to the next request that shares their "
+        "prefix (an agent's instructions and tools, a second session). Bounds what it adds "
+        "to resident memory, and counts in the engine's memory estimate; 0 turns it off.",
     )
     embeddings: bool = Field(True, description="Serve /v1/embeddings from the loaded model.")
     chat_template: str | None = Field(

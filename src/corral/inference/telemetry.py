@@ -29,6 +29,16 @@ class Telemetry:
         self.rejected = Counter("corral_rejected", "Requests refused.", ("reason",), registry=r)
         self.prompt_tokens = Counter("corral_prompt_tokens", "Prompt tokens.", m, registry=r)
         self.output_tokens = Counter("corral_output_tokens", "Output tokens.", m, registry=r)
+        # Prompt tokens the engine did not compute: read from a slot or the prompt cache
+        # (hits; misses are corral_prompt_tokens less these).
+        self.cached_tokens = Counter(
+            "corral_prompt_cached_tokens", "Prompt tokens read from cache.", m, registry=r
+        )
+        self.prompt_cache_limit = Gauge(
+            "corral_prompt_cache_limit_bytes",
+            "RAM each embedded engine's prompt cache may fill (engine.cache_ram_mib).",
+            registry=r,
+        )
         self.cost = Counter("corral_cost_usd", "Cost charged, USD.", m, registry=r)
         self.ttft = Histogram(
             "corral_ttft_seconds", "Time to first token.", m, buckets=LATENCY_BUCKETS, registry=r
@@ -127,6 +137,8 @@ class RequestTimer:
         usage = usage or {}
         t.prompt_tokens.labels(model).inc(int(usage.get("prompt_tokens", 0)))
         t.output_tokens.labels(model).inc(int(usage.get("completion_tokens", 0)))
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        t.cached_tokens.labels(model).inc(int(cached or 0))
         prefill_s = float(self._engine.get("prompt_ms", 0.0)) / 1000
         decode_s = float(self._engine.get("predicted_ms", 0.0)) / 1000
         queue_s = max(0.0, (self._first - self._start) - prefill_s) if self._first else None
@@ -149,7 +161,7 @@ class RequestTimer:
             "decode_ms": round(decode_s * 1000, 1),
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
-            "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+            "cached_tokens": cached,
             "draft_tokens": self._engine.get("draft_n"),
             "draft_accepted": self._engine.get("draft_n_accepted"),
         }

@@ -1,0 +1,72 @@
+"""The engine's prompt cache (``engine.cache_ram_mib``, on by default): a second session
+that shares a long prefix with a first one reads it from the cache although other
+requests took every slot in between, and says so in its usage (Chat Completions'
+``cached_tokens``, Messages' ``cache_read_input_tokens``) and in /metrics."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from corral.bench.prompts import long_text
+from tests.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.slow
+
+SLOTS = 8  # engine.n_parallel's default: this many other prompts take every slot
+
+
+def cached_total(live_server: LiveServer) -> float:
+    text = httpx.get(live_server.url + "/metrics", timeout=10).text
+    lines = [
+        line for line in text.splitlines() if line.startswith("corral_prompt_cached_tokens_total")
+    ]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_a_second_session_reads_the_shared_prefix_from_the_cache(
+    live_server: LiveServer, client: openai.OpenAI
+) -> None:
+    rng = random.Random(30)
+    prefix = "You are an agent with these instructions.\n" + long_text(500, rng)
+
+    def ask(question: str) -> openai.types.chat.ChatCompletion:
+        return client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "system", "content": prefix}, {"role": "user", "content": question}],
+            max_tokens=1,
+        )
+
+    first = ask("List the files.")
+    assert first.usage is not None and first.usage.prompt_tokens > 500
+
+    def other(index: int) -> None:
+        text = f"[{index}] " + long_text(120, random.Random(index))
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=1
+        )
+
+    with ThreadPoolExecutor(SLOTS + 2) as pool:
+        list(pool.map(other, range(SLOTS + 2)))
+    before = cached_total(live_server)
+
+    second = ask("Count the lines.")
+    assert second.usage is not None and second.usage.prompt_tokens_details is not None
+    cached = second.usage.prompt_tokens_details.cached_tokens or 0
+    assert cached >= 0.9 * first.usage.prompt_tokens, second.usage
+    assert cached_total(live_server) - before >= cached
+
+    claude = anthropic.Anthropic(base_url=live_server.url, api_key="unused", max_retries=0)
+    message = claude.messages.create(
+        model=MODEL,
+        max_tokens=1,
+        system=prefix,
+        messages=[{"role": "user", "content": "Show the diff."}],
+    )
+    assert message.usage.cache_read_input_tokens is not None
+    assert message.usage.cache_read_input_tokens >= 0.5 * first.usage.prompt_tokens
