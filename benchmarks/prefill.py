@@ -114,6 +114,15 @@ async def shared_prefix(corral: systems.Running, words: int, slots: int) -> dict
     }
 
 
+async def after_restart(corral: systems.Running, words: int) -> float:
+    """The same prefix's first session on a corral started again (slots restored)."""
+    prefix = "You are a coding agent. Instructions and tools follow.\n" + long_text(
+        words, random.Random(-words)
+    )
+    async with httpx.AsyncClient(timeout=900) as http:
+        return await ttft(http, corral, prefix, "Show the diff of main.py.")
+
+
 def render(sizes: list[dict[str, Any]], prefix: dict[str, Any]) -> str:
     rows = "\n".join(
         f"| ~{r['prompt_tokens']:,} | {r['corral_tok_s']} | {r['engine_tok_s']} | "
@@ -162,7 +171,13 @@ def main() -> None:
     try:
         pairs = dict(zip(args.words, args.pairs, strict=True))
         results = [asyncio.run(measure(corral, engine, w, pairs[w])) for w in args.words]
+        engine.stop()
         prefix = asyncio.run(shared_prefix(corral, args.prefix_words, 8))
+        corral.stop()
+        corral = systems.start_corral(env, data / "corral-restarted.log")
+        again = asyncio.run(after_restart(corral, args.prefix_words))
+        prefix["after_restart_ttft_s"] = round(again, 3)
+        prefix["restart_ratio"] = round(again / prefix["first_session_ttft_s"], 4)
     finally:
         corral.stop()
         engine.stop()

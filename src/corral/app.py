@@ -63,6 +63,7 @@ from corral.core.config import Settings
 from corral.engines.base import Engine
 from corral.engines.llamacpp import LlamaCppEngine
 from corral.engines.process import LlamaCppProcessEngine
+from corral.engines.saved_prompts import saved_prompts_dir
 from corral.evals.service import EvalService
 from corral.evals.worker import EvalWorker, ModelCalls, embedding_model, python_sandbox
 from corral.files import FileService
@@ -109,8 +110,12 @@ def default_registry(settings: Settings) -> ModelRegistry:
         # The base loads with its fine-tunes' LoRA adapters (a request selects one).
         adapters = registry.adapters_for(spec.id) if registry is not None else ()
         if engine_settings.isolation == "process":
+            s = engine_settings
+            saved = saved_prompts_dir(
+                settings.data_dir / "prompts", info.fingerprint, s.n_ctx, s.n_parallel, adapters
+            )
             return LlamaCppProcessEngine(
-                spec.path, engine_settings, info, log_dir, adapters, spec.rope
+                spec.path, engine_settings, info, log_dir, adapters, spec.rope, saved
             )
         return LlamaCppEngine(spec.path, engine_settings, info, adapters, spec.rope)
 

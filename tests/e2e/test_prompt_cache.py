@@ -70,3 +70,35 @@ def test_a_second_session_reads_the_shared_prefix_from_the_cache(
     )
     assert message.usage.cache_read_input_tokens is not None
     assert message.usage.cache_read_input_tokens >= 0.5 * first.usage.prompt_tokens
+
+
+def test_the_prompts_survive_a_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Slots saved at shutdown (`engine.saved_prompts_mib`) are restored at start: the
+    first session after a restart reads the prefix. (Another configuration reads another
+    folder: tests/engines/test_saved_prompts.py.)"""
+    data = tmp_path_factory.mktemp("restart")
+    prefix = "You are an agent with these instructions.\n" + long_text(500, random.Random(31))
+
+    def session(env: dict[str, str], question: str) -> tuple[int, int]:
+        server = LiveServer(data, env=env)
+        try:
+            server.wait_ready()
+            with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as c:
+                r = c.chat.completions.create(
+                    model=MODEL,
+                    messages=[
+                        {"role": "system", "content": prefix},
+                        {"role": "user", "content": question},
+                    ],
+                    max_tokens=1,
+                )
+        finally:
+            server.stop()
+        assert r.usage is not None and r.usage.prompt_tokens_details is not None
+        return r.usage.prompt_tokens, r.usage.prompt_tokens_details.cached_tokens or 0
+
+    prompt, cached = session({}, "List the files.")
+    assert cached == 0
+    assert any(p.stat().st_size > 1 << 20 for p in (data / "prompts").rglob("slot-*.bin"))
+    prompt, cached = session({}, "Count the lines.")
+    assert cached >= 0.9 * prompt

@@ -52,6 +52,13 @@ class EngineSettings(BaseModel):
         "prefix (an agent's instructions and tools, a second session). Bounds what it adds "
         "to resident memory, and counts in the engine's memory estimate; 0 turns it off.",
     )
+    saved_prompts_mib: int = Field(
+        1024,
+        ge=0,
+        description="Disk for the prompts the engine's slots hold when it closes (a "
+        "shutdown, an unload), restored when it starts again with the same model and "
+        "settings: an agent's instructions and tools survive a restart. 0: nothing saved.",
+    )
     embeddings: bool = Field(True, description="Serve /v1/embeddings from the loaded model.")
     chat_template: str | None = Field(
         None,

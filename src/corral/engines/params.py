@@ -51,10 +51,18 @@ class PlainSettings:
     speculative: str = "off"
     spec_ngram_size: int = 4
     spec_draft_max: int = 16
+    slot_save_path: str = ""  # where llama.cpp may save and restore slots (saved_prompts)
 
     @classmethod
     def of(cls, settings: LlamaSettings) -> PlainSettings:
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+        # What the settings name; the rest (where slots are saved) is the engine's to add.
+        return cls(
+            **{
+                f.name: getattr(settings, f.name)
+                for f in fields(cls)
+                if f.init and f.name != "slot_save_path"
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,9 @@ def server_params(
     p.n_batch = s.n_batch
     p.n_ubatch = s.n_ubatch
     p.cache_ram_mib = s.cache_ram_mib
+    saved = getattr(s, "slot_save_path", "")
+    if saved:
+        p.slot_save_path = saved
     p.cpuparams.n_threads = s.n_threads
     p.cpuparams_batch.n_threads = s.n_threads
     p.use_jinja = True

@@ -15,6 +15,7 @@ import secrets
 import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,10 +23,11 @@ import httpx
 
 from corral.core.config import EngineSettings
 from corral.core.errors import CorralError, EngineError, EngineUnavailableError
+from corral.engines import saved_prompts
 from corral.engines.base import Body, EngineInfo
 from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, select_lora
-from corral.engines.params import NO_ROPE_SCALING, RopeScaling
+from corral.engines.params import NO_ROPE_SCALING, PlainSettings, RopeScaling
 from corral.engines.pool import Pool, PoolSettings, Replica
 from corral.engines.supervisor import Supervisor
 from corral.engines.upstream import SEND_FAILURES, UpstreamEngine
@@ -71,10 +73,18 @@ class LlamaCppProcessEngine:
         log_dir: Path,
         adapters: tuple[Path, ...] = (),
         rope: RopeScaling = NO_ROPE_SCALING,
+        saved: Path | None = None,
     ) -> None:
+        """``saved``: the folder this configuration's slots are saved to when it closes
+        and restored from when it starts (``saved_prompts``); None: nothing saved."""
         self._path = model_path
         self._settings = settings
         self.adapters = adapters
+        self._saved = saved if settings.saved_prompts_mib > 0 else None
+        child = PlainSettings.of(settings)
+        if self._saved is not None:
+            self._saved.mkdir(parents=True, exist_ok=True)
+            child = replace(child, slot_save_path=f"{self._saved}/")
         key = secrets.token_urlsafe(32)
         self.supervisor = Supervisor(
             f"{shlex.quote(sys.executable)} -m corral.engines.child --port {{port}}",
@@ -82,7 +92,7 @@ class LlamaCppProcessEngine:
             log_dir=log_dir,
             health_path="/health",
             start_timeout_s=START_TIMEOUT_S,
-            env=child_env(model_path, settings, adapters, key, settings.max_workers + 4, rope),
+            env=child_env(model_path, child, adapters, key, settings.max_workers + 4, rope),
         )
         pool = Pool(
             [Replica(self.supervisor.url + "/v1", key)],
@@ -124,9 +134,14 @@ class LlamaCppProcessEngine:
 
     async def start(self) -> None:
         await self._upstream.start()
+        if self._saved is not None:
+            await saved_prompts.restore(self._http, self._saved, self._settings.n_parallel)
         log.info("engine process ready: %s (pid %s)", self._path.name, self.pid)
 
     async def close(self) -> None:
+        if self._saved is not None and self.pid is not None:
+            limit = self._settings.saved_prompts_mib << 20
+            await saved_prompts.save(self._http, self._saved, self._settings.n_parallel, limit)
         await self._upstream.close()
         await self._http.aclose()
 
