@@ -26,6 +26,7 @@ from agents import (
     set_tracing_disabled,
 )
 from agents.model_settings import MCPToolChoice
+from pydantic import BaseModel, Field
 
 from tests.conftest import MCP_PORT, MODEL, LiveServer
 from tests.mcp_server import SECRET, McpTestServer
@@ -179,6 +180,13 @@ def test_a_server_that_hangs_or_answers_50_mb_is_cut_off(
     assert call.error is not None
 
 
+class Access(BaseModel):
+    """The agent's answer, structured: its `output_type` is the response's `text.format`,
+    which the answer after the call keeps (the tools' grammar carries it)."""
+
+    code: str = Field(max_length=32)
+
+
 def test_the_agents_sdk_hosted_mcp_tool(live_server: LiveServer, mcp_server: McpTestServer) -> None:
     set_tracing_disabled(True)
     aclient = openai.AsyncOpenAI(base_url=live_server.url + "/v1", api_key="x", max_retries=0)
@@ -189,15 +197,17 @@ def test_the_agents_sdk_hosted_mcp_tool(live_server: LiveServer, mcp_server: Mcp
         model=OpenAIResponsesModel(model=MODEL, openai_client=aclient),
         model_settings=ModelSettings(
             temperature=0,
-            max_tokens=200,
+            max_tokens=300,
             tool_choice=MCPToolChoice(server_label="vault", name="vault_code"),
         ),
         tools=[HostedMCPTool(tool_config=config)],
+        output_type=Access,
     )
     result = Runner.run_sync(agent, QUESTION, max_turns=3)
-    assert isinstance(result.final_output, str) and result.final_output
+    assert isinstance(result.final_output, Access) and result.final_output.code
     raw = [getattr(i, "raw_item", None) for i in result.new_items]
-    assert any(getattr(r, "type", None) == "mcp_call" for r in raw)
+    calls = [r for r in raw if getattr(r, "type", None) == "mcp_call"]
+    assert calls and SECRET in (calls[0].output or "")
 
 
 # --- Messages: Anthropic's MCP connector (`mcp_servers`), with the `anthropic` SDK ---

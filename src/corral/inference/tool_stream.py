@@ -2,7 +2,8 @@
 
 In tool mode the model writes one JSON document (``inference.tools.output_schema``):
 ``{"tool_calls": [{"name": …, "arguments": {…}}, …]}`` or, in ``auto`` mode,
-``{"content": "…"}``. ``ToolStream.feed`` takes the text as the engine streams it and
+``{"content": "…"}`` (or ``{"content": {…}}`` where the request asked for a JSON answer:
+its raw JSON text is the content). ``ToolStream.feed`` takes the text as the engine streams it and
 returns what can be said already: content text (unescaped), a call's start once its
 name is complete, and its arguments' raw JSON text piece by piece. A JSON library's
 incremental parser would give values, not these pieces of text, and the grammar fixes
@@ -44,6 +45,7 @@ class ToolStream:
     _raw: list[str] = field(default_factory=list)  # the string being read, undecoded
     _sent: int = 0  # content characters already returned
     _arguments_depth: int | None = None  # stack depth where an arguments object opened
+    _object_depth: int | None = None  # stack depth where a JSON answer's object opened
 
     def feed(self, text: str) -> list[Piece]:
         pieces: list[Piece] = []
@@ -73,12 +75,16 @@ class ToolStream:
     # --- characters ------------------------------------------------------------------
 
     def _char(self, char: str, pieces: list[Piece]) -> None:
-        inside = self._in_arguments()
+        inside, answer = self._in_arguments(), self._object_depth is not None
         if inside:
             pieces.append(Piece("arguments", char, self.calls - 1))
+        elif answer:
+            pieces.append(Piece("content", char))
         self._structure(char, pieces)
         if not inside and self._in_arguments():  # the brace that opened them
             pieces.append(Piece("arguments", char, self.calls - 1))
+        elif not answer and self._object_depth is not None:
+            pieces.append(Piece("content", char))
 
     def _structure(self, char: str, pieces: list[Piece]) -> None:
         if self._in_string:
@@ -93,6 +99,8 @@ class ToolStream:
             self._stack.pop()
             if self._arguments_depth is not None and len(self._stack) < self._arguments_depth:
                 self._arguments_depth = None
+            if self._object_depth is not None and len(self._stack) < self._object_depth:
+                self._object_depth = None
         elif char == ":" and self._stack:
             self._stack[-1].expecting_key = False
         elif char == "," and self._stack:
@@ -108,6 +116,8 @@ class ToolStream:
             self.calls += 1  # a call object opens
         if char == "{" and len(path) == 3 and path[0] == "tool_calls" and path[2] == "arguments":
             self._arguments_depth = len(self._stack) + 1
+        if path == ["content"]:  # a JSON answer (the request's own schema)
+            self._object_depth = len(self._stack) + 1
         self._stack.append(_Frame("object" if char == "{" else "array"))
 
     def _string_char(self, char: str, pieces: list[Piece]) -> None:

@@ -67,6 +67,9 @@ class ToolPlan:
     native: bool = False
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | None = None
+    # The request's own JSON answer format, for an answer asked in words (the tools'
+    # grammar carries it in its answer branch).
+    answer_format: dict[str, Any] | None = None
 
     def needs_answer(self, parsed: ParsedOutput) -> bool:
         """``auto`` left nothing to say (only repeated calls, or empty text): the model
@@ -172,8 +175,14 @@ def _shortest_call(tool: Tool) -> dict[str, Any]:
 
 
 def output_schema(
-    mode: Mode, tools: list[Tool], parallel: bool, limit: int = MAX_PARALLEL_CALLS
+    mode: Mode,
+    tools: list[Tool],
+    parallel: bool,
+    limit: int = MAX_PARALLEL_CALLS,
+    answer_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``answer_schema``: the request's own JSON answer (``response_format``), which an
+    answer in words must then be (text otherwise)."""
     calls = [_call_schema(t) for t in tools]
     calls_schema = {
         "type": "array",
@@ -191,7 +200,7 @@ def output_schema(
         return forced
     answer = {
         "type": "object",
-        "properties": {"content": {"type": "string"}},
+        "properties": {"content": answer_schema or {"type": "string"}},
         "required": ["content"],
         "additionalProperties": False,
     }
@@ -242,11 +251,30 @@ def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
     # A named choice is one call, as OpenAI's is; otherwise as many as the budget holds.
     named = isinstance(req.tool_choice, NamedToolChoice)
     limit = 1 if named else max_calls(tools, req.output_limit)
-    schema = output_schema(mode, tools, req.parallel_tool_calls and not named, limit)
+    parallel = req.parallel_tool_calls and not named
+    schema = output_schema(mode, tools, parallel, limit, _answer_schema(req))
     response_format = {"type": "json_schema", "json_schema": {"name": "tools", "schema": schema}}
     # Only ``auto`` may drop a repeated call: ``required`` must call, whatever it repeats.
     answered = answered_calls(req.messages) if mode == "auto" else frozenset()
-    return ToolPlan(mode, messages, response_format, answered, plain)
+    fmt = req.response_format
+    own = (
+        None
+        if fmt is None or fmt.type == "text"
+        else fmt.model_dump(by_alias=True, exclude_none=True)
+    )
+    return ToolPlan(mode, messages, response_format, answered, plain, answer_format=own)
+
+
+def _answer_schema(req: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The JSON an answer must be where the request asked for one beside its tools: the
+    tools' grammar replaces the request's, so the answer branch carries it."""
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object" or fmt.json_schema is None:
+        return {"type": "object"}
+    schema = fmt.json_schema.json_schema
+    return schema if isinstance(schema, dict) else {"type": "object"}
 
 
 def _native_plan(req: ChatCompletionRequest, mode: Mode, tools: list[Tool]) -> ToolPlan:
@@ -351,6 +379,10 @@ def _parsed(text: str) -> ParsedOutput:
         return ParsedOutput(None, calls)
     if isinstance(data, dict) and isinstance(data.get("content"), str):
         return ParsedOutput(data["content"], None)
+    if isinstance(data, dict) and isinstance(data.get("content"), dict | list):
+        # A JSON answer: its text as the model wrote it (as the stream sent it).
+        pieces = ToolStream().feed(text)
+        return ParsedOutput("".join(p.text for p in pieces if p.kind == "content"), None)
     return salvage(text)
 
 
@@ -393,6 +425,8 @@ def in_words(body: Body, plan: ToolPlan, spent: dict[str, Any]) -> Body | None:
     """The request again, without the grammar or the tools prompt, with what is left of
     its output budget (None when nothing is)."""
     words = {k: v for k, v in body.items() if k != "response_format"}
+    if plan.answer_format is not None:
+        words["response_format"] = plan.answer_format
     words["messages"] = plan.plain
     if "max_tokens" in body:
         left = int(body["max_tokens"]) - int(spent.get("completion_tokens", 0))
