@@ -42,9 +42,7 @@ def child_env(
     """The child's whole configuration, for its environment."""
     spec = {
         "model_path": str(model_path),
-        "settings": asdict(
-            settings if isinstance(settings, PlainSettings) else PlainSettings.of(settings)
-        ),
+        "settings": asdict(PlainSettings.of(settings)),
         "adapters": [str(a) for a in adapters],
         "rope": asdict(rope),
         "parent_pid": os.getpid(),

@@ -4,7 +4,7 @@ keeps its own memory to the interpreter, llama.cpp and the model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,12 +55,14 @@ class PlainSettings:
 
     @classmethod
     def of(cls, settings: LlamaSettings) -> PlainSettings:
-        # What the settings name; the rest (where slots are saved) is the engine's to add.
+        """A field with a default may be missing from ``settings`` (where slots are
+        saved is the engine's to add, not a setting)."""
         return cls(
             **{
                 f.name: getattr(settings, f.name)
+                if f.default is MISSING
+                else getattr(settings, f.name, f.default)
                 for f in fields(cls)
-                if f.init and f.name != "slot_save_path"
             }
         )
 

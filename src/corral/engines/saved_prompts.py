@@ -27,7 +27,7 @@ SAVE_TIMEOUT_S = 20.0  # a close waits this long at most for the slots to be wri
 def saved_prompts_dir(root: Path, engine_fingerprint: str, *settings: object) -> Path:
     """Where one engine configuration keeps its slots (``settings``: what else its KV
     cells depend on)."""
-    return root / fingerprint(engine_fingerprint, *settings).replace(":", "-")
+    return root / fingerprint(engine_fingerprint, *settings)
 
 
 def _name(slot: int) -> str:

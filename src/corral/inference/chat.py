@@ -38,7 +38,7 @@ from corral.inference.requests import (
     with_reasoning,
 )
 from corral.inference.telemetry import Telemetry
-from corral.inference.tools import ToolPlan, in_words, parse_output, plan_tools
+from corral.inference.tools import ToolPlan, in_words, parse_output, plan_tools, request_format
 from corral.protocol.chat import (
     ChatChoice,
     ChatCompletion,
@@ -110,10 +110,9 @@ def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettin
         body["tools"] = plan.tools
         body["tool_choice"] = plan.tool_choice
         body["parallel_tool_calls"] = req.parallel_tool_calls
-    if plan.response_format is not None:
-        body["response_format"] = plan.response_format
-    elif req.response_format is not None and req.response_format.type != "text":
-        body["response_format"] = req.response_format.model_dump(by_alias=True, exclude_none=True)
+    response_format = plan.response_format or request_format(req)
+    if response_format is not None:
+        body["response_format"] = response_format
     return body
 
 

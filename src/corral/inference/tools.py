@@ -252,28 +252,28 @@ def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
     named = isinstance(req.tool_choice, NamedToolChoice)
     limit = 1 if named else max_calls(tools, req.output_limit)
     parallel = req.parallel_tool_calls and not named
-    schema = output_schema(mode, tools, parallel, limit, _answer_schema(req))
+    own = request_format(req)
+    schema = output_schema(mode, tools, parallel, limit, _answer_schema(own))
     response_format = {"type": "json_schema", "json_schema": {"name": "tools", "schema": schema}}
     # Only ``auto`` may drop a repeated call: ``required`` must call, whatever it repeats.
     answered = answered_calls(req.messages) if mode == "auto" else frozenset()
-    fmt = req.response_format
-    own = (
-        None
-        if fmt is None or fmt.type == "text"
-        else fmt.model_dump(by_alias=True, exclude_none=True)
-    )
     return ToolPlan(mode, messages, response_format, answered, plain, answer_format=own)
 
 
-def _answer_schema(req: ChatCompletionRequest) -> dict[str, Any] | None:
-    """The JSON an answer must be where the request asked for one beside its tools: the
-    tools' grammar replaces the request's, so the answer branch carries it."""
+def request_format(req: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The request's own ``response_format`` as the engine takes it (None: text)."""
     fmt = req.response_format
     if fmt is None or fmt.type == "text":
         return None
-    if fmt.type == "json_object" or fmt.json_schema is None:
-        return {"type": "object"}
-    schema = fmt.json_schema.json_schema
+    return fmt.model_dump(by_alias=True, exclude_none=True)
+
+
+def _answer_schema(own: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON an answer must be where the request asked for one beside its tools: the
+    tools' grammar replaces the request's, so the answer branch carries it."""
+    if own is None:
+        return None
+    schema = (own.get("json_schema") or {}).get("schema")
     return schema if isinstance(schema, dict) else {"type": "object"}
 
 

@@ -121,11 +121,9 @@ class McpClient:
     def __init__(self, settings: McpSettings) -> None:
         self._settings = settings
 
-    def allows_any(self) -> bool:
-        return bool(self._settings.prefixes)
-
-    def check(self, url: str, param: str) -> None:
-        """Refuse a URL the operator has not allowed (400, before any connection)."""
+    def require_enabled(self, param: str) -> None:
+        """Refuse any MCP server where the operator allowed none (400, naming the
+        setting)."""
         if not self._settings.prefixes:
             raise InvalidRequestError(
                 "Remote MCP servers are not enabled on this server: the operator allows "
@@ -133,6 +131,10 @@ class McpClient:
                 param=param,
                 code="mcp_not_allowed",
             )
+
+    def check(self, url: str, param: str) -> None:
+        """Refuse a URL the operator has not allowed (400, before any connection)."""
+        self.require_enabled(param)
         if not allowed(url, self._settings.prefixes):
             raise InvalidRequestError(
                 f"The MCP server URL `{url}` is not allowed here: CORRAL_MCP__ALLOWED_URLS "

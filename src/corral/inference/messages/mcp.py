@@ -31,8 +31,7 @@ def mcp_request(req: MessagesRequest, client: McpClient) -> McpRequest | None:
                 param="tools",
             )
         return None
-    if not client.allows_any():
-        client.check("", "mcp_servers")  # refused, naming the setting
+    client.require_enabled("mcp_servers")
     servers = [
         _server(server, f"mcp_servers[{index}]", client, toolsets)
         for index, server in enumerate(req.mcp_servers)
