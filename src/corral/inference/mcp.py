@@ -24,7 +24,7 @@ from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.passes import RESULTS_SHARE, Message, call_messages, next_pass, total
-from corral.mcp.client import CallOutcome, ListedTool, McpClient, McpServer
+from corral.mcp.client import JSON, CallOutcome, ListedTool, McpClient, McpServer
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.common import Usage
 from corral.protocol.events import (
@@ -310,7 +310,7 @@ class McpRun:
         item.status = "failed" if outcome.error is not None else "completed"
         yield ServerTool("called", item)
         window = self.prepared.served.engine.info.context_window
-        read = _read(outcome)[: window // RESULTS_SHARE]
+        read = read_back(outcome.output, outcome.error)[: window // RESULTS_SHARE]
         self._added += call_messages(item.id, chat_name(tool.label, name), arguments, read)
 
     async def _outcome(self, tool: McpTool, name: str, arguments: str) -> CallOutcome:
@@ -356,12 +356,17 @@ def _approval_item(call: _Call) -> McpApprovalRequestItem:
     )
 
 
-def _read(outcome: CallOutcome) -> str:
-    """A call's result as the model reads it."""
-    if outcome.error is None:
-        return outcome.output or "(no output)"
-    error = outcome.error
-    return f"Error: {error.get('message') or json.dumps(error.get('content'))}"
+def error_text(error: JSON) -> str:
+    """A call's error in words: its message, or the tool's own error content."""
+    return str(error.get("message") or json.dumps(error.get("content")))
+
+
+def read_back(output: str | None, error: JSON | None) -> str:
+    """A call's result as the model reads it: in its own turn, and when a later turn
+    replays the call (Responses' ``mcp_call`` item, Messages' ``mcp_tool_result``)."""
+    if error is None:
+        return output or "(no output)"
+    return f"Error: {error_text(error)}"
 
 
 @dataclass

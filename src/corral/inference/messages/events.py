@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from corral.core.errors import CorralError
+from corral.inference.mcp import error_text
 from corral.protocol.common import Usage
 from corral.protocol.events import Event as CoreEvent
 from corral.protocol.events import (
@@ -157,7 +158,9 @@ class MessageStream:
             self._text.append(item.arguments)
             events.append(self._delta({"type": "input_json_delta", "partial_json": item.arguments}))
             return [*events, *self._close()]
-        text = item.output if item.error is None else f"Error: {json.dumps(item.error)}"
+        # An error's words, flagged `is_error`: replayed, the block reads as the model
+        # read it (``read_back``).
+        text = item.output if item.error is None else error_text(item.error)
         result = McpToolResultBlock(
             tool_use_id=item.id,
             is_error=item.error is not None,

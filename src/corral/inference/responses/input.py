@@ -11,6 +11,7 @@ from typing import Any
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.mcp import chat_name as mcp_chat_name
+from corral.inference.mcp import read_back
 from corral.inference.passes import call_messages
 from corral.inference.responses.tools import FILE_SEARCH, INPUT, ToolSet, chat_name
 from corral.protocol.responses import ResponseRequest, TextConfig
@@ -138,9 +139,10 @@ def _mcp_call(item: Item, param: str) -> list[Message]:
     """An MCP call corral made in an earlier turn, and what the model read of it."""
     label = _required(item, "server_label", f"{param}.server_label")
     name = mcp_chat_name(label, _required(item, "name", f"{param}.name"))
-    output = item.get("output")
-    error = item.get("error")
-    read = output if isinstance(output, str) else f"Error: {json.dumps(error)}"
+    output, error = item.get("output"), item.get("error")
+    read = read_back(
+        output if isinstance(output, str) else None, error if isinstance(error, dict) else None
+    )
     arguments = item.get("arguments")
     return call_messages(str(item.get("id")), name, str(arguments or "{}"), read)
 
