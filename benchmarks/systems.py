@@ -96,8 +96,9 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float, headers: dict
     raise TimeoutError(url)
 
 
-def start_corral(env: dict[str, str], log: Path) -> Running:
-    """The full stack as a user runs it: auth on (a project key) and usage recording on."""
+def start_corral(env: dict[str, str], log: Path, args: list[str] | None = None) -> Running:
+    """The full stack as a user runs it: auth on (a project key) and usage recording on.
+    ``args``: more flags for ``corral serve`` (``--catalog``)."""
     key = subprocess.run(
         [sys.executable, "-m", "corral", "keys", "create", "--project", "bench"],
         env=env,
@@ -108,7 +109,7 @@ def start_corral(env: dict[str, str], log: Path) -> Running:
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "corral", "serve", "--port", str(port)],
+        [sys.executable, "-m", "corral", "serve", "--port", str(port), *(args or [])],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -6,7 +6,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from corral.inference.tools import output_schema, parse_output, plan_tools
+from corral.inference.tool_stream import WordsGuard, words_text
+from corral.inference.tools import ToolPlan, in_words, output_schema, parse_output, plan_tools
 from corral.protocol.chat import ChatCompletionRequest
 
 TOOL = {
@@ -88,10 +89,10 @@ def test_history_is_rewritten_as_text() -> None:
         assert msgs[0]["role"] == "system" and msgs[0]["content"].startswith("be brief")
         assert msgs[1] == {"role": "user", "content": "ab"}
         # In words, never the grammar's wrapper: a small model copies what it sees. Only
-        # the tools prompt under a grammar names it; an answer in words is asked without.
+        # the tools prompt names it.
         assert msgs[2] == {"role": "assistant", "content": 'I called lookup(q="x").'}
         assert msgs[3] == {"role": "user", "content": 'lookup(q="x") returned: 42'}
-        assert all("tool_calls" not in m["content"] for m in msgs[1:] + (plan.plain or msgs))
+        assert all("tool_calls" not in m["content"] for m in msgs[1:])
         assert ("tool_calls" in msgs[0]["content"]) == (choice != "none")
 
 
@@ -133,19 +134,77 @@ def test_one_answer_never_makes_the_same_call_twice() -> None:
     assert got == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
 
 
+def calls_allowed(plan: ToolPlan) -> bool:
+    return "tool_calls" in json.dumps(plan.response_format)
+
+
 def test_auto_answers_in_words_when_no_tool_fits() -> None:
     weather = {
         "type": "function",
         "function": {"name": "get_weather", "description": "The current weather in a city."},
     }
     asked = lambda q: request(messages=[{"role": "user", "content": q}], tools=[weather])  # noqa: E731
-    assert plan_tools(asked("What's the weather in Oslo?")).mode == "auto"
-    assert plan_tools(asked("Which city has the best weather?")).mode == "auto"
-    assert plan_tools(asked("Who wrote Hamlet?")).mode == "off"
-    assert (
-        plan_tools(asked("Who wrote Hamlet?").model_copy(update={"tool_choice": "required"})).mode
-        == "forced"
-    )
+    assert calls_allowed(plan_tools(asked("What's the weather in Oslo?")))
+    assert calls_allowed(plan_tools(asked("Which city has the best weather?")))
+    hamlet = plan_tools(asked("Who wrote Hamlet?"))
+    assert hamlet.mode == "words" and hamlet.response_format is None
+    # The tools are still described: the prompt is the same whatever the turn asks.
+    assert "get_weather" in hamlet.messages[0]["content"]
+    forced = plan_tools(asked("Who wrote Hamlet?").model_copy(update={"tool_choice": "required"}))
+    assert forced.mode == "forced" and calls_allowed(forced)
+
+
+def test_the_tools_prompt_is_one_prefix_across_turns() -> None:
+    """Turns that ask about different tools, or none (and a choice that names one),
+    read the same system text, so the engine's cache holds it from turn to turn."""
+    weather = {"type": "function", "function": {"name": "get_weather", "description": "Weather."}}
+    stock = {"type": "function", "function": {"name": "get_stock_price", "description": "Stock."}}
+    system = {"role": "system", "content": "You are an agent."}
+
+    def turn(question: str, **extra: object) -> ToolPlan:
+        messages = [system, {"role": "user", "content": question}]
+        return plan_tools(request(messages=messages, tools=[weather, stock], **extra))
+
+    named = {"type": "function", "function": {"name": "get_stock_price"}}
+    plans = [
+        turn("The weather in Oslo?"),
+        turn("The stock price of ACME?"),
+        turn("Who wrote Hamlet?"),
+        turn("The weather in Oslo?", tool_choice=named),
+    ]
+    assert len({p.messages[0]["content"] for p in plans}) == 1
+    assert plans[0].messages[0]["content"].startswith("You are an agent.")
+    grammars = [json.dumps(p.response_format) for p in plans]
+    assert "get_weather" in grammars[0] and "get_stock_price" not in grammars[0]
+    assert "get_stock_price" in grammars[1] and "get_weather" not in grammars[1]
+    assert plans[2].mode == "words"
+
+
+def test_an_answer_asked_again_reads_the_same_prompt() -> None:
+    plan = plan_tools(request(messages=[{"role": "user", "content": "look up x"}], tools=[TOOL]))
+    body = {"messages": plan.messages, "response_format": plan.response_format, "max_tokens": 50}
+    words = in_words(body, plan, {"completion_tokens": 20})
+    assert words is not None and words["messages"] is plan.messages
+    assert words["max_tokens"] == 30 and "response_format" not in words
+    assert in_words(body, plan, {"completion_tokens": 50}) is None
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("It is sunny.", "It is sunny."),
+        ('  {"content": "It is \\"sunny\\"."}', 'It is "sunny".'),
+        ('{\n "content": "ok"}', "ok"),
+        ('{"tool_calls": [{"name": "lookup", "arguments": {}}]}', ""),
+        ('{"a": 1}', '{"a": 1}'),
+        ('{"contents": 1}', '{"contents": 1}'),
+        ('{"con', '{"con'),  # cut before it told
+    ],
+)
+def test_an_answer_in_words_never_shows_the_wrapper(written: str, said: str) -> None:
+    assert words_text(written) == said
+    guard = WordsGuard()
+    assert "".join(guard.feed(c) for c in written) + guard.flush() == said
 
 
 def test_an_empty_auto_answer_is_asked_again() -> None:
@@ -268,12 +327,11 @@ def test_after_a_result_only_tools_the_question_is_about_are_offered() -> None:
         {"role": "tool", "tool_call_id": "c1", "content": "14 C"},
     ]
     plan = plan_tools(request(messages=history, tools=[weather, stock]))
-    assert plan.mode == "auto"
     schema = json.dumps(plan.response_format)
     assert "get_weather" in schema and "get_stock_price" not in schema
     # A parameter's name is a subject word too.
     asked = [{"role": "user", "content": "Which symbol is Apple's?"}]
-    assert plan_tools(request(messages=asked, tools=[weather, stock])).mode == "auto"
+    assert calls_allowed(plan_tools(request(messages=asked, tools=[weather, stock])))
 
 
 def test_auto_offers_the_tools_the_question_says_most_about() -> None:

@@ -258,6 +258,8 @@ class ChatService:
                 message.tool_calls = calls
                 message.content = text or None
                 finish = "length" if finish == "length" else "tool_calls"
+        elif plan.mode == "words":
+            message.content = plan.spoken(text)
         elif plan.mode != "off":
             parsed = parse_output(text, plan.answered)
             words = in_words(body, plan, result["usage"]) if plan.needs_answer(parsed) else None
@@ -265,10 +267,8 @@ class ChatService:
                 second = await served.engine.chat(words)
                 result = {**second, "usage": added_usage(result["usage"], second["usage"])}
                 raw = second["choices"][0]
-                message.content, finish = (
-                    raw["message"].get("content") or "",
-                    raw.get("finish_reason"),
-                )
+                message.content = plan.spoken(raw["message"].get("content") or "")
+                finish = raw.get("finish_reason")
             elif parsed.tool_calls:  # as streamed (``tool_finish``): a cut reply still says so
                 message = ChatMessageOut(tool_calls=parsed.tool_calls)
                 finish = "length" if finish == "length" else "tool_calls"

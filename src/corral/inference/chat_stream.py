@@ -21,7 +21,7 @@ from corral.inference.requests import added_usage, merge_usage, with_reasoning
 from corral.inference.stops import scan_stops
 from corral.inference.streaming import Chunk, merge_indexed
 from corral.inference.telemetry import RequestTimer
-from corral.inference.tool_stream import ToolStream
+from corral.inference.tool_stream import ToolStream, WordsGuard
 from corral.inference.tools import ToolPlan, call_key, in_words
 from corral.protocol.common import Usage
 from corral.protocol.events import (
@@ -160,6 +160,7 @@ class ChatRun:
     usages: list[dict[str, Any]] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)  # a second pass's usage
     tools: list[ToolText] = field(default_factory=list)
+    guards: list[WordsGuard] = field(default_factory=list)  # answers in words
     splitters: list[StreamSplitter] = field(default_factory=list)
     reasoning_tokens: int = 0
     text: list[str] = field(default_factory=list)
@@ -169,6 +170,7 @@ class ChatRun:
         n = len(self.bodies)
         self.usages, self.extra = [{} for _ in range(n)], [{} for _ in range(n)]
         self.tools = [ToolText(self.plan, i) for i in range(n)]
+        self.guards = [WordsGuard() for _ in range(n)]
         self.splitters = [StreamSplitter() for _ in range(n)] if self.reasoning else []
 
     def feed(self, index: int, chunk: Chunk, usages: list[dict[str, Any]]) -> list[Event]:
@@ -185,9 +187,29 @@ class ChatRun:
             self.reasoning_tokens += tokens
         if self.keep_text:
             self.text += [e.text for e in events if isinstance(e, TextDelta)]
-        if self.plan.mode == "off" or self.plan.native or usages is self.extra:
+        if self.plan.mode == "off" or self.plan.native:
             return events  # the engine parsed any calls
+        if self.plan.mode == "words" or usages is self.extra:
+            return self._spoken(index, events)
         return self._constrained(index, events)
+
+    def _spoken(self, index: int, events: list[Event]) -> list[Event]:
+        """An answer in words under the tools prompt: said as it comes, unless it opens
+        with corral's wrapper (``WordsGuard``)."""
+        if self.plan.answer_format is not None:
+            return events  # the request's own JSON answer
+        guard, out = self.guards[index], list[Event]()
+        for event in events:
+            if isinstance(event, TextDelta):
+                text = guard.feed(event.text)
+                logprobs = event.logprobs if text == event.text else None
+                out += [TextDelta(text, event.choice, logprobs)] if text else []
+            elif isinstance(event, Finish):
+                rest = guard.flush()
+                out += [TextDelta(rest, event.choice), event] if rest else [event]
+            else:
+                out.append(event)
+        return out
 
     def _constrained(self, index: int, events: list[Event]) -> list[Event]:
         """Constrained tool output is JSON: its content is said as it is decoded, each

@@ -182,3 +182,66 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
         else:
             merged.append(piece)
     return merged
+
+
+def _wrapper(held: str) -> bool | None:
+    """Whether text opens with corral's wrapper (``{"content"`` or ``{"tool_calls"``,
+    spaced as JSON allows); None while its first characters cannot tell."""
+    text = held.lstrip()
+    if not text or text[0] != "{":
+        return None if not text else False
+    rest = text[1:].lstrip()
+    if not rest or rest[0] != '"':
+        return None if not rest else False
+    key = rest[1:]
+    for name in ('content"', 'tool_calls"'):
+        if key.startswith(name):
+            return True
+        if name.startswith(key):
+            return None
+    return False
+
+
+@dataclass
+class WordsGuard:
+    """An answer in words read under the tools prompt (``inference.tools.plan_tools``):
+    the model was told to reply with corral's JSON, and unconstrained it nearly always
+    writes words (8 of 8 and 9 of 9 on the tool-use eval's irrelevance and results
+    items). Where it writes the wrapper anyway, its content is the answer and a call
+    is dropped: the wrapper is never shown. Text is held only until its first
+    characters tell which it is."""
+
+    _held: str = ""
+    _stream: ToolStream | None = None
+    _plain: bool = False
+
+    def feed(self, text: str) -> str:
+        if self._plain:
+            return text
+        if self._stream is not None:
+            return _content(self._stream.feed(text))
+        self._held += text
+        wrapper = _wrapper(self._held)
+        if wrapper is None:
+            return ""
+        held, self._held = self._held, ""
+        if not wrapper:
+            self._plain = True
+            return held
+        self._stream = ToolStream()
+        return _content(self._stream.feed(held))
+
+    def flush(self) -> str:
+        """What is still held at the end: words that never told."""
+        held, self._held = self._held, ""
+        return held
+
+
+def _content(pieces: list[Piece]) -> str:
+    return "".join(p.text for p in pieces if p.kind == "content")
+
+
+def words_text(text: str) -> str:
+    """A whole answer in words, as ``WordsGuard`` streams it."""
+    guard = WordsGuard()
+    return guard.feed(text) + guard.flush()

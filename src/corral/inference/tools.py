@@ -8,12 +8,18 @@ answer. History turns (assistant tool calls, tool results) are written in plain 
 grammar's JSON wrapper. Three rules, each chosen on the tool-use evals
 (docs/evals.md), keep ``auto`` from calling where it should answer:
 
-- only the tools that share a subject word with the request are offered, and a request
-  that shares none with any tool is answered in words (``offered``): a 135M model
-  offered tools calls one nearly always, the wrong one often;
+- only the tools that share a subject word with the request may be called, and a
+  request that shares none with any tool is answered in words (``offered``): a 135M
+  model allowed tools calls one nearly always, the wrong one often. The prompt still
+  describes every tool the request carries, so it is one prefix from turn to turn
+  (the engine's cache reads it again); the grammar narrows;
 - a call the answer already made, or whose result is already in the history, is
   dropped (``parse_output``): the model repeats what it saw;
-- an answer left with neither text nor a call is asked again without the grammar.
+- an answer left with neither text nor a call is asked again without the grammar,
+  from the same prompt (``in_words``).
+
+An answer in words is read through ``tool_stream.WordsGuard``: the model writes words,
+and where it writes corral's wrapper anyway only its content is said.
 
 Models whose template knows tools get them in their own format instead
 (``inference.native_tools``, the ``native`` format; catalog ``tool_format``).
@@ -23,13 +29,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.native_tools import native_messages
-from corral.inference.tool_stream import ToolStream
+from corral.inference.tool_stream import ToolStream, words_text
 from corral.protocol.chat import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -44,7 +50,8 @@ from corral.protocol.chat import (
     content_text,
 )
 
-Mode = Literal["off", "auto", "forced"]
+# ``words``: tools described, none allowed (``auto`` where no tool fits the request).
+Mode = Literal["off", "words", "auto", "forced"]
 MAX_PARALLEL_CALLS = 8
 # Bounding the calls by the output budget: a call's shortest text is priced at a token a
 # character (JSON punctuation and digits are about that, and the grammar lets a model
@@ -60,9 +67,6 @@ class ToolPlan:
     response_format: dict[str, Any] | None
     # ``call_key`` of the calls with a result in the history
     answered: frozenset[tuple[str, str]] = frozenset()
-    # The conversation without the tools prompt: an answer in words is asked from it, so
-    # the model, unconstrained, never sees the grammar's wrapper it could copy.
-    plain: list[dict[str, Any]] = field(default_factory=list)
     # The native format: the tools and choice the engine gets beside the messages.
     native: bool = False
     tools: list[dict[str, Any]] | None = None
@@ -70,6 +74,11 @@ class ToolPlan:
     # The request's own JSON answer format, for an answer asked in words (the tools'
     # grammar carries it in its answer branch).
     answer_format: dict[str, Any] | None = None
+
+    def spoken(self, text: str) -> str:
+        """An answer in words as it is said: corral's wrapper never shown, unless the
+        request asked for a JSON answer (then the text is that JSON)."""
+        return text if self.answer_format is not None else words_text(text)
 
     def needs_answer(self, parsed: ParsedOutput) -> bool:
         """``auto`` left nothing to say (only repeated calls, or empty text): the model
@@ -207,7 +216,8 @@ def output_schema(
     return {"anyOf": [forced, answer]}
 
 
-def _tools_prompt(mode: Mode, tools: list[Tool]) -> str:
+def _described(messages: list[dict[str, Any]], tools: list[Tool]) -> list[dict[str, Any]]:
+    """The conversation with every tool described in its system text, and how to call."""
     described = [
         {
             "name": t.function.name,
@@ -216,20 +226,39 @@ def _tools_prompt(mode: Mode, tools: list[Tool]) -> str:
         }
         for t in tools
     ]
-    text = (
-        "You can call these tools:\n"
-        + json.dumps(described)
-        + '\nTo call tools, reply with only JSON: {"tool_calls": [{"name": <tool name>, '
-        '"arguments": <arguments object>}]}.'
-    )
-    if mode == "auto":
-        text += ' If no tool is needed, reply with only JSON: {"content": <your answer>}.'
-    return text
+    prompt = "You can call these tools:\n" + json.dumps(described) + HOW_TO_CALL
+    if messages and messages[0]["role"] == "system":
+        return [
+            {"role": "system", "content": f"{messages[0]['content']}\n\n{prompt}"},
+            *messages[1:],
+        ]
+    return [{"role": "system", "content": prompt}, *messages]
+
+
+# The last sentence is for the answer in words, which reads this prompt unconstrained:
+# without it, after a tool's result, the model once said "I returned a JSON response
+# with the weather data" instead of the weather (the tool-use eval: 24-26 of 42 with it,
+# as without; the format said after the conversation instead, for the constrained pass
+# only: 21-22).
+HOW_TO_CALL = (
+    '\nTo call tools, reply with only JSON: {"tool_calls": [{"name": <tool name>, '
+    '"arguments": <arguments object>}]}. If no tool is needed, reply with only JSON: '
+    '{"content": <your answer>}. When a tool has returned what the user asked, answer '
+    "the user with it."
+)
 
 
 def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
     """How the request's tools reach the model: in its template's format (``native``),
-    or in corral's prompt under a grammar."""
+    or in corral's prompt under a grammar.
+
+    The system text describes every tool the request carries, whatever its choice and
+    its latest turn, and the grammar narrows what may be called. An agent resends the
+    same tools each turn, so the prompt stays one prefix from turn to turn and session
+    to session, and an answer asked again in words reads the same prompt from the
+    engine's cache (issue 30: with the prompt holding only the tools ``offered`` for
+    the latest turn, and the words pass a prompt without them, each turn computed the
+    whole conversation again)."""
     mode, tools = _allowed_tools(req)
     if native and mode != "forced":
         return _native_plan(req, mode, tools)
@@ -237,27 +266,23 @@ def plan_tools(req: ChatCompletionRequest, native: bool = False) -> ToolPlan:
     # not force a call for every template (llama.cpp here wrote prose under `required`
     # for a Hermes-style template on the embedded weights).
     messages = _engine_messages(req.messages)
-    if mode == "auto":
-        tools = offered(req.messages, tools)
-        mode = "auto" if tools else "off"  # no tool fits the request: answered in words
     if mode == "off":
         return ToolPlan("off", messages, None)
-    plain = list(messages)
-    prompt = _tools_prompt(mode, tools)
-    if messages and messages[0]["role"] == "system":
-        messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{prompt}"}
-    else:
-        messages.insert(0, {"role": "system", "content": prompt})
+    messages = _described(messages, req.tools or [])
+    own = request_format(req)
+    if mode == "auto":
+        tools = offered(req.messages, tools)
+        if not tools:  # no tool fits the request: answered in words (``WordsGuard``)
+            return ToolPlan("words", messages, None, answer_format=own)
     # A named choice is one call, as OpenAI's is; otherwise as many as the budget holds.
     named = isinstance(req.tool_choice, NamedToolChoice)
     limit = 1 if named else max_calls(tools, req.output_limit)
     parallel = req.parallel_tool_calls and not named
-    own = request_format(req)
     schema = output_schema(mode, tools, parallel, limit, _answer_schema(own))
     response_format = {"type": "json_schema", "json_schema": {"name": "tools", "schema": schema}}
     # Only ``auto`` may drop a repeated call: ``required`` must call, whatever it repeats.
     answered = answered_calls(req.messages) if mode == "auto" else frozenset()
-    return ToolPlan(mode, messages, response_format, answered, plain, answer_format=own)
+    return ToolPlan(mode, messages, response_format, answered, answer_format=own)
 
 
 def request_format(req: ChatCompletionRequest) -> dict[str, Any] | None:
@@ -422,12 +447,13 @@ def salvage(text: str) -> ParsedOutput:
 
 
 def in_words(body: Body, plan: ToolPlan, spent: dict[str, Any]) -> Body | None:
-    """The request again, without the grammar or the tools prompt, with what is left of
-    its output budget (None when nothing is)."""
+    """The request again, without the grammar, with what is left of its output budget
+    (None when nothing is). Its prompt is the first pass's, so the engine reads it from
+    the slot instead of computing it again; what it writes is read through
+    ``WordsGuard``."""
     words = {k: v for k, v in body.items() if k != "response_format"}
     if plan.answer_format is not None:
         words["response_format"] = plan.answer_format
-    words["messages"] = plan.plain
     if "max_tokens" in body:
         left = int(body["max_tokens"]) - int(spent.get("completion_tokens", 0))
         if left <= 0:
