@@ -24,6 +24,19 @@ MODEL_SNAPSHOT = "smollm2-135m-instruct-2024-11-01"  # what the alias MODEL reso
 def pytest_configure(config: pytest.Config) -> None:
     _share_bytecode(config)
     _share_fine_tuning_base(config)
+    _one_thread_per_worker()
+
+
+def _one_thread_per_worker() -> None:
+    """``make test`` runs two pytest-xdist workers on this 2-core box: each engine and
+    each training worker they start gets one thread, so the two workers' children fit
+    the two cores instead of spinning against each other (with llama.cpp's and torch's
+    default of a thread per core, two workers took 58% more CPU than one process and
+    finished later). A setting the caller chose is kept."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    os.environ.setdefault("CORRAL_ENGINE__N_THREADS", "1")
+    os.environ.setdefault("CORRAL_FINE_TUNING__THREADS", "1")
 
 
 def _share_fine_tuning_base(config: pytest.Config) -> None:
