@@ -28,7 +28,7 @@ BFCL := bfcl-eval==2026.3.23
 PEER := $(HOME)/.cache/corral/llama-cpp-python
 PEER_VERSION := 0.3.36
 
-.PHONY: install run run-32k test lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak eval-bfcl agents
+.PHONY: install run run-32k test console-shots lint format bench bench-fine-tune bench-peer clean system-packages fuzz soak eval-bfcl agents
 
 install: $(STAMP)
 
@@ -89,6 +89,11 @@ system-packages:
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; } \
 		|| echo "chromium or bubblewrap not installed: the tests that need them will skip"
+
+# The console's screenshots in docs/console/ (docs/console.md), retaken in Chromium by the
+# browser test (which `make test` points at a temporary folder).
+console-shots: $(STAMP) system-packages
+	CORRAL_CONSOLE_SHOTS=$(CURDIR)/docs/console $(BIN)/pytest -n 0 tests/e2e/test_console_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,7 +1,8 @@
 """The console in a real Chromium against a live server on the embedded model: sign in with
 a project key, stream a playground answer, compare two settings, create / see once /
 revoke a key, upload a training file with a bad line, read an eval run's items, sign out.
-Each step saves a screenshot into docs/console/ (docs/console.md shows them)."""
+Each step saves a screenshot: into a temporary folder, so `make test` leaves the tree as it
+found it; `make console-shots` retakes docs/console/ (docs/console.md shows them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,7 +35,9 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SHOTS = Path(
+    os.environ.get("CORRAL_CONSOLE_SHOTS") or Path(tempfile.gettempdir()) / "corral-console-shots"
+)
 WAIT_MS = 120_000  # a loaded CI box; on a quiet one each wait is a second or two
 
 
