@@ -52,10 +52,12 @@ run: $(RUN_STAMP)
 run-32k: $(RUN_STAMP)
 	CORRAL_ENGINE__N_CTX=32768 $(BIN)/corral serve --catalog deploy/smollm2-32k.yaml
 
-# Two pytest-xdist workers, each file on one worker (its module-scoped servers stay
-# shared), and one engine and training thread per worker's child (tests/conftest.py):
-# 480 s instead of 678 s here, with less CPU in all. TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# One process by default. TEST_WORKERS=2: two pytest-xdist workers, each file on one
+# worker (its module-scoped servers stay shared), one engine and training thread per
+# worker's child (tests/conftest.py): 462-474 s of pytest instead of 678 s here, but one
+# run in five hung in tests/e2e/test_upstream.py (two upstream streams whose whole
+# answers sat unread in the kernel), so it is not the default until that is found.
+TEST_WORKERS ?= 0
 test: $(STAMP) system-packages
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
@@ -67,10 +69,10 @@ fuzz: $(STAMP)
 	mkdir -p .fuzz
 	CORRAL_FUZZ_EXAMPLES=$${CORRAL_FUZZ_EXAMPLES:-500} CORRAL_FUZZ_MAX_TIME=0 \
 		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/summary.json \
-		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
+		$(BIN)/pytest -p no:cacheprovider --timeout=0 tests/e2e/test_fuzz.py
 	CORRAL_FUZZ_PHASES=stateful CORRAL_FUZZ_MAX_TIME=$${CORRAL_FUZZ_STATEFUL_TIME:-300} \
 		CORRAL_FUZZ_SUMMARY=$(CURDIR)/.fuzz/stateful.json \
-		$(BIN)/pytest -p no:cacheprovider tests/e2e/test_fuzz.py
+		$(BIN)/pytest -p no:cacheprovider --timeout=0 tests/e2e/test_fuzz.py
 
 # Crash soak: two replicas on one PostgreSQL behind a gateway corral, mixed traffic, one
 # replica SIGKILLed and restarted at random moments for SOAK_MINUTES; then the books are
