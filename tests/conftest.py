@@ -28,8 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _one_thread_per_worker() -> None:
-    """``make test`` runs two pytest-xdist workers on this 2-core box: each engine and
-    each training worker they start gets one thread, so the two workers' children fit
+    """Under pytest-xdist (``TEST_WORKERS=2 make test`` on this 2-core box) each engine
+    and each training worker the workers start gets one thread, so the two workers' children fit
     the two cores instead of spinning against each other (with llama.cpp's and torch's
     default of a thread per core, two workers took 58% more CPU than one process and
     finished later). A setting the caller chose is kept."""

@@ -219,7 +219,7 @@ class WordsGuard:
         if self._plain:
             return text
         if self._stream is not None:
-            return _content(self._stream.feed(text))
+            return content_of(self._stream.feed(text))
         self._held += text
         wrapper = _wrapper(self._held)
         if wrapper is None:
@@ -229,7 +229,7 @@ class WordsGuard:
             self._plain = True
             return held
         self._stream = ToolStream()
-        return _content(self._stream.feed(held))
+        return content_of(self._stream.feed(held))
 
     def flush(self) -> str:
         """What is still held at the end: words that never told."""
@@ -237,7 +237,8 @@ class WordsGuard:
         return held
 
 
-def _content(pieces: list[Piece]) -> str:
+def content_of(pieces: list[Piece]) -> str:
+    """The content text among ``pieces`` (calls and their arguments left out)."""
     return "".join(p.text for p in pieces if p.kind == "content")
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from corral.core.ids import new_id
 from corral.engines.base import Body
 from corral.inference.native_tools import native_messages
-from corral.inference.tool_stream import ToolStream, words_text
+from corral.inference.tool_stream import ToolStream, content_of, words_text
 from corral.protocol.chat import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -406,8 +406,7 @@ def _parsed(text: str) -> ParsedOutput:
         return ParsedOutput(data["content"], None)
     if isinstance(data, dict) and isinstance(data.get("content"), dict | list):
         # A JSON answer: its text as the model wrote it (as the stream sent it).
-        pieces = ToolStream().feed(text)
-        return ParsedOutput("".join(p.text for p in pieces if p.kind == "content"), None)
+        return ParsedOutput(content_of(ToolStream().feed(text)), None)
     return salvage(text)
 
 
