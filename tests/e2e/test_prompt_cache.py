@@ -102,3 +102,54 @@ def test_the_prompts_survive_a_restart(tmp_path_factory: pytest.TempPathFactory)
     assert any(p.stat().st_size > 1 << 20 for p in (data / "prompts").rglob("slot-*.bin"))
     prompt, cached = session({}, "Count the lines.")
     assert cached >= 0.9 * prompt
+
+
+def tool(name: str, description: str, parameter: str) -> dict[str, object]:
+    parameters = {"type": "object", "properties": {parameter: {"type": "string"}}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
+
+
+def test_an_agents_next_turn_about_another_tool_reads_the_conversation_from_the_cache(
+    client: openai.OpenAI,
+) -> None:
+    """Issue 30: the tools prompt is the same whatever a turn asks, so a turn about
+    another tool computes only what it adds (when the prompt held only the tools the
+    latest turn named, the cache stopped at the instructions)."""
+    system = "You are an agent.\n" + long_text(300, random.Random(31))
+    tools = [
+        tool("get_weather", "The current weather in a city.", "city"),
+        tool("get_stock_price", "The latest trading price of a stock.", "symbol"),
+    ]
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": system},
+        {
+            "role": "user",
+            "content": "What is the weather in Oslo? " + long_text(80, random.Random(32)),
+        },
+    ]
+
+    def turn() -> openai.types.chat.ChatCompletion:
+        return client.chat.completions.create(
+            model=MODEL,
+            messages=messages,
+            tools=tools,
+            max_tokens=24,
+            temperature=0,  # type: ignore[arg-type]
+        )
+
+    first = turn()
+    assert first.usage is not None
+    messages += [
+        {"role": "assistant", "content": "It is sunny in Oslo."},
+        {"role": "user", "content": "And the stock price of the symbol ACME?"},
+    ]
+    second = turn()
+    assert second.usage is not None and second.usage.prompt_tokens_details is not None
+    cached = second.usage.prompt_tokens_details.cached_tokens or 0
+    # The whole first prompt (instructions, tools, the first question) was read again;
+    # only the new turn (~30 tokens) and what the first answer's pass left are not.
+    # Usage sums a second pass in words, if one ran: compare with the first's prompt.
+    assert cached >= first.usage.prompt_tokens - 8, (cached, first.usage.prompt_tokens)
