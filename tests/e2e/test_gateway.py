@@ -4,15 +4,18 @@ two replicas, driven with the openai client."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
 
+from corral.bench.prompts import long_text
 from tests.conftest import MODEL, LiveServer
 
 pytestmark = pytest.mark.slow
@@ -34,11 +37,12 @@ families:
     context_window: 8192
     capabilities: [chat, completions]
     pricing: {{input: 0.1, cached_input: 0.05, output: 0.2}}
+    # affinity: sessions with one system prompt go to one replica, whose cache holds it.
     snapshots:
       - id: {SNAPSHOT}
         stages: {{active: 2025-01-01}}
         source:
-          upstream: {{urls: [{urls}], model: {MODEL}}}
+          upstream: {{urls: [{urls}], model: {MODEL}, affinity: true}}
 """
     )
     return path
@@ -106,6 +110,48 @@ def test_streaming_passes_through_with_usage_and_snapshot(
         model=GATEWAY_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
     )
     assert plain.model == SNAPSHOT and plain.usage and plain.usage.completion_tokens <= 3
+
+
+def test_the_upstreams_cached_tokens_pass_through(
+    cluster: tuple[LiveServer, list[LiveServer]],
+) -> None:
+    """A second session with an agent's prefix reads it from the replica's cache, and the
+    gateway says so as the replica does (vLLM's prefix caching reports the same field):
+    Chat Completions whole and streamed, and Messages' cache_read_input_tokens."""
+    gateway, _ = cluster
+    prefix = "You are an agent with these instructions.\n" + long_text(500, random.Random(41))
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+
+    def messages(question: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": prefix}, {"role": "user", "content": question}]
+
+    first = client.chat.completions.create(
+        model=GATEWAY_MODEL, messages=messages("List the files."), max_tokens=1
+    )
+    assert first.usage is not None and first.usage.prompt_tokens > 500
+    second = client.chat.completions.create(
+        model=GATEWAY_MODEL, messages=messages("Count the lines."), max_tokens=1
+    )
+    assert second.usage is not None and second.usage.prompt_tokens_details is not None
+    assert (second.usage.prompt_tokens_details.cached_tokens or 0) >= 500, second.usage
+    stream = client.chat.completions.create(
+        model=GATEWAY_MODEL,
+        messages=messages("Show the diff."),
+        max_tokens=1,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage = [c.usage for c in stream if c.usage][-1]
+    assert usage.prompt_tokens_details is not None
+    assert (usage.prompt_tokens_details.cached_tokens or 0) >= 500, usage
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
+    message = claude.messages.create(
+        model=GATEWAY_MODEL,
+        max_tokens=1,
+        system=prefix,
+        messages=[{"role": "user", "content": "Run the tests."}],
+    )
+    assert (message.usage.cache_read_input_tokens or 0) >= 400, message.usage
 
 
 async def one(client: openai.AsyncOpenAI) -> tuple[str, bool]:
