@@ -111,12 +111,15 @@ format: $(STAMP)
 # (docs/benchmarks-retrieval.md; PostgreSQL at 127.0.0.1:5432 or skipped; ~5 minutes);
 # before run.py, whose docs/benchmarks.md quotes it. RETRIEVAL_ARGS: more flags (--help).
 # agent_turns.py: an agent's turns on a ~16K cached prefix, 32K catalog (~6 minutes).
+# long_context.py: decode at 8K and 20K depth per flash attention / KV cache type, with
+# the tool-use eval at each (docs/benchmarks-long-context.md; ~20 minutes).
 RETRIEVAL_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/frames.py
 	$(BIN)/python benchmarks/retrieval.py $(RETRIEVAL_ARGS)
 	$(BIN)/python benchmarks/prefill.py
 	$(BIN)/python benchmarks/agent_turns.py
+	$(BIN)/python benchmarks/long_context.py
 	$(BIN)/python benchmarks/run.py
 
 # Tool calling on BFCL (simple, multiple, parallel, irrelevance), corral and the engine

@@ -37,6 +37,11 @@ def rss_mb(pid: int) -> float:
     return total + sum(rss_mb(child) for child in _engine_children(pid))
 
 
+def engine_rss_mb(pid: int) -> float:
+    """The resident memory of the process's embedded engine child(ren) alone."""
+    return sum(rss_mb(child) for child in _engine_children(pid))
+
+
 def cpu_s(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) of the process itself and of its engine child."""
     return _cpu(pid), sum(_cpu(child) for child in _engine_children(pid))

@@ -112,7 +112,13 @@ def default_registry(settings: Settings) -> ModelRegistry:
         if engine_settings.isolation == "process":
             s = engine_settings
             saved = saved_prompts_dir(
-                settings.data_dir / "prompts", info.fingerprint, s.n_ctx, s.n_parallel, adapters
+                settings.data_dir / "prompts",
+                info.fingerprint,
+                s.n_ctx,
+                s.n_parallel,
+                adapters,
+                s.flash_attn,
+                s.kv_cache_type,
             )
             return LlamaCppProcessEngine(
                 spec.path, engine_settings, info, log_dir, adapters, spec.rope, saved

@@ -41,3 +41,15 @@ def test_files_dir_defaults_to_the_data_dir_and_may_be_shared(
     # Replicas on one database read each other's uploads from a shared volume.
     monkeypatch.setenv("CORRAL_FILES__DIR", str(tmp_path / "shared"))
     assert Settings().files_dir == tmp_path / "shared"
+
+
+def test_a_quantized_kv_cache_without_flash_attention_is_refused_when_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """llama.cpp would refuse it only when the model loads, long after start."""
+    monkeypatch.setenv("CORRAL_ENGINE__KV_CACHE_TYPE", "q8_0")
+    monkeypatch.setenv("CORRAL_ENGINE__FLASH_ATTN", "off")
+    with pytest.raises(ValueError, match="needs flash attention"):
+        Settings()
+    monkeypatch.setenv("CORRAL_ENGINE__FLASH_ATTN", "on")
+    assert Settings().engine.kv_cache_type == "q8_0"

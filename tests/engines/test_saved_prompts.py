@@ -14,16 +14,23 @@ from corral.engines.saved_prompts import saved_prompts_dir
 
 
 def test_the_folder_is_named_by_everything_the_cells_depend_on(tmp_path: Path) -> None:
-    base = saved_prompts_dir(tmp_path, "fp_model", 8192, 8, ())
-    assert base == saved_prompts_dir(tmp_path, "fp_model", 8192, 8, ())
+    def folder(fp: str = "fp_model", n_ctx: int = 8192, slots: int = 8, **kw: object) -> Path:
+        adapters = kw.get("adapters", ())
+        flash, kv = kw.get("flash", "auto"), kw.get("kv", "f16")
+        return saved_prompts_dir(tmp_path, fp, n_ctx, slots, adapters, flash, kv)
+
+    base = folder()
+    assert base == folder()
     assert base.parent == tmp_path
     others = {
-        saved_prompts_dir(tmp_path, "fp_other_weights", 8192, 8, ()),
-        saved_prompts_dir(tmp_path, "fp_model", 4096, 8, ()),
-        saved_prompts_dir(tmp_path, "fp_model", 8192, 4, ()),
-        saved_prompts_dir(tmp_path, "fp_model", 8192, 8, (Path("a.gguf"),)),
+        folder("fp_other_weights"),
+        folder(n_ctx=4096),
+        folder(slots=4),
+        folder(adapters=(Path("a.gguf"),)),
+        folder(flash="off"),  # values stored transposed without flash attention
+        folder(kv="q8_0"),
     }
-    assert base not in others and len(others) == 4
+    assert base not in others and len(others) == 6
 
 
 def test_the_prompt_cache_and_the_saved_slots_are_bounded_as_set(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
@@ -60,6 +60,21 @@ class EngineSettings(BaseModel):
         "settings: an agent's instructions and tools survive a restart. 0: nothing saved.",
     )
     embeddings: bool = Field(True, description="Serve /v1/embeddings from the loaded model.")
+    flash_attn: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama.cpp's flash attention: `auto` turns it on where the backend has "
+        "it (the CPU has), `on` requires it, `off` uses the plain attention kernels. On "
+        "the CPU `off` decodes 1.6-1.9x faster from ~8K tokens of depth but 0.8-0.9x at "
+        "short contexts, prefills 1.25x slower and needs more memory "
+        "(docs/benchmarks-long-context.md): a deployment of long agent sessions may "
+        "gain from it.",
+    )
+    kv_cache_type: Literal["f16", "q8_0"] = Field(
+        "f16",
+        description="The type of the KV cache's keys and values: `q8_0` takes about half "
+        "the memory of `f16` (a longer window in the same RAM) and needs flash attention "
+        "(not `flash_attn: off`); on the CPU its prefill is ~3x slower.",
+    )
     chat_template: str | None = Field(
         None,
         description="Operator's override of the GGUF's chat template (never taken from a request).",
@@ -81,6 +96,14 @@ class EngineSettings(BaseModel):
     spec_draft_max: int = Field(
         8, ge=1, le=64, description="Most tokens drafted at once (`ngram`)."
     )
+
+    @model_validator(mode="after")
+    def _quantized_values_need_flash_attention(self) -> EngineSettings:
+        # llama.cpp refuses a quantized V cache without flash attention at load time,
+        # long after the setting was read: say it where the setting is.
+        if self.kv_cache_type != "f16" and self.flash_attn == "off":
+            raise ValueError("engine.kv_cache_type q8_0 needs flash attention (not `off`)")
+        return self
 
 
 class LimitSettings(BaseModel):

@@ -27,6 +27,10 @@ class LlamaSettings(Protocol):
     @property
     def embeddings(self) -> bool: ...
     @property
+    def flash_attn(self) -> str: ...
+    @property
+    def kv_cache_type(self) -> str: ...
+    @property
     def chat_template(self) -> str | None: ...
     @property
     def speculative(self) -> str: ...
@@ -51,6 +55,8 @@ class PlainSettings:
     speculative: str = "off"
     spec_ngram_size: int = 4
     spec_draft_max: int = 16
+    flash_attn: str = "auto"
+    kv_cache_type: str = "f16"
     slot_save_path: str = ""  # where llama.cpp may save and restore slots (saved_prompts)
 
     @classmethod
@@ -101,6 +107,7 @@ def server_params(
     p.n_batch = s.n_batch
     p.n_ubatch = s.n_ubatch
     p.cache_ram_mib = s.cache_ram_mib
+    _attention(p, getattr(s, "flash_attn", "auto"), getattr(s, "kv_cache_type", "f16"))
     saved = getattr(s, "slot_save_path", "")
     if saved:
         p.slot_save_path = saved
@@ -123,6 +130,20 @@ def server_params(
     if rope.kind != "none":
         _rope_scaling(p, rope)
     return p
+
+
+def _attention(p: Any, flash_attn: str, kv_cache_type: str) -> None:
+    import xllamacpp as xlc
+
+    kinds = xlc.llama_flash_attn_type
+    p.flash_attn_type = {
+        "auto": kinds.LLAMA_FLASH_ATTN_TYPE_AUTO,
+        "on": kinds.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        "off": kinds.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    }[flash_attn]
+    kv = {"f16": xlc.ggml_type.GGML_TYPE_F16, "q8_0": xlc.ggml_type.GGML_TYPE_Q8_0}[kv_cache_type]
+    p.cache_type_k = kv
+    p.cache_type_v = kv
 
 
 def _rope_scaling(p: Any, rope: RopeScaling) -> None:
