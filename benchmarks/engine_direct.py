@@ -2,7 +2,10 @@
 
 Starts corral's LlamaCppEngine with the same settings corral uses and prints its
 listener address and key as JSON, then serves until killed. The benchmark drives that
-listener directly, which is exactly the engine with no gateway in front.
+listener directly, which is exactly the engine with no gateway in front. The model is
+resolved as ``corral serve`` resolves it: through the operator's catalog
+(``CORRAL_CATALOG``) when one is set, with its window and RoPE scaling (the 32K catalog
+for prompts past the embedded model's 8K).
 """
 
 from __future__ import annotations
@@ -12,15 +15,28 @@ import json
 import sys
 
 from corral.catalog.registry import engine_info
-from corral.catalog.schema import resolve_model
+from corral.catalog.schema import ModelSpec, load_catalog, resolve_model
 from corral.core.config import Settings
 from corral.engines.llamacpp import LlamaCppEngine
 
 
+def model(settings: Settings) -> ModelSpec:
+    if settings.catalog is None:
+        return resolve_model(settings.model)
+    catalog = load_catalog(settings.catalog)
+    found = catalog.resolve(settings.model)
+    if found is None:
+        raise SystemExit(f"{settings.model!r} is not in {settings.catalog}")
+    return catalog.spec(found.snapshot, settings.data_dir / "models")
+
+
 async def main() -> None:
     settings = Settings()
-    spec = resolve_model(settings.model)
-    engine = LlamaCppEngine(spec.path, settings.engine, engine_info(spec, settings.engine))
+    spec = model(settings)
+    info = engine_info(spec, settings.engine)
+    # As corral's app does: the engine's window is the model's (capped by engine.n_ctx).
+    engine_settings = settings.engine.model_copy(update={"n_ctx": info.context_window})
+    engine = LlamaCppEngine(spec.path, engine_settings, info, (), spec.rope)
     await engine.start()
     print(json.dumps({"url": engine.listening_address, "key": engine.listener_key}), flush=True)
     try:

@@ -6,10 +6,13 @@ prompt cache or slot reuse helps) with one output token, timed whole. Requests a
 interleaved A-B-B-A so drift on this noisy box falls on both. Reports prompt tokens/s per
 system and corral / engine per size.
 
-    .venv/bin/python benchmarks/prefill.py --words 1900 4800 --pairs 3 1
+    .venv/bin/python benchmarks/prefill.py --words 1900 7600 --pairs 3 1
+
+Both systems run the embedded model through the 32K catalog (``deploy/smollm2-32k.yaml``,
+as ``make run-32k``) so that ~9K tokens fit; ``--catalog ''`` keeps its own 8K window.
 
 And the shared prefix (corral alone): the time to first token of a first agent session
-with a never-seen prefix (~6K tokens: instructions and tools; the embedded model's window is 8K), and of a second session
+with a never-seen prefix (~9K tokens: instructions and tools), and of a second session
 with the same prefix and another question after other requests took every slot (read
 from the engine's prompt cache, ``engine.cache_ram_mib``). Results go to
 docs/benchmarks-prefill.md.
@@ -35,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import systems
 
 from corral.bench.prompts import long_text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def one(http: httpx.AsyncClient, running: systems.Running, prompt: str) -> tuple[float, int]:
@@ -123,7 +128,7 @@ async def after_restart(corral: systems.Running, words: int) -> float:
         return await ttft(http, corral, prefix, "Show the diff of main.py.")
 
 
-def render(sizes: list[dict[str, Any]], prefix: dict[str, Any]) -> str:
+def render(sizes: list[dict[str, Any]], prefix: dict[str, Any], window: str) -> str:
     rows = "\n".join(
         f"| ~{r['prompt_tokens']:,} | {r['corral_tok_s']} | {r['engine_tok_s']} | "
         f"{r['ratio']:.3f} | {len(r['corral_all'])} |"
@@ -131,7 +136,7 @@ def render(sizes: list[dict[str, Any]], prefix: dict[str, Any]) -> str:
     )
     return f"""# Prefill and the shared prefix (`benchmarks/prefill.py`)
 
-Embedded model, 2 threads, its 8K window, this 2-core box. Never-seen prompts (fresh
+Embedded model ({window}), 2 threads, this 2-core box. Never-seen prompts (fresh
 random words), one output token, each request timed whole, corral and the engine alone
 interleaved A-B-B-A; medians.
 
@@ -154,10 +159,11 @@ SLOTS_NOTE = "10 other requests (every slot taken, the first session's among the
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--words", type=int, nargs="+", default=[1900, 4800])
+    parser.add_argument("--words", type=int, nargs="+", default=[1900, 7600])
     parser.add_argument("--pairs", type=int, nargs="+", default=[3, 1])
-    parser.add_argument("--prefix-words", type=int, default=4800)
-    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--prefix-words", type=int, default=7600)
+    parser.add_argument("--n-ctx", type=int, default=32768)
+    parser.add_argument("--catalog", default=str(ROOT / "deploy" / "smollm2-32k.yaml"))
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="corral-prefill-"))
     env = {
@@ -166,6 +172,8 @@ def main() -> None:
         "CORRAL_ENGINE__N_CTX": str(args.n_ctx),
         "CORRAL_LOG_LEVEL": "warning",
     }
+    if args.catalog:  # read by corral serve and by engine_direct.py alike
+        env["CORRAL_CATALOG"] = args.catalog
     corral = systems.start_corral(env, data / "corral.log")
     engine = systems.start_engine_direct(env, data / "engine.log")
     try:
@@ -182,8 +190,9 @@ def main() -> None:
         corral.stop()
         engine.stop()
     print(json.dumps({"sizes": results, "prefix": prefix}, indent=2))
-    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-prefill.md"
-    out.write_text(render(results, prefix))
+    out = ROOT / "docs" / "benchmarks-prefill.md"
+    window = "the 32K catalog" if args.catalog else "its own catalog"
+    out.write_text(render(results, prefix, f"{window}, a {args.n_ctx:,}-token window"))
 
 
 if __name__ == "__main__":
