@@ -153,3 +153,30 @@ def test_an_agents_next_turn_about_another_tool_reads_the_conversation_from_the_
     # only the new turn (~30 tokens) and what the first answer's pass left are not.
     # Usage sums a second pass in words, if one ran: compare with the first's prompt.
     assert cached >= first.usage.prompt_tokens - 8, (cached, first.usage.prompt_tokens)
+
+
+def test_sessions_that_start_together_compute_their_prefix_once(
+    client: openai.OpenAI,
+) -> None:
+    """Three sessions with one never-seen prefix at once: one computes it, the other two
+    wait for it and read it (engines/prefix_flights.py; without it each computed the
+    whole prefix, `cached_tokens` 0)."""
+    prefix = "You are an agent with these instructions.\n" + long_text(1100, random.Random(33))
+
+    def session(question: str) -> openai.types.CompletionUsage:
+        r = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "system", "content": prefix}, {"role": "user", "content": question}],
+            max_tokens=1,
+        )
+        assert r.usage is not None
+        return r.usage
+
+    with ThreadPoolExecutor(3) as pool:
+        usages = list(pool.map(session, ["List the files.", "Count the lines.", "Show the diff."]))
+    cached = sorted(
+        (u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0
+        for u in usages
+    )
+    assert usages[0].prompt_tokens > 1000
+    assert cached[0] < 100 and cached[1] >= 0.9 * usages[0].prompt_tokens, usages

@@ -29,6 +29,7 @@ from corral.engines.child import child_env
 from corral.engines.llamacpp import Listener, select_lora
 from corral.engines.params import NO_ROPE_SCALING, PlainSettings, RopeScaling
 from corral.engines.pool import Pool, PoolSettings, Replica
+from corral.engines.prefix_flights import PrefixFlights
 from corral.engines.supervisor import Supervisor
 from corral.engines.upstream import SEND_FAILURES, UpstreamEngine
 
@@ -106,7 +107,12 @@ class LlamaCppProcessEngine:
             ),
         )
         self._upstream = UpstreamEngine(
-            pool, "corral-embedded", info, supervisors=[self.supervisor], failure=_failure
+            pool,
+            "corral-embedded",
+            info,
+            supervisors=[self.supervisor],
+            failure=_failure,
+            flights=PrefixFlights(),
         )
         self._http = httpx.AsyncClient(
             base_url=self.supervisor.url,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from corral.core.errors import (
 from corral.engines.base import Body, EngineInfo
 from corral.engines.http1 import Endpoint, StreamClient
 from corral.engines.pool import Pool, Replica
+from corral.engines.prefix_flights import PrefixFlights
 from corral.engines.supervisor import Supervisor
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -84,8 +86,11 @@ class UpstreamEngine:
         timeout_s: float = 600.0,
         supervisors: list[Supervisor] | None = None,
         failure: Callable[[CorralError], CorralError] | None = None,
+        flights: PrefixFlights | None = None,
     ) -> None:
         self._pool = pool
+        # The embedded engine's: requests that start with one long prefix compute it once.
+        self._flights = flights
         self._failure = failure
         self._supervisors = supervisors or []
         self._model = model
@@ -170,7 +175,14 @@ class UpstreamEngine:
             endpoint = self._endpoints[key] = Endpoint.of(replica.url + path, headers)
         return endpoint
 
+    def _turn(self, body: Body) -> AbstractAsyncContextManager[None]:
+        return self._flights.turn(body) if self._flights is not None else nullcontext()
+
     async def _post(self, path: str, body: Body) -> Body:
+        async with self._turn(body):
+            return await self._post_now(path, body)
+
+    async def _post_now(self, path: str, body: Body) -> Body:
         tried: set[str] = set()
         for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
             if backoff:
@@ -216,46 +228,47 @@ class UpstreamEngine:
                 {**body, "stream": True, "stream_options": {"include_usage": True}}
             )
             tried: set[str] = set()
-            for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-                if backoff:
-                    await asyncio.sleep(backoff)
-                replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
-                if replica is None:
-                    continue
-                replica.outstanding += 1
-                reader = EventReader()
-                try:
-                    endpoint = self._endpoint(replica, path)
-                    async with self._stream_client().post(endpoint, orjson.dumps(payload)) as r:
-                        if r.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
-                            raise RetryableError(str(r.status))
-                        if r.status != 200:
-                            raise upstream_error(r.status, _loads(await r.read()))
-                        self._pool.succeeded(replica)
-                        replica.served += 1
-                        while piece := await r.next_bytes():
-                            for chunk in reader.feed(piece):
+            async with self._turn(body):
+                for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
+                    if backoff:
+                        await asyncio.sleep(backoff)
+                    replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+                    if replica is None:
+                        continue
+                    replica.outstanding += 1
+                    reader = EventReader()
+                    try:
+                        endpoint = self._endpoint(replica, path)
+                        async with self._stream_client().post(endpoint, orjson.dumps(payload)) as r:
+                            if r.status in RETRY_STATUSES and attempt < len(BACKOFF_S):
+                                raise RetryableError(str(r.status))
+                            if r.status != 200:
+                                raise upstream_error(r.status, _loads(await r.read()))
+                            self._pool.succeeded(replica)
+                            replica.served += 1
+                            while piece := await r.next_bytes():
+                                for chunk in reader.feed(piece):
+                                    yield chunk
+                                if reader.done:
+                                    break
+                            for chunk in reader.close():
                                 yield chunk
-                            if reader.done:
-                                break
-                        for chunk in reader.close():
-                            yield chunk
-                    if not reader.usage_seen:
-                        yield _estimated_usage(body, reader.pieces)
-                    return
-                except STREAM_FAILURES as exc:
-                    if reader.chunks:  # output already went out: never replay
-                        raise EngineError(
-                            f"upstream stream broke: {exc}", code="upstream_error"
-                        ) from exc
-                    self._pool.failed(replica)
-                    tried.add(replica.url)
-                    if attempt == len(BACKOFF_S):
-                        raise EngineUnavailableError(
-                            "upstream unavailable", code="upstream_unavailable"
-                        ) from exc
-                finally:
-                    replica.outstanding -= 1
+                        if not reader.usage_seen:
+                            yield _estimated_usage(body, reader.pieces)
+                        return
+                    except STREAM_FAILURES as exc:
+                        if reader.chunks:  # output already went out: never replay
+                            raise EngineError(
+                                f"upstream stream broke: {exc}", code="upstream_error"
+                            ) from exc
+                        self._pool.failed(replica)
+                        tried.add(replica.url)
+                        if attempt == len(BACKOFF_S):
+                            raise EngineUnavailableError(
+                                "upstream unavailable", code="upstream_unavailable"
+                            ) from exc
+                    finally:
+                        replica.outstanding -= 1
         except CorralError as exc:
             said = exc if self._failure is None else self._failure(exc)
             if said is exc:
