@@ -21,12 +21,12 @@ from corral.engines.llamacpp import LlamaCppEngine
 
 
 def model(settings: Settings) -> ModelSpec:
-    if settings.catalog is None:
-        return resolve_model(settings.model)
+    """As the app's registry resolves it: a catalog name (the shipped catalog and the
+    operator's), else a GGUF path."""
     catalog = load_catalog(settings.catalog)
     found = catalog.resolve(settings.model)
     if found is None:
-        raise SystemExit(f"{settings.model!r} is not in {settings.catalog}")
+        return resolve_model(settings.model)
     return catalog.spec(found.snapshot, settings.data_dir / "models")
 
 

@@ -107,7 +107,7 @@ def server_params(
     p.n_batch = s.n_batch
     p.n_ubatch = s.n_ubatch
     p.cache_ram_mib = s.cache_ram_mib
-    _attention(p, getattr(s, "flash_attn", "auto"), getattr(s, "kv_cache_type", "f16"))
+    _attention(p, s.flash_attn, s.kv_cache_type)
     saved = getattr(s, "slot_save_path", "")
     if saved:
         p.slot_save_path = saved
