@@ -346,7 +346,24 @@ def seam_rows(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             rows.append((f"{what}: reported against the engine alone", paired[1], None))
         else:
             rows.append((f"{what}: ≥ {bar}x the engine alone", paired[1], paired[0] >= bar))
-    return rows
+    return rows + _api_cpu_row(seam.get("api cpu 8"))
+
+
+def _api_cpu_row(cpu: dict[str, float] | None) -> list[tuple[str, str, bool | None]]:
+    if not cpu:
+        return []
+    text = (
+        f"{cpu['api_s']:.3f} s ({cpu['api_s'] / cpu['engine_s']:.1%} of its engine child's "
+        f"{cpu['engine_s']:.2f} s)"
+    )
+    return [
+        (
+            "CPU seconds per 1,000 streamed tokens in corral's API process, 8 sampled "
+            "streams, speculation off: reported",
+            text,
+            None,
+        )
+    ]
 
 
 def seam_markdown(seam: dict[str, Any], when: str) -> str:

@@ -10,6 +10,10 @@ streams. Three systems resident at once, batches interleaved ABBA:
   API process (auth, metering, the event seam, SSE) costs the engine it shares the
   cores with;
 - corral with its default speculation against the same engine: what a user gets.
+
+And what corral's API process spends per token, read from /proc around batches of the
+8-stream sampled workload (speculation off): CPU seconds per 1,000 streamed tokens, and
+that as a share of what its engine child spent on the same tokens.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any
 
 import systems
 
-from corral.bench.loadgen import Target, abba_ratios
+from corral.bench.loadgen import Target, abba_ratios, run_level
 from corral.bench.prompts import short_prompts
 
 PAIRS = {1: 12, 8: 6, 16: 4}
 SAMPLED = {"temperature": 0.8}
 TOKENS = 128
 GREEDY_TOKENS = 64
+CPU_BATCHES = 6
 
 
 def _sampled(target: Target) -> Target:
@@ -63,7 +68,24 @@ async def seam_part(env: dict[str, str], logs: Path) -> dict[str, Any]:
         out["greedy 16, speculation off"] = await abba_ratios(
             off.target, engine.target, short_prompts(16, seed=4), GREEDY_TOKENS, PAIRS[16], True
         )
+        print("  seam: API CPU per token, 8 streams, speculation off …", flush=True)
+        out["api cpu 8"] = await api_cpu(off, short_prompts(8, seed=39))
     finally:
         for r in (off, on, engine):
             r.stop()
     return out
+
+
+async def api_cpu(corral: systems.Running, prompts: list[str]) -> dict[str, float]:
+    """CPU seconds per 1,000 streamed tokens in corral's API process and in its engine
+    child, over ``CPU_BATCHES`` batches of one stream per prompt (idle pollers included:
+    they run beside the engine as much as the streams do)."""
+    api0, child0 = systems.cpu_s(corral.proc.pid)
+    tokens = 0
+    for _ in range(CPU_BATCHES):
+        n = len(prompts)
+        level = await run_level(_sampled(corral.target), prompts, n, n, TOKENS)
+        tokens += level.output_tokens
+    api1, child1 = systems.cpu_s(corral.proc.pid)
+    per = 1000 / max(1, tokens)
+    return {"api_s": (api1 - api0) * per, "engine_s": (child1 - child0) * per}

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from corral.api.slow import _SendWatch, _Stalled
 from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
 from tests.fakes import FakeEngine, fake_registry, http_scope, migrated
@@ -67,3 +69,43 @@ async def test_a_stream_nobody_reads_is_cut(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.01)
     assert admission.in_flight == 0  # its slot is free again
+
+
+async def test_the_bound_is_per_send_not_per_stream() -> None:
+    """One timer watches a stream's sends: sends that each return in time go on however
+    long the stream runs; the one that hangs is cut ``limit`` after it began."""
+    watch = _SendWatch(0.2)
+    sent = 0
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        nonlocal sent
+        await asyncio.sleep(0.05)
+        sent += 1
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+    try:
+        for _ in range(10):  # 0.5 s in all, 0.05 s a send
+            await watch.send(slow_send, {"type": "http.response.body"})
+        assert sent == 10
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(_Stalled):
+            await watch.send(stuck_send, {"type": "http.response.body"})
+        assert 0.15 < asyncio.get_running_loop().time() - started < 5
+    finally:
+        watch.close()
+
+
+async def test_a_cancel_from_elsewhere_is_not_a_stall() -> None:
+    watch = _SendWatch(30)
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(watch.send(stuck_send, {"type": "http.response.body"}))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    watch.close()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -77,3 +79,30 @@ async def test_health_probes_leave_no_connection_open() -> None:
     assert replica.healthy
     assert seen[0].headers["connection"] == "close"
     assert seen[0].headers["authorization"] == "Bearer k"
+
+
+async def test_a_replica_answering_lately_is_not_probed() -> None:
+    """Under load the answers say a replica is alive: probing it too costs the engine a
+    connection beside its decoding threads. Once it goes quiet it is probed again, and an
+    unhealthy replica is always probed (that is how it comes back)."""
+    busy, quiet, down = (
+        Replica("http://busy/v1"),
+        Replica("http://quiet/v1"),
+        Replica("http://down/v1"),
+    )
+    pool = Pool([busy, quiet, down], PoolSettings(health_interval_s=5.0))
+    busy.answered_at = down.answered_at = time.monotonic()
+    down.healthy = False
+    probed: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        probed.append(str(request.url.host))
+        return httpx.Response(200, json={"data": []})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        await pool.check(http)
+        assert probed == ["quiet", "down"] and down.healthy
+        busy.answered_at -= 10  # quiet for two intervals
+        probed.clear()
+        await pool.check(http)
+    assert probed == ["busy", "quiet"]  # down is healthy again, and answered lately

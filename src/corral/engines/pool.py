@@ -30,6 +30,9 @@ class Replica:
     ejected_until: float = 0.0
     served: int = 0
     missed_checks: int = 0  # consecutive health checks that timed out
+    # When the replica last sent bytes of a good answer (time.monotonic()): a replica
+    # streaming right now is alive, and is not probed (see Pool.check).
+    answered_at: float = 0.0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -93,8 +96,16 @@ class Pool:
         replica.failures = 0
 
     async def check(self, http: httpx.AsyncClient) -> None:
-        """One round of active health checks: eject the dead, re-admit the recovered."""
+        """One round of active health checks: eject the dead, re-admit the recovered.
+
+        A healthy replica that sent answer bytes within the last interval is not probed:
+        under load the probes (a new connection each, to an engine that shares its cores
+        with its decoding threads) cost the engine and the gateway CPU and told nothing
+        its answers did not. One that stops answering is probed again one interval on."""
+        now = time.monotonic()
         for replica in self.replicas:
+            if replica.healthy and now - replica.answered_at < self.settings.health_interval_s:
+                continue
             ok = await self._probe(http, replica)
             if ok and not replica.healthy:
                 log.info("upstream %s is back", replica.url)

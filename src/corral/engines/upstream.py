@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
@@ -213,6 +214,7 @@ class UpstreamEngine:
                 continue
             self._pool.succeeded(replica)
             replica.served += 1
+            replica.answered_at = time.monotonic()
             data = _loads(response.content)
             if response.status_code != 200 or not isinstance(data, dict):
                 raise upstream_error(response.status_code, data)
@@ -247,6 +249,7 @@ class UpstreamEngine:
                             self._pool.succeeded(replica)
                             replica.served += 1
                             while piece := await r.next_bytes():
+                                replica.answered_at = time.monotonic()
                                 for chunk in reader.feed(piece):
                                     yield chunk
                                 if reader.done:
