@@ -100,7 +100,9 @@ class _SendWatch:
         self._expired = False
 
     async def send(self, send: Send, message: Message) -> None:
-        task = self._task = asyncio.current_task()
+        # The loop given: without it current_task asks for the running loop, which on
+        # Python 3.11 is a getpid() system call (its fork check), once a token.
+        task = self._task = asyncio.current_task(self._loop)
         assert task is not None
         self._since = self._loop.time()
         if self._timer is None:
