@@ -87,8 +87,13 @@ def _collapse(types: list[str]) -> list[str]:
 
 
 def test_streamed_events_come_in_the_reference_order(client: openai.OpenAI) -> None:
+    # Bounded: unbounded, a sampled answer ran once to ~8K tokens (266 s on a busy box).
     stream = client.responses.create(
-        model=MODEL, instructions=INSTRUCTIONS, input="Name a color.", stream=True
+        model=MODEL,
+        instructions=INSTRUCTIONS,
+        input="Name a color.",
+        stream=True,
+        max_output_tokens=64,
     )
     events = list(stream)
     types = [e.type for e in events]
@@ -410,7 +415,8 @@ def test_background_runs_after_the_request_and_is_polled(client: openai.OpenAI) 
     assert response.status in ("completed", "incomplete") and response.output_text
     assert response.usage is not None and response.usage.output_tokens > 0
     with pytest.raises(openai.BadRequestError):  # only background responses are cancelled
-        client.responses.cancel(client.responses.create(model=MODEL, input="Hi.").id)
+        answered = client.responses.create(model=MODEL, input="Hi.", max_output_tokens=16)
+        client.responses.cancel(answered.id)
 
 
 def test_background_cancel_stops_it(client: openai.OpenAI) -> None:
