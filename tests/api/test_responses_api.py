@@ -224,3 +224,26 @@ async def test_input_items_list_a_messages_content_as_parts(tmp_path: Path) -> N
     finally:
         await sdk.close()
         await app.state.services.db.close()
+
+
+async def test_the_prompt_cache_key_reaches_the_engine_as_its_affinity_key(
+    http: tuple[httpx.AsyncClient, FakeEngine, list[str]],
+) -> None:
+    """OpenAI routes requests with one ``prompt_cache_key`` to one machine; an upstream
+    pool routes by it too (engines/upstream.py), so it goes with the engine request from
+    both dialects. Longer than OpenAI's bound it is a 400 before any work."""
+    client, engine, (a, _) = http
+    chat = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+    r = await client.post(
+        "/v1/chat/completions", json={**chat, "prompt_cache_key": "s-1"}, headers=_as(a)
+    )
+    assert r.status_code == 200, r.text
+    assert engine.bodies[-1]["prompt_cache_key"] == "s-1"
+    body = {"model": "fake-model", "input": "hello", "prompt_cache_key": "s-2"}
+    assert (await client.post("/v1/responses", json=body, headers=_as(a))).status_code == 200
+    assert engine.bodies[-1]["prompt_cache_key"] == "s-2"
+    sent = len(engine.bodies)
+    long = {**chat, "prompt_cache_key": "k" * 1025}
+    r = await client.post("/v1/chat/completions", json=long, headers=_as(a))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt_cache_key"
+    assert len(engine.bodies) == sent

@@ -6,7 +6,7 @@ import pytest
 
 from corral.core.errors import InvalidRequestError
 from corral.engines.base import Body
-from corral.engines.upstream import EventReader
+from corral.engines.upstream import EventReader, _affinity_key
 
 
 async def _read(*pieces: bytes) -> list[Body]:
@@ -38,3 +38,12 @@ async def test_an_error_event_raises_the_mapped_error() -> None:
     event = b'data: {"error": {"message": "bad", "type": "invalid_request_error"}}\n\n'
     with pytest.raises(InvalidRequestError, match="bad"):
         await _read(event)
+
+
+def test_a_prompt_cache_key_is_the_affinity_key_before_the_system_prompt() -> None:
+    system = {"role": "system", "content": "You are terse."}
+    user = {"role": "user", "content": "hi"}
+    assert _affinity_key({"messages": [system, user]}) == "You are terse."
+    keyed = {"messages": [system, user], "prompt_cache_key": "session-7"}
+    assert _affinity_key(keyed) == "key:session-7"
+    assert _affinity_key({"messages": [user]}) is None

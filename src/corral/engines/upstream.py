@@ -72,6 +72,12 @@ def upstream_error(status: int, payload: Any) -> CorralError:
 
 
 def _affinity_key(body: Body) -> str | None:
+    """What keeps a session on one replica (with the pool's ``affinity``): the caller's
+    ``prompt_cache_key`` where it gave one (as OpenAI routes by it), else the system
+    prompt."""
+    key = body.get("prompt_cache_key")
+    if isinstance(key, str) and key:
+        return "key:" + key
     messages = body.get("messages") or []
     if messages and messages[0].get("role") == "system":
         return str(messages[0].get("content"))

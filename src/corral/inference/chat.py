@@ -113,6 +113,8 @@ def _engine_body(req: ChatCompletionRequest, plan: ToolPlan, limits: LimitSettin
     response_format = plan.response_format or request_format(req)
     if response_format is not None:
         body["response_format"] = response_format
+    if req.prompt_cache_key:
+        body["prompt_cache_key"] = req.prompt_cache_key
     return body
 
 

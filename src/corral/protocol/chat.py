@@ -159,6 +159,10 @@ class ChatCompletionRequest(OpenAIModel):
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = Field(None, max_length=256)
+    # OpenAI routes requests with one key to one machine so they share a prompt cache;
+    # corral's upstream pools do the same (engines/upstream.py), the embedded engine
+    # needs nothing from it.
+    prompt_cache_key: str | None = Field(None, max_length=1024)
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None

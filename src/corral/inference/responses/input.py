@@ -242,6 +242,7 @@ def chat_body(req: ResponseRequest, items: list[Item], tools: ToolSet) -> dict[s
         "temperature": req.temperature,
         "top_p": req.top_p,
         "user": req.user,
+        "prompt_cache_key": req.prompt_cache_key,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if req.top_logprobs is not None:
