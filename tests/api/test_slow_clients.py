@@ -109,3 +109,25 @@ async def test_a_cancel_from_elsewhere_is_not_a_stall() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     watch.close()
+
+
+async def test_a_cut_that_the_send_turns_into_another_error_is_taken_back() -> None:
+    """As ``asyncio.timeout`` does: a send that answers the watch's cancel with an error
+    of its own leaves the task's cancel count as it was (anyio's scopes read it)."""
+    watch = _SendWatch(0.1)
+
+    async def send_that_raises(message: dict[str, Any]) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionResetError("gone") from None
+
+    async def run() -> int:
+        with pytest.raises(ConnectionResetError):
+            await watch.send(send_that_raises, {"type": "http.response.body"})
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.ensure_future(run()) == 0
+    watch.close()

@@ -106,3 +106,22 @@ async def test_a_replica_answering_lately_is_not_probed() -> None:
         probed.clear()
         await pool.check(http)
     assert probed == ["busy", "quiet"]  # down is healthy again, and answered lately
+
+
+async def test_an_answer_resets_the_missed_checks_as_a_probe_would() -> None:
+    """Two timeouts with answers between them are not two in a row: a busy replica that
+    answers is not marked down by unrelated slow probes minutes apart."""
+    replica = Replica("http://busy/v1")
+    pool = Pool([replica], PoolSettings(eject_after=2, health_interval_s=5.0))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("busy", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        await pool.check(http)
+        assert replica.healthy and replica.missed_checks == 1
+        replica.answered_at = time.monotonic()
+        await pool.check(http)  # answered lately: not probed, counted as alive
+        replica.answered_at = 0.0
+        await pool.check(http)
+    assert replica.healthy and replica.missed_checks == 1

@@ -111,11 +111,16 @@ class _SendWatch:
         try:
             await send(message)
         except asyncio.CancelledError:
-            if self._expired and task.uncancel() <= cancelling:
-                raise _Stalled from None
+            if self._expired:
+                self._expired = False
+                if task.uncancel() <= cancelling:  # ours alone: a stall, not a cancel
+                    raise _Stalled from None
             raise
         finally:
             self._since = None
+            if self._expired:  # our cancel became something else: take it back, as
+                self._expired = False  # asyncio.timeout does whenever it fired
+                task.uncancel()
 
     def _check(self) -> None:
         self._timer = None

@@ -105,6 +105,7 @@ class Pool:
         now = time.monotonic()
         for replica in self.replicas:
             if replica.healthy and now - replica.answered_at < self.settings.health_interval_s:
+                replica.missed_checks = 0  # an answer is as good as a probe answered
                 continue
             ok = await self._probe(http, replica)
             if ok and not replica.healthy:

@@ -220,7 +220,8 @@ class UpstreamEngine:
                 continue
             self._pool.succeeded(replica)
             replica.served += 1
-            replica.answered_at = time.monotonic()
+            if response.status_code == 200:  # a good answer: no probe needed (pool.check)
+                replica.answered_at = time.monotonic()
             data = _loads(response.content)
             if response.status_code != 200 or not isinstance(data, dict):
                 raise upstream_error(response.status_code, data)
