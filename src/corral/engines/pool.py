@@ -93,7 +93,9 @@ class Pool:
             log.warning("upstream %s ejected after %d failures", replica.url, replica.failures)
 
     def succeeded(self, replica: Replica) -> None:
+        """A replica answered (its status arrived): its failures are forgotten."""
         replica.failures = 0
+        replica.served += 1
 
     async def check(self, http: httpx.AsyncClient) -> None:
         """One round of active health checks: eject the dead, re-admit the recovered.

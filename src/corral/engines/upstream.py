@@ -160,14 +160,23 @@ class UpstreamEngine:
             raise EngineUnavailableError("upstream engine not started")
         return self._streams
 
-    def _pick(self, body: Body, tried: set[str], last: bool) -> Replica | None:
-        """A replica to try, or None to wait for the next backoff (raises on the last)."""
+    async def _pick(self, body: Body, tried: set[str], attempt: int) -> Replica | None:
+        """The replica for an attempt, after its backoff; None to wait for the next
+        backoff (raises on the last attempt). What the twin retry loops of a whole
+        answer and a stream share."""
+        if attempt:
+            await asyncio.sleep(BACKOFF_S[attempt - 1])
         try:
             return self._pool.pick(_affinity_key(body), exclude=tried)
         except EngineUnavailableError:
-            if last:
+            if attempt == len(BACKOFF_S):
                 raise
             return None
+
+    def _failed(self, replica: Replica, tried: set[str]) -> None:
+        """A replica that failed before its first byte: counted, and not tried again."""
+        self._pool.failed(replica)
+        tried.add(replica.url)
 
     def _body(self, body: Body) -> Body:
         return {**body, "model": self._model}
@@ -191,10 +200,8 @@ class UpstreamEngine:
 
     async def _post_now(self, path: str, body: Body) -> Body:
         tried: set[str] = set()
-        for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-            if backoff:
-                await asyncio.sleep(backoff)
-            replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+        for attempt in range(len(BACKOFF_S) + 1):
+            replica = await self._pick(body, tried, attempt)
             if replica is None:
                 continue
             replica.outstanding += 1
@@ -205,8 +212,7 @@ class UpstreamEngine:
                     headers={**replica.headers, "content-type": "application/json"},
                 )
             except SEND_FAILURES as exc:
-                self._pool.failed(replica)
-                tried.add(replica.url)
+                self._failed(replica, tried)
                 if attempt == len(BACKOFF_S):
                     raise EngineUnavailableError(
                         "upstream unreachable", code="upstream_unavailable"
@@ -215,11 +221,9 @@ class UpstreamEngine:
             finally:
                 replica.outstanding -= 1
             if response.status_code in RETRY_STATUSES and attempt < len(BACKOFF_S):
-                self._pool.failed(replica)
-                tried.add(replica.url)
+                self._failed(replica, tried)
                 continue
             self._pool.succeeded(replica)
-            replica.served += 1
             if response.status_code == 200:  # a good answer: no probe needed (pool.check)
                 replica.answered_at = time.monotonic()
             data = _loads(response.content)
@@ -238,10 +242,8 @@ class UpstreamEngine:
             )
             tried: set[str] = set()
             async with self._turn(body):
-                for attempt, backoff in enumerate((0.0, *BACKOFF_S)):
-                    if backoff:
-                        await asyncio.sleep(backoff)
-                    replica = self._pick(body, tried, last=attempt == len(BACKOFF_S))
+                for attempt in range(len(BACKOFF_S) + 1):
+                    replica = await self._pick(body, tried, attempt)
                     if replica is None:
                         continue
                     replica.outstanding += 1
@@ -254,7 +256,6 @@ class UpstreamEngine:
                             if r.status != 200:
                                 raise upstream_error(r.status, _loads(await r.read()))
                             self._pool.succeeded(replica)
-                            replica.served += 1
                             while piece := await r.next_bytes():
                                 replica.answered_at = time.monotonic()
                                 for chunk in reader.feed(piece):
@@ -271,8 +272,7 @@ class UpstreamEngine:
                             raise EngineError(
                                 f"upstream stream broke: {exc}", code="upstream_error"
                             ) from exc
-                        self._pool.failed(replica)
-                        tried.add(replica.url)
+                        self._failed(replica, tried)
                         if attempt == len(BACKOFF_S):
                             raise EngineUnavailableError(
                                 "upstream unavailable", code="upstream_unavailable"
