@@ -12,7 +12,7 @@ import pytest
 from corral.accounts.metering import Meter
 from corral.core.errors import CorralError, EngineError
 from corral.protocol.common import Usage
-from corral.protocol.events import Event, Failed, Finish, TextDelta, UsageReport
+from corral.protocol.events import Event, Failed, Finish, TextDelta, UsageReport, started
 
 USAGE = Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
 
@@ -46,8 +46,8 @@ TICKET = SimpleNamespace(prompt_estimate=11)
 
 
 async def _read(meter: Meter, source: Source, **kw: Any) -> list[Event]:
-    stage = meter._stream(source.run(), TICKET, kw.get("want_usage", False), kw.get("check"))  # type: ignore[arg-type]
-    return [event async for event in stage]
+    raw = meter._stream(source.run(), TICKET, kw.get("want_usage", False), kw.get("check"))  # type: ignore[arg-type]
+    return [event async for event in await started(raw)]
 
 
 async def test_usage_is_read_by_type_and_kept_only_when_asked() -> None:

@@ -3,7 +3,10 @@ their project, continuations replay the history, streams are stored too."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -12,8 +15,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
+from corral.accounts.keys import ANONYMOUS
 from corral.app import create_app
 from corral.core.config import Settings
+from corral.protocol.responses import ResponseRequest
 from corral.storage.tables import StoredResponse
 from tests.fakes import FakeEngine, fake_registry, migrated
 
@@ -247,3 +252,33 @@ async def test_the_prompt_cache_key_reaches_the_engine_as_its_affinity_key(
     r = await client.post("/v1/chat/completions", json=long, headers=_as(a))
     assert r.status_code == 400 and r.json()["error"]["param"] == "prompt_cache_key"
     assert len(engine.bodies) == sent
+
+
+async def test_a_background_response_stopped_before_its_task_ran_gives_back_its_slot(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A background response's stream is admitted (an engine slot, a metering ticket)
+    before its task reads it. A shutdown (or a cancel) that stopped the task before its
+    first step left that stream never started, and an async generator never started runs
+    no cleanup: the slot stayed taken for the process's life (batches then kept to their
+    busy share for good: tests/e2e/test_batches.py failed so under two workers, after
+    test_responses.py's create-then-cancel)."""
+    settings = migrated(Settings(data_dir=tmp_path, database_url=db_url))
+    app = create_app(settings, fake_registry(FakeEngine(context_window=2048)))
+    services = app.state.services
+    req = ResponseRequest.model_validate({"model": "fake-model", "input": "hi", "background": True})
+    try:
+        p = await services.responses.prepare(req, "-", ANONYMOUS)
+        metered = await services.meter.run(ANONYMOUS, p.charge, partial(services.responses.run, p))
+        ticket = metered.ticket
+        assert services.admission.in_flight == 1 and not ticket.settled
+        await services.responses.start_background(p, metered.result)
+        del metered
+        await services.responses.stop()  # cancels the task before its first step
+        for _ in range(3):  # a stream dropped started is closed by the loop's finalizer
+            gc.collect()
+            await asyncio.sleep(0)
+        assert services.admission.in_flight == 0
+        assert ticket.settled
+    finally:
+        await services.db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +23,7 @@ from corral.accounts.keys import Principal
 from corral.catalog.schema import ModelSpec
 from corral.core import logs
 from corral.core.errors import CorralError, InsufficientQuotaError, RateLimitError
-from corral.protocol.events import Event, Failed, UsageReport, aclose
+from corral.protocol.events import Event, Failed, UsageReport, aclose, started
 from corral.storage.tables import NANO
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class Meter:
             usage = getattr(result, "usage", None)
             self.settle_later(ticket, usage.model_dump() if usage is not None else None, "ok")
             return Metered(result, ticket)
-        return Metered(self._stream(result, ticket, want_usage, check), ticket)
+        return Metered(await started(self._stream(result, ticket, want_usage, check)), ticket)
 
     async def _stream(
         self,
@@ -127,13 +127,14 @@ class Meter:
         ticket: Ticket,
         want_usage: bool,
         check: Callable[[], None] | None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event | None, None]:
         """The one stage between the core and a dialect: usage read by type and settled
         however the stream ends, the shutdown check, and an error after the first event
         turned into ``Failed`` (before it, it raises: an HTTP status can still say so)."""
         usage: dict[str, Any] | None = None
         pieces, status = 0, "cancelled"
         try:
+            yield None  # handed over ``started``: closed, or dropped, it settles
             async for event in stream:
                 if check is not None and (cut := _cut(check)) is not None:
                     yield Failed(cut)  # billed as for a client that left: "cancelled"

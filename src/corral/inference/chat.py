@@ -47,7 +47,7 @@ from corral.protocol.chat import (
     NamedToolChoice,
 )
 from corral.protocol.common import Usage
-from corral.protocol.events import Event
+from corral.protocol.events import Event, started
 
 TEMPLATE_OVERHEAD_PER_MESSAGE = 16
 TEMPLATE_OVERHEAD = 64
@@ -205,7 +205,7 @@ class ChatService:
         run = ChatRun(p.plan, p.bodies, is_reasoning(p.served.spec), timer, keep_text=predicted)
         finalize = partial(self._predicted, p) if predicted else None
         leave = partial(self._admission.leave, p.served)
-        return stream_chat(p.served.engine, run, p.stops, finalize, leave)
+        return await started(stream_chat(p.served.engine, run, p.stops, finalize, leave))
 
     async def _predicted(self, p: PreparedChat, usage: Usage, output: str) -> None:
         assert p.req.prediction is not None

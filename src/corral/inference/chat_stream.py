@@ -9,7 +9,7 @@ the usage of every pass at the end (``UsageReport``, always sent: metering reads
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -242,8 +242,9 @@ async def stream_chat(
     stops: list[str] | None,
     finalize: Finalize | None,
     leave: Callable[[], None],
-) -> AsyncIterator[Event]:
-    """The request's events, ending with its usage; ``leave`` when it ends, however."""
+) -> AsyncGenerator[Event | None, None]:
+    """The request's events, ending with its usage; ``leave`` when it ends, however
+    (hand it over ``started``: it says ``None`` first)."""
     timer = run.timer
     streams = [
         engine.chat_stream({**b, "stream_options": {"include_usage": True}}) for b in run.bodies
@@ -255,6 +256,7 @@ async def stream_chat(
     source: AsyncIterator[Any] = streams[0] if single else merge_indexed(streams)
     status = "error"
     try:
+        yield None
         async for item in source:
             index, chunk = (0, item) if single else item
             for event in run.feed(index, chunk, run.usages):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from corral.inference.requests import (
 from corral.inference.streaming import merge_indexed
 from corral.inference.telemetry import RequestTimer, Telemetry
 from corral.protocol.completions import Completion, CompletionChoice, CompletionRequest
-from corral.protocol.events import Event, Finish, TextDelta, UsageReport
+from corral.protocol.events import Event, Finish, TextDelta, UsageReport, started
 
 Prompt = str | list[int]
 
@@ -142,7 +142,7 @@ class CompletionService:
             timer.finish(result.usage.model_dump())
             return result
         self._admission.enter(p.served)
-        return self._stream(p.req, p.served, p.bodies, p.echoes, timer)
+        return await started(self._stream(p.req, p.served, p.bodies, p.echoes, timer))
 
     async def _check_prompt(
         self, served: ServedModel, prompt: Prompt, max_out: int, window: int
@@ -204,10 +204,12 @@ class CompletionService:
         bodies: list[Body],
         echoes: list[str],
         timer: RequestTimer,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event | None, None]:
+        """Hand it over ``started``: it says ``None`` first."""
         usages: list[dict[str, Any]] = [{} for _ in bodies]
         status = "error"
         try:
+            yield None
             for index, echo in enumerate(echoes):
                 if echo:
                     yield TextDelta(echo, index)

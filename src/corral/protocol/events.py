@@ -11,9 +11,9 @@ a tool call's index within its choice's answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from corral.core.errors import CorralError
 from corral.protocol.chat import ChatCompletion
@@ -98,6 +98,21 @@ Event = (
     | Failed
 )
 Delta = TextDelta | ReasoningDelta | ToolCallStart | ToolArgumentsDelta
+
+
+async def started(stream: AsyncGenerator[Event | None, None]) -> AsyncIterator[Event]:
+    """``stream`` run to its first ``yield None``, which it says inside the ``try`` whose
+    ``finally`` lets go of what it holds (an admission slot, a metering ticket).
+
+    An async generator never started runs nothing when closed or dropped: a stream
+    handed over unstarted and then abandoned (a background response cancelled before
+    its task ran, a request cancelled while its response was being stored) kept its
+    slot for the process's life. Started, it is closed by ``aclose`` or, dropped, by the
+    event loop's finalizer of async generators. The first step awaits nothing, so this
+    adds no point where a cancel can land."""
+    if await anext(stream) is not None:
+        raise RuntimeError("a stream must say `yield None` first (see `started`)")
+    return cast(AsyncIterator[Event], stream)
 
 
 async def aclose(stream: AsyncIterator[Event]) -> None:
