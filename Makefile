@@ -52,12 +52,13 @@ run: $(RUN_STAMP)
 run-32k: $(RUN_STAMP)
 	CORRAL_ENGINE__N_CTX=32768 $(BIN)/corral serve --catalog deploy/smollm2-32k.yaml
 
-# One process by default. TEST_WORKERS=2: two pytest-xdist workers, each file on one
-# worker (its module-scoped servers stay shared), one engine and training thread per
-# worker's child (tests/conftest.py): 462-474 s of pytest instead of 678 s here, but one
-# run in five hung in tests/e2e/test_upstream.py (two upstream streams whose whole
-# answers sat unread in the kernel), so it is not the default until that is found.
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers by default, each file on one worker (its module-scoped servers
+# stay shared), one engine and training thread per worker's child (tests/conftest.py):
+# ~8 minutes here against ~11.5 in one process (TEST_WORKERS=0). The one hang seen under
+# two workers (two upstream streams whose answers sat unread in the kernel) has the
+# shape of a stale fd in the test loop's selector; tests/loop_guard.py repairs and names
+# one wherever it happens.
+TEST_WORKERS ?= 2
 test: $(STAMP) system-packages
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 

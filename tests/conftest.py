@@ -16,12 +16,14 @@ import httpx
 import pytest
 
 from corral.core.config import Settings
+from tests import loop_guard
 
 MODEL = "smollm2-135m-instruct"
 MODEL_SNAPSHOT = "smollm2-135m-instruct-2024-11-01"  # what the alias MODEL resolves to
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    loop_guard.install()
     _share_bytecode(config)
     _share_fine_tuning_base(config)
     _one_thread_per_worker()
