@@ -432,6 +432,32 @@ def test_background_cancel_stops_it(client: openai.OpenAI) -> None:
     assert client.responses.cancel(queued.id).status == "cancelled"  # idempotent
 
 
+def test_background_responses_cancelled_at_once_give_back_their_slots(
+    client: openai.OpenAI, live_server: LiveServer
+) -> None:
+    """A cancel that landed before the task read its stream (while it stored the
+    response ``in_progress``) once kept the request's slot for the server's life. Over
+    HTTP on a quiet box the cancel rarely lands in that window (this passed on the code
+    before the fix too): the window itself is tested in
+    tests/api/test_responses_api.py; this checks the whole path leaves nothing taken."""
+    for _ in range(12):
+        queued = client.responses.create(
+            model=MODEL, input="Count to 100.", background=True, max_output_tokens=64
+        )
+        client.responses.cancel(queued.id)
+    deadline = time.monotonic() + 30
+    while (left := _in_flight(live_server)) > 0:
+        assert time.monotonic() < deadline, f"{left} requests still admitted"
+        time.sleep(0.2)
+
+
+def _in_flight(server: LiveServer) -> float:
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith("corral_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no corral_requests_in_flight gauge")
+
+
 def test_conversations_crud(client: openai.OpenAI) -> None:
     conv = client.conversations.create(
         metadata={"topic": "demo"}, items=[{"role": "user", "content": "Hello!"}]
