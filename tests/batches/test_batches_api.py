@@ -186,6 +186,7 @@ async def test_a_bad_file_fails_with_line_numbers(world: World) -> None:
         line(4, model="no-such-model"),
         line(5, stream=True),
         line(6, n=999),
+        line(7, max_tokens="5"),  # strict, as a request is
     ]
     made = await world.batch(rows, who)
     assert made["status"] == "failed" and made["failed_at"]
@@ -197,6 +198,7 @@ async def test_a_bad_file_fails_with_line_numbers(world: World) -> None:
         (5, "model_not_found"),
         (6, "invalid_request"),
         (7, "invalid_request"),
+        (8, "invalid_type"),
     ]
     await world.run_all()
     assert await world.usage() == []  # nothing ran, nothing billed

@@ -43,6 +43,38 @@ def test_bad_chat_params(client: openai.OpenAI, extra: dict[str, Any], param: st
     assert error["message"]
 
 
+WRONG_TYPES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("/v1/chat/completions", {"messages": MSGS, "max_tokens": "5"}, "max_tokens", "a string"),
+    ("/v1/chat/completions", {"messages": MSGS, "n": 1.5}, "n", "a decimal number"),
+    ("/v1/chat/completions", {"messages": MSGS, "stream": "yes"}, "stream", "a string"),
+    ("/v1/responses", {"input": "hi", "max_output_tokens": "16"}, "max_output_tokens", "a string"),
+    ("/v1/completions", {"prompt": "hi", "max_tokens": True}, "max_tokens", "a boolean"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "param", "got"), WRONG_TYPES)
+def test_a_wrong_json_type_is_refused_as_openai_does(
+    live_server: LiveServer, path: str, body: dict[str, Any], param: str, got: str
+) -> None:
+    """OpenAI answers "Invalid type for 'max_tokens': expected an integer, but got a
+    string instead." (code ``invalid_type``); corral once read "5" as 5."""
+    r = httpx.post(live_server.url + path, json={"model": MODEL, **body})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["param"], error["code"]) == (param, "invalid_type")
+    assert error["message"].startswith(f"Invalid type for '{param}': expected ")
+    assert error["message"].endswith(f", but got {got} instead.")
+
+
+def test_a_wrong_json_type_is_refused_in_anthropics_shape(live_server: LiveServer) -> None:
+    body = {"model": MODEL, "max_tokens": "16", "messages": MSGS}
+    r = httpx.post(live_server.url + "/v1/messages", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "error"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "'max_tokens'" in r.json()["error"]["message"]
+
+
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="gpt-nope", messages=MSGS)  # type: ignore[arg-type]

@@ -53,4 +53,7 @@ def parse_model(raw: bytes, model: type[M]) -> M:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
-    return model.model_validate(data)
+    # Strict, as OpenAI's and Anthropic's APIs are: "5" for an integer is a 400, not 5.
+    # Validated from the JSON itself: strict mode on the parsed dict would also refuse
+    # the strings that JSON gives for enums.
+    return model.model_validate_json(raw, strict=True)

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from corral.core.errors import CorralError, InvalidRequestError, invalid_value
+from corral.core.errors import CorralError, InvalidRequestError, invalid_field
 from corral.protocol.messages import error_body, error_status
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,11 @@ def error_response(exc: CorralError, anthropic: bool = False) -> JSONResponse:
 
 
 def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
-    first = exc.errors()[0]
+    first = dict(exc.errors()[0])
     loc = tuple(first.get("loc", ()))
     if isinstance(exc, RequestValidationError) and loc and loc[0] in PARAM_SOURCES:
-        loc = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
-    return invalid_value(loc, first.get("msg", "Invalid request"))
+        first["loc"] = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
+    return invalid_field(first)
 
 
 def http_error(request: Request, exc: HTTPException) -> CorralError:

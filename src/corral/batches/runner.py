@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from corral.accounts.accounting import BATCH
@@ -22,7 +23,7 @@ from corral.core.errors import (
     InsufficientQuotaError,
     OverloadedError,
     RateLimitError,
-    invalid_value,
+    invalid_field,
 )
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
@@ -35,6 +36,7 @@ from corral.protocol.embeddings import EmbeddingRequest
 from corral.protocol.responses import ResponseRequest
 
 R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 RETRY_FOR_S = 600.0  # how long a line waits out rate limits and a full server
 
 
@@ -54,9 +56,14 @@ def refused(exc: CorralError) -> Outcome:
     return Outcome(False, exc.status, exc.to_dict())
 
 
+def _strict(model: type[M], body: dict[str, Any]) -> M:
+    """A line's body read as the API reads a request's (api/body.py): strictly, from
+    its JSON."""
+    return model.model_validate_json(orjson.dumps(body), strict=True)
+
+
 def _invalid(exc: ValidationError) -> CorralError:
-    first = exc.errors()[0]
-    return invalid_value(tuple(first.get("loc", ())), first.get("msg", "Invalid request"))
+    return invalid_field(exc.errors()[0])
 
 
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:
@@ -90,12 +97,12 @@ class LineRunner:
         """The endpoint service's own checks; raises what it would answer a request."""
         try:
             if endpoint == "/v1/chat/completions":
-                return await self._chat.prepare(ChatCompletionRequest.model_validate(body))
+                return await self._chat.prepare(_strict(ChatCompletionRequest, body))
             if endpoint == "/v1/completions":
-                return await self._completions.prepare(CompletionRequest.model_validate(body))
+                return await self._completions.prepare(_strict(CompletionRequest, body))
             if endpoint == "/v1/embeddings":
-                return await self._embeddings.prepare(EmbeddingRequest.model_validate(body))
-            return await self._responses.prepare(ResponseRequest.model_validate(body), scope)
+                return await self._embeddings.prepare(_strict(EmbeddingRequest, body))
+            return await self._responses.prepare(_strict(ResponseRequest, body), scope)
         except ValidationError as exc:
             raise _invalid(exc) from None
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class CorralError(Exception):
     """Base error: carries everything OpenAI's error object needs."""
@@ -145,6 +148,51 @@ def param_of(loc: tuple[int | str, ...]) -> str | None:
         elif part not in ("body",):
             out += f".{part}" if out else str(part)
     return out or None
+
+
+# What a field expected, by pydantic's error type, in OpenAI's words for a wrong type
+# ("Invalid type for 'max_tokens': expected an integer, but got a string instead.").
+EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
+
+
+# A JSON value's type in OpenAI's words (bool before int: a bool is an int in Python).
+JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a decimal number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
+def _json_type(value: Any) -> str:
+    for kind, words in JSON_TYPES:
+        if isinstance(value, kind):
+            return words
+    return "null" if value is None else type(value).__name__
+
+
+def invalid_field(error: Mapping[str, Any]) -> InvalidRequestError:
+    """A wire model's first validation error (pydantic's) as OpenAI says it: a wrong
+    JSON type is ``invalid_type``, anything else an invalid value."""
+    loc = tuple(error.get("loc", ()))
+    expected = EXPECTED.get(str(error.get("type")))
+    if expected is None:
+        return invalid_value(loc, str(error.get("msg", "Invalid request")))
+    param = param_of(loc)
+    where = f"'{param}'" if param else "the request body"
+    got = _json_type(error.get("input"))
+    message = f"Invalid type for {where}: expected {expected}, but got {got} instead."
+    return InvalidRequestError(message, param=param, code="invalid_type")
 
 
 def invalid_value(loc: tuple[int | str, ...], message: str) -> InvalidRequestError:
