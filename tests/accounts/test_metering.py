@@ -12,7 +12,7 @@ import pytest
 from corral.accounts.metering import Meter
 from corral.core.errors import CorralError, EngineError
 from corral.protocol.common import Usage
-from corral.protocol.events import Event, Failed, Finish, TextDelta, UsageReport, started
+from corral.protocol.events import Event, Failed, Finish, TextDelta, UsageReport, aclose, started
 
 USAGE = Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
 
@@ -87,3 +87,18 @@ async def test_a_cut_ends_with_failed_closes_the_source_and_bills_as_cancelled()
     assert got[0] == TextDelta("a") and isinstance(got[1], Failed) and len(got) == 2
     assert source.closed  # closed in order, not left to the garbage collector
     assert meter.settled == [({"prompt_tokens": 11, "completion_tokens": 1}, "cancelled")]
+
+
+async def test_a_stream_closed_before_it_was_read_bills_nothing() -> None:
+    """Handed over started, then dropped unread (a background response stopped before its
+    task ran): the engine was never asked, so no prompt is billed; one read and then cut
+    bills the prompt's estimate, as a client that left does."""
+    meter = Recorded()
+    for reads, prompt in ((0, 0), (1, TICKET.prompt_estimate)):
+        source = Source([TextDelta("a"), Finish("stop")])
+        stage = await started(meter._stream(source.run(), TICKET, False, None))  # type: ignore[arg-type]
+        for _ in range(reads):
+            await anext(stage)
+        await aclose(stage)
+        usage = {"prompt_tokens": prompt, "completion_tokens": reads}
+        assert meter.settled[-1] == (usage, "cancelled")

@@ -15,6 +15,7 @@ import pytest
 
 from corral.app import create_app
 from corral.core.config import LimitSettings, Settings
+from corral.core.errors import EngineUnavailableError
 from tests.fakes import Body, FakeEngine, fake_registry, http_scope, migrated
 
 
@@ -47,8 +48,9 @@ class HeldEngine(FakeEngine):
             yield chunk
 
 
-def chat_body() -> bytes:
-    return orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
+def chat_body(stream: bool = False) -> bytes:
+    messages = [{"role": "user", "content": "hi"}]
+    return orjson.dumps({"model": "fake-model", "messages": messages, "stream": stream})
 
 
 async def test_a_whole_answer_stops_when_its_client_leaves(tmp_path: Path) -> None:
@@ -114,3 +116,22 @@ async def test_a_full_queue_is_refused_at_once_with_retry_after(tmp_path: Path) 
         engine.release.set()
         assert [r.status_code for r in await asyncio.gather(*held)] == [200] * 8
         assert (await post()).status_code == 200  # the queue drained
+
+
+class LoadingEngine(FakeEngine):
+    """Refuses as a stream is made, as the engine process does while an adapter loads."""
+
+    def chat_stream(self, body: Body) -> AsyncIterator[Body]:  # type: ignore[override]
+        raise EngineUnavailableError("The adapter is loading.", code="model_loading")
+
+
+async def test_a_stream_the_engine_refuses_as_it_is_made_gives_back_its_slot(
+    tmp_path: Path,
+) -> None:
+    app = create_app(migrated(Settings(data_dir=tmp_path)), fake_registry(LoadingEngine()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for _ in range(3):
+            r = await http.post("/v1/chat/completions", content=chat_body(stream=True))
+            assert r.status_code == 503 and r.json()["error"]["code"] == "model_loading"
+        assert app.state.services.admission.in_flight == 0

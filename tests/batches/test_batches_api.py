@@ -187,6 +187,7 @@ async def test_a_bad_file_fails_with_line_numbers(world: World) -> None:
         line(5, stream=True),
         line(6, n=999),
         line(7, max_tokens="5"),  # strict, as a request is
+        line(8, background=True),  # a stream in the runner: it crashed the batch
     ]
     made = await world.batch(rows, who)
     assert made["status"] == "failed" and made["failed_at"]
@@ -199,6 +200,7 @@ async def test_a_bad_file_fails_with_line_numbers(world: World) -> None:
         (6, "invalid_request"),
         (7, "invalid_request"),
         (8, "invalid_type"),
+        (9, "invalid_request"),
     ]
     await world.run_all()
     assert await world.usage() == []  # nothing ran, nothing billed

@@ -49,6 +49,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str, str]] = [
     ("/v1/chat/completions", {"messages": MSGS, "stream": "yes"}, "stream", "a string"),
     ("/v1/responses", {"input": "hi", "max_output_tokens": "16"}, "max_output_tokens", "a string"),
     ("/v1/completions", {"prompt": "hi", "max_tokens": True}, "max_tokens", "a boolean"),
+    ("/v1/chat/completions", {"messages": MSGS, "stop": 5}, "stop", "an integer"),
 ]
 
 

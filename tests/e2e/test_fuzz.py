@@ -32,6 +32,7 @@ CHECKS = ",".join(
         "status_code_conformance",
         "content_type_conformance",
         "response_schema_conformance",
+        "negative_data_rejection",  # a body the schema forbids is refused
         "ignored_auth",  # an operation that answered 2xx is asked again without the key
     ]
 )

@@ -132,9 +132,10 @@ class Meter:
         however the stream ends, the shutdown check, and an error after the first event
         turned into ``Failed`` (before it, it raises: an HTTP status can still say so)."""
         usage: dict[str, Any] | None = None
-        pieces, status = 0, "cancelled"
+        pieces, status, asked = 0, "cancelled", False
         try:
             yield None  # handed over ``started``: closed, or dropped, it settles
+            asked = True  # past here the engine is asked: its prompt is billed
             async for event in stream:
                 if check is not None and (cut := _cut(check)) is not None:
                     yield Failed(cut)  # billed as for a client that left: "cancelled"
@@ -154,7 +155,8 @@ class Meter:
             yield Failed(_stream_error(exc))
         finally:
             if usage is None:  # cut short: bill what was generated, an event a token
-                usage = {"prompt_tokens": ticket.prompt_estimate, "completion_tokens": pieces}
+                prompt = ticket.prompt_estimate if asked else 0  # never read: nothing ran
+                usage = {"prompt_tokens": prompt, "completion_tokens": pieces}
             # Settled even when the client is gone.
             self.settle_later(ticket, usage, status)
             # Closed here, not left to the garbage collector's finalizer: a stream cut or

@@ -54,6 +54,7 @@ def parse_model(raw: bytes, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
     # Strict, as OpenAI's and Anthropic's APIs are: "5" for an integer is a 400, not 5.
-    # Validated from the JSON itself: strict mode on the parsed dict would also refuse
-    # the strings that JSON gives for enums.
-    return model.model_validate_json(raw, strict=True)
+    # From orjson's objects, not pydantic's own JSON parser: that one keeps an integer
+    # past 64 bits as a Python int in free-form fields (a tool's schema, metadata), which
+    # no engine request can then be written with (a 500); orjson reads it as a float.
+    return model.model_validate(data, strict=True)

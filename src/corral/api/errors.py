@@ -36,11 +36,12 @@ def error_response(exc: CorralError, anthropic: bool = False) -> JSONResponse:
 
 
 def validation_error(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
-    first = dict(exc.errors()[0])
-    loc = tuple(first.get("loc", ()))
-    if isinstance(exc, RequestValidationError) and loc and loc[0] in PARAM_SOURCES:
-        first["loc"] = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
-    return invalid_field(first)
+    errors = [dict(e) for e in exc.errors()]
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if isinstance(exc, RequestValidationError) and loc and loc[0] in PARAM_SOURCES:
+            error["loc"] = loc[1:]  # FastAPI's "query.limit" is OpenAI's param "limit"
+    return invalid_field(errors)
 
 
 def http_error(request: Request, exc: HTTPException) -> CorralError:

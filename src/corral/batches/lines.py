@@ -47,6 +47,9 @@ def _check(obj: Any, number: int, endpoint: str) -> BatchError | None:
     if body.get("stream"):
         why = "A batch request cannot stream: its answer goes to the output file."
         return _error("invalid_request", why, number, "body.stream")
+    if body.get("background"):
+        why = "A batch request cannot run in the background: the batch is that already."
+        return _error("invalid_request", why, number, "body.background")
     unknown = sorted(set(obj) - {"custom_id", "method", "url", "body"})
     if unknown:
         return _error("invalid_request", f"Unknown field `{unknown[0]}`.", number, unknown[0])

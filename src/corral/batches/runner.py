@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from corral.accounts.accounting import BATCH
@@ -57,13 +56,12 @@ def refused(exc: CorralError) -> Outcome:
 
 
 def _strict(model: type[M], body: dict[str, Any]) -> M:
-    """A line's body read as the API reads a request's (api/body.py): strictly, from
-    its JSON."""
-    return model.model_validate_json(orjson.dumps(body), strict=True)
+    """A line's body read as the API reads a request's (api/body.py): strictly."""
+    return model.model_validate(body, strict=True)
 
 
 def _invalid(exc: ValidationError) -> CorralError:
-    return invalid_field(exc.errors()[0])
+    return invalid_field(exc.errors())
 
 
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:

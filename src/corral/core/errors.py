@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -181,17 +182,35 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def invalid_field(error: Mapping[str, Any]) -> InvalidRequestError:
-    """A wire model's first validation error (pydantic's) as OpenAI says it: a wrong
-    JSON type is ``invalid_type``, anything else an invalid value."""
+# The parts pydantic adds to an error's location inside a union: a member's type
+# (``str``, ``list[TextPart]``, ``literal[...]``) or model class name; not OpenAI's param.
+UNION_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-.*|[A-Z]\w*)$")
+
+
+def _field_loc(error: Mapping[str, Any]) -> tuple[int | str, ...]:
     loc = tuple(error.get("loc", ()))
-    expected = EXPECTED.get(str(error.get("type")))
-    if expected is None:
-        return invalid_value(loc, str(error.get("msg", "Invalid request")))
+    return tuple(p for p in loc if not (isinstance(p, str) and UNION_TAG.match(p)))
+
+
+def invalid_field(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
+    """A wire model's validation errors (pydantic's) as OpenAI says the first: a wrong
+    JSON type is ``invalid_type`` ("expected a string or an array" where a union allows
+    either), anything else an invalid value; a union's member tags are not in the param."""
+    first = errors[0]
+    loc = _field_loc(first)
+    # A union member that matched the outer type and failed inside says more.
+    inner = [e for e in errors if _field_loc(e)[: len(loc)] == loc]
+    first = max(inner, key=lambda e: len(_field_loc(e)))
+    loc = _field_loc(first)
+    alike = [e for e in errors if _field_loc(e) == loc]
+    expected = [EXPECTED.get(str(e.get("type"))) for e in alike]
+    if None in expected:
+        return invalid_value(loc, str(first.get("msg", "Invalid request")))
     param = param_of(loc)
     where = f"'{param}'" if param else "the request body"
-    got = _json_type(error.get("input"))
-    message = f"Invalid type for {where}: expected {expected}, but got {got} instead."
+    wanted = " or ".join(dict.fromkeys(w for w in expected if w))
+    got = _json_type(first.get("input"))
+    message = f"Invalid type for {where}: expected {wanted}, but got {got} instead."
     return InvalidRequestError(message, param=param, code="invalid_type")
 
 

@@ -246,17 +246,19 @@ async def stream_chat(
     """The request's events, ending with its usage; ``leave`` when it ends, however
     (hand it over ``started``: it says ``None`` first)."""
     timer = run.timer
-    streams = [
-        engine.chat_stream({**b, "stream_options": {"include_usage": True}}) for b in run.bodies
-    ]
-    if stops:
-        pairs = zip(streams, run.bodies, strict=True)
-        streams = [scan_stops(s, stops, partial(engine.count_chat_tokens, b)) for s, b in pairs]
-    single = len(streams) == 1
-    source: AsyncIterator[Any] = streams[0] if single else merge_indexed(streams)
     status = "error"
     try:
         yield None
+        # Inside the try: an engine may refuse as the stream is made (an adapter still
+        # loading), and the slot must be let go then too.
+        streams = [
+            engine.chat_stream({**b, "stream_options": {"include_usage": True}}) for b in run.bodies
+        ]
+        if stops:
+            pairs = zip(streams, run.bodies, strict=True)
+            streams = [scan_stops(s, stops, partial(engine.count_chat_tokens, b)) for s, b in pairs]
+        single = len(streams) == 1
+        source: AsyncIterator[Any] = streams[0] if single else merge_indexed(streams)
         async for item in source:
             index, chunk = (0, item) if single else item
             for event in run.feed(index, chunk, run.usages):
