@@ -25,13 +25,10 @@ from corral.engines.base import Body
 # A prefix shorter than this is computed again rather than waited for: ~1,000 tokens,
 # a few seconds of prefill on two cores, about what a leader's answer may take.
 MIN_CHARS = 4000
-# A follower waits at most this long per 1,000 characters of prefix (~250 tokens: ~2 s
-# of prefill here on two threads, twice that on one thread or a busy box) and never
-# more than MAX_WAIT_S: a leader writing a long answer must not hold back a request that
-# would have computed its prefix sooner itself. At 2.5 s, followers gave up on a leader
-# still prefilling ~1,300 tokens under two test workers (one engine thread each) and
-# computed the prefix again beside it, which only made all three slower.
-WAIT_S_PER_1000_CHARS = 5.0
+# A follower waits at most this long per 1,000 characters of prefix (~250 tokens, ~2 s
+# of prefill here) and never more than MAX_WAIT_S: a leader writing a long answer must
+# not hold back a request that would have computed its prefix sooner itself.
+WAIT_S_PER_1000_CHARS = 2.5
 MAX_WAIT_S = 60.0
 REMEMBER = 1024  # prefixes known computed (not waited for again), least recent dropped
 
