@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from corral.core.config import Settings
 from tests import loop_guard
@@ -119,6 +120,16 @@ class LiveServer:
                     pass
                 time.sleep(0.1)
         raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def gauges(self, *names: str) -> dict[str, float]:
+        """The named samples of the server's /metrics, as they stand now."""
+        text = httpx.get(self.url + "/metrics").text
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name in names
+        }
 
     def stop(self) -> None:
         self.proc.terminate()

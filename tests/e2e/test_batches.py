@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL, LiveServer
 
@@ -132,13 +130,7 @@ def test_cancel_mid_run_keeps_what_finished(client: openai.OpenAI) -> None:
 
 
 def gauges(live_server: LiveServer) -> dict[str, float]:
-    text = httpx.get(live_server.url + "/metrics").text
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name in ("corral_requests_in_flight", "corral_engine_slots_busy")
-    }
+    return live_server.gauges("corral_requests_in_flight", "corral_engine_slots_busy")
 
 
 def test_a_batch_fills_the_engine_and_steps_back_for_an_interactive_stream(

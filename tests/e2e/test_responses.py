@@ -432,6 +432,9 @@ def test_background_cancel_stops_it(client: openai.OpenAI) -> None:
     assert client.responses.cancel(queued.id).status == "cancelled"  # idempotent
 
 
+IN_FLIGHT = "corral_requests_in_flight"
+
+
 def test_background_responses_cancelled_at_once_give_back_their_slots(
     client: openai.OpenAI, live_server: LiveServer
 ) -> None:
@@ -446,16 +449,9 @@ def test_background_responses_cancelled_at_once_give_back_their_slots(
         )
         client.responses.cancel(queued.id)
     deadline = time.monotonic() + 30
-    while (left := _in_flight(live_server)) > 0:
+    while (left := live_server.gauges(IN_FLIGHT)[IN_FLIGHT]) > 0:
         assert time.monotonic() < deadline, f"{left} requests still admitted"
         time.sleep(0.2)
-
-
-def _in_flight(server: LiveServer) -> float:
-    for line in httpx.get(server.url + "/metrics").text.splitlines():
-        if line.startswith("corral_requests_in_flight "):
-            return float(line.split()[1])
-    raise AssertionError("no corral_requests_in_flight gauge")
 
 
 def test_conversations_crud(client: openai.OpenAI) -> None:

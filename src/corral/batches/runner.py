@@ -60,10 +60,6 @@ def _strict(model: type[M], body: dict[str, Any]) -> M:
     return model.model_validate(body, strict=True)
 
 
-def _invalid(exc: ValidationError) -> CorralError:
-    return invalid_field(exc.errors())
-
-
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:
     deadline = asyncio.get_running_loop().time() + RETRY_FOR_S
     while True:
@@ -102,7 +98,7 @@ class LineRunner:
                 return await self._embeddings.prepare(_strict(EmbeddingRequest, body))
             return await self._responses.prepare(_strict(ResponseRequest, body), scope)
         except ValidationError as exc:
-            raise _invalid(exc) from None
+            raise invalid_field(exc.errors()) from None
 
     async def _call(self, endpoint: str, prepared: Prepared) -> BaseModel:
         if isinstance(prepared, PreparedResponse):

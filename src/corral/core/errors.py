@@ -196,10 +196,9 @@ def invalid_field(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     """A wire model's validation errors (pydantic's) as OpenAI says the first: a wrong
     JSON type is ``invalid_type`` ("expected a string or an array" where a union allows
     either), anything else an invalid value; a union's member tags are not in the param."""
-    first = errors[0]
-    loc = _field_loc(first)
+    outer = _field_loc(errors[0])
     # A union member that matched the outer type and failed inside says more.
-    inner = [e for e in errors if _field_loc(e)[: len(loc)] == loc]
+    inner = [e for e in errors if _field_loc(e)[: len(outer)] == outer]
     first = max(inner, key=lambda e: len(_field_loc(e)))
     loc = _field_loc(first)
     alike = [e for e in errors if _field_loc(e) == loc]
