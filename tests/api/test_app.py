@@ -80,7 +80,7 @@ async def test_models(http: httpx.AsyncClient) -> None:
         ({"top_logprobs": 21}, "top_logprobs"),
         ({"chat_template": "x"}, "chat_template"),
         ({"frobnicate": True}, "frobnicate"),
-        ({"messages": [{"role": "user"}]}, "messages[0].user.content"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
     ],
 )
 async def test_bad_params(http: httpx.AsyncClient, extra: dict[str, object], param: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -73,7 +74,102 @@ def test_a_wrong_json_type_is_refused_in_anthropics_shape(live_server: LiveServe
     assert r.status_code == 400, r.text
     assert r.json()["type"] == "error"
     assert r.json()["error"]["type"] == "invalid_request_error"
-    assert "'max_tokens'" in r.json()["error"]["message"]
+    # Anthropic's words: the field's dotted location, then pydantic's message
+    assert r.json()["error"]["message"] == "max_tokens: Input should be a valid integer"
+
+
+OPENAI_WORDS: list[tuple[dict[str, Any], str, str, str]] = [
+    ({"messages": [{"content": "x"}]}, "messages[0].role", "missing_required_parameter",
+     "Missing required parameter: 'messages[0].role'."),
+    ({"temperature": 3}, "temperature", "decimal_above_max_value",
+     "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got 3.0 "
+     "instead."),
+    ({"messages": []}, "messages", "empty_array",
+     "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
+     "empty array instead."),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role", "invalid_value",
+     "Invalid value: 'wizard'. Supported values are: 'system', 'developer', 'user', "
+     "'assistant', and 'tool'."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "param", "code", "message"), OPENAI_WORDS)
+def test_a_bad_field_is_said_in_openais_words(
+    client: openai.OpenAI, extra: dict[str, Any], param: str, code: str, message: str
+) -> None:
+    """The message, param and code OpenAI's API answers the same body with."""
+    body: dict[str, Any] = {"model": MODEL, "messages": MSGS, **extra}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post("/chat/completions", body=body, cast_to=object)
+    error = err.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"], error["message"]) == (param, code, message)
+
+
+BAD_RESPONSES_TOOLS: list[tuple[dict[str, Any], str, str]] = [
+    ({"type": "function"}, "tools[0].name", "missing_required_parameter"),
+    ({"name": "f", "parameters": {}}, "tools[0].type", "missing_required_parameter"),
+    ({"type": "function", "name": "f", "parameters": "x"}, "tools[0].parameters", "invalid_type"),
+    ({"type": "function", "name": "f", "strict": "yes"}, "tools[0].strict", "invalid_type"),
+    ({"type": "function", "name": "a.b"}, "tools[0].name", "invalid_value"),
+    ({"type": "namespace", "name": "ns", "tools": "x"}, "tools[0].tools", "invalid_type"),
+    ({"type": "namespace", "name": "ns", "tools": [5]}, "tools[0].tools[0]", "invalid_type"),
+    (
+        {"type": "namespace", "name": "ns", "tools": [{"type": "function"}]},
+        "tools[0].tools[0].name",
+        "missing_required_parameter",
+    ),
+    ({"type": "custom", "description": "x"}, "tools[0].name", "missing_required_parameter"),
+]
+
+
+@pytest.mark.parametrize(("tool", "param", "code"), BAD_RESPONSES_TOOLS)
+def test_a_bad_responses_tool_is_a_400_naming_its_field(
+    client: openai.OpenAI, tool: dict[str, Any], param: str, code: str
+) -> None:
+    """A tool the model would be offered is checked field by field (a nameless function
+    was once offered as "None"; a namespace of non-objects was a 500)."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=MODEL, input="hi", tools=[tool])  # type: ignore[list-item]
+    error = err.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"]) == (param, code), error
+
+
+BAD_MESSAGES_TOOLS: list[tuple[dict[str, Any], str]] = [
+    ({"input_schema": {"type": "object"}}, "tools.0.custom.name: Field required"),
+    ({"name": "f"}, "tools.0.custom.input_schema: Field required"),
+    ({"name": "f", "input_schema": {}}, "tools.0.custom.input_schema.type: Field required"),
+    (
+        {"name": "f", "input_schema": {"type": "object"}, "description": 5},
+        "tools.0.custom.description: Input should be a valid string",
+    ),
+    (
+        {"name": "a.b", "input_schema": {"type": "object"}},
+        "tools.0.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tool", "message"), BAD_MESSAGES_TOOLS)
+def test_a_bad_messages_tool_is_said_in_anthropics_words(
+    live_server: LiveServer, tool: dict[str, Any], message: str
+) -> None:
+    claude = anthropic.Anthropic(base_url=live_server.url, api_key="unused", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as err:
+        claude.messages.create(model=MODEL, max_tokens=8, messages=MSGS, tools=[tool])  # type: ignore[arg-type, list-item]
+    assert err.value.body == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": message},
+    }
+
+
+def test_a_messages_tool_name_of_128_characters_is_served(live_server: LiveServer) -> None:
+    """Anthropic allows 128 characters where OpenAI allows 64: the core takes it."""
+    claude = anthropic.Anthropic(base_url=live_server.url, api_key="unused", max_retries=0)
+    tool = {"name": "a" * 128, "input_schema": {"type": "object", "properties": {}}}
+    message = claude.messages.create(model=MODEL, max_tokens=4, messages=MSGS, tools=[tool])  # type: ignore[arg-type, list-item]
+    assert message.type == "message"
 
 
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:

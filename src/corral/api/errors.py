@@ -14,7 +14,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from corral.core.errors import CorralError, InvalidRequestError, invalid_field
+from corral.core.errors import CorralError, InvalidRequestError
+from corral.core.field_errors import FieldError, invalid_field
 from corral.protocol.messages import error_body, error_status
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ def speaks_anthropic(path: str, headers: Headers) -> bool:
 def error_response(exc: CorralError, anthropic: bool = False) -> JSONResponse:
     if anthropic:
         status = error_status(exc.status)[0]
-        body = error_body(exc.status, exc.message)
+        message = exc.anthropic_message if isinstance(exc, FieldError) else exc.message
+        body = error_body(exc.status, message)
         return JSONResponse(body, status_code=status, headers=exc.headers)
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
 

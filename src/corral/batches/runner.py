@@ -22,8 +22,8 @@ from corral.core.errors import (
     InsufficientQuotaError,
     OverloadedError,
     RateLimitError,
-    invalid_field,
 )
+from corral.core.field_errors import invalid_field
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
@@ -57,7 +57,10 @@ def refused(exc: CorralError) -> Outcome:
 
 def _strict(model: type[M], body: dict[str, Any]) -> M:
     """A line's body read as the API reads a request's (api/body.py): strictly."""
-    return model.model_validate(body, strict=True)
+    try:
+        return model.model_validate(body, strict=True)
+    except ValidationError as exc:
+        raise invalid_field(exc.errors(), body) from None
 
 
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:

@@ -13,7 +13,8 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from corral.core.errors import InvalidRequestError, param_of
+from corral.core.errors import InvalidRequestError
+from corral.core.field_errors import invalid_field
 from corral.evals.similarity import SUPPORTED
 from corral.evals.templates import SAMPLE_FIELDS, TemplateError, references
 from corral.protocol.evals import (
@@ -39,28 +40,12 @@ class EvalDefinition:
     graders: list[Grader]
 
 
-# Pydantic puts a tagged union's tag in an error's location (`source.file_content.content`);
-# the request has no such level, so it is left out of `param`.
-UNION_TAGS = {
-    "source": {"file_content", "file_id"},
-    "input_messages": {"template", "item_reference"},
-}
-
-
-def pydantic_param(prefix: str, exc: ValidationError) -> InvalidRequestError:
-    first = exc.errors()[0]
-    loc = list(first.get("loc", ()))
-    parents = [None, *loc[:-1]]
-    kept = [p for p, up in zip(loc, parents, strict=True) if p not in UNION_TAGS.get(str(up), ())]
-    param = param_of((prefix, *kept)) or prefix
-    return InvalidRequestError(f"Invalid value for '{param}': {first.get('msg')}", param=param)
-
-
 def parse_model(model: type[BaseModel], raw: Any, prefix: str) -> Any:
     try:
-        return TypeAdapter(model).validate_python(raw)
+        # Strict, as request bodies are read (api/body.py): "5" for an integer is a 400.
+        return TypeAdapter(model).validate_python(raw, strict=True)
     except ValidationError as exc:
-        raise pydantic_param(prefix, exc) from None
+        raise invalid_field(exc.errors(), raw, (prefix,)) from None
 
 
 def parse_config(raw: dict[str, Any]) -> CustomDataSourceConfig:

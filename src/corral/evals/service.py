@@ -25,13 +25,13 @@ from corral.catalog.registry import ModelRegistry
 from corral.core.clock import now
 from corral.core.config import EvalSettings
 from corral.core.errors import ConflictError, CorralError, InvalidRequestError, NotFoundError
+from corral.core.field_errors import invalid_field
 from corral.core.ids import new_id
 from corral.evals.definitions import (
     EvalDefinition,
     check_template,
     parse_definition,
     parse_model,
-    pydantic_param,
 )
 from corral.evals.sandbox import PythonSandbox
 from corral.evals.templates import TemplateError, parse_path
@@ -330,7 +330,7 @@ class EvalService:
         try:
             ChatCompletionRequest.model_validate(probe | sampling_body(source))
         except ValidationError as exc:
-            raise pydantic_param("data_source.sampling_params", exc) from None
+            raise invalid_field(exc.errors(), prefix=("data_source.sampling_params",)) from None
 
     async def _run(self, owner: Owner, eval_id: str, run_id: str) -> EvalRunRow:
         await self._eval(owner, eval_id)

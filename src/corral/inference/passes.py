@@ -13,7 +13,7 @@ from typing import Any
 from corral.accounts.metering import Charge
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.requests import added_usage, with_reasoning
-from corral.protocol.chat import ChatCompletionRequest
+from corral.protocol.chat import CORE_NAMES, ChatCompletionRequest
 from corral.protocol.common import Usage
 
 Message = dict[str, Any]
@@ -65,7 +65,8 @@ async def next_pass(
             return None
         body.pop("max_tokens", None)
         body["max_completion_tokens"] = left
-    return await chat.prepare(ChatCompletionRequest.model_validate(body), fit=True)
+    req = ChatCompletionRequest.model_validate(body, context=CORE_NAMES)
+    return await chat.prepare(req, fit=True)
 
 
 def total(usages: list[Usage]) -> Usage:

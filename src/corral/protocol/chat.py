@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from corral.protocol.common import (
     ACCEPTED_NO_OP_FIELDS,
@@ -98,12 +99,32 @@ def content_text(content: Content | None) -> str:
     return "".join(part.text for part in content)
 
 
+# A function's name as OpenAI checks it: the pattern, then at most 64 characters.
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]+$"
+FUNCTION_NAME_MAX = 64
+# The core's own requests (from Messages, Responses) carry names their dialects allow:
+# Anthropic's up to 128 characters, a Responses namespace's "<namespace>__<name>".
+CORE_NAMES = {"function_name_max": 256}
+
+
 class FunctionDefinition(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    name: str = Field(pattern=FUNCTION_NAME)
     description: str | None = None
     parameters: JSONObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_length(cls, name: str, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("function_name_max", FUNCTION_NAME_MAX)
+        if len(name) > limit:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": limit},
+            )
+        return name
 
 
 class Tool(BaseModel):

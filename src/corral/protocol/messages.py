@@ -23,6 +23,21 @@ class InputMessage(BaseModel):
     content: str | list[JSON]
 
 
+class InputSchema(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["object"]
+
+
+class ClientToolParam(BaseModel):
+    """A client tool (no ``type``, or ``custom``) as Anthropic checks it."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["custom"] | None = None
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
+    description: str | None = None
+    input_schema: InputSchema
+
+
 class MessagesRequest(OpenAIModel):
     """Unknown fields are kept (``extra="allow"``) so that the service refuses each by
     name rather than dropping it."""

@@ -7,9 +7,46 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from corral.protocol.chat import FUNCTION_NAME, FUNCTION_NAME_MAX
 from corral.protocol.common import OpenAIModel
 
 JSON = dict[str, Any]
+
+
+class ToolParam(BaseModel):
+    """What every tool of a request has: its type (the rest is checked by type)."""
+
+    type: str
+
+
+class FunctionToolParam(BaseModel):
+    """A function tool as OpenAI checks it (``parameters`` and ``strict`` may be left
+    out here, as the chat tool's may)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
+    description: str | None = None
+    parameters: JSON | None = None
+    strict: bool | None = None
+
+
+class CustomToolParam(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["custom"]
+    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
+    description: str | None = None
+    format: JSON | None = None
+
+
+class NamespaceToolParam(BaseModel):
+    """A group of function tools (each checked as a function tool, with its index)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["namespace"]
+    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
+    description: str | None = None
+    tools: list[JSON] = Field(min_length=1)
 
 
 class TextFormat(BaseModel):

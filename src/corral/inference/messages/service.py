@@ -31,7 +31,7 @@ from corral.inference.prepared import Prepared
 from corral.inference.reasoning import is_reasoning
 from corral.inference.sealed import Sealer
 from corral.mcp.client import McpClient
-from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
+from corral.protocol.chat import CORE_NAMES, ChatCompletion, ChatCompletionRequest
 from corral.protocol.events import Event
 from corral.protocol.messages import Message, MessagesRequest, MessageUsage
 
@@ -97,7 +97,7 @@ class MessageService:
             await mcp.list_tools(self._mcp, [])
             tools.chat += mcp.offered()
         body = chat_body(req, messages, tools, thinking)
-        return ChatCompletionRequest.model_validate(body), tools, thinking, mcp
+        return ChatCompletionRequest.model_validate(body, context=CORE_NAMES), tools, thinking, mcp
 
     def _verify(self, signature: str, param: str) -> None:
         """A replayed thinking block's signature must be ours, unaltered."""

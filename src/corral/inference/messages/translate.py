@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.core.field_errors import invalid_field
 from corral.inference.messages.mcp import tool_use_name
-from corral.protocol.messages import InputMessage, MessagesRequest
+from corral.protocol.messages import ClientToolParam, InputMessage, MessagesRequest
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -153,16 +156,14 @@ def _turn(turn: InputMessage, param: str, verify: Callable[[str, str], None]) ->
     return _assistant(turn.content, param, verify)
 
 
-def _client_tool(tool: Block, param: str) -> Block:
-    name, schema = tool.get("name"), tool.get("input_schema")
-    if not isinstance(name, str):
-        raise InvalidRequestError("A tool needs a `name`.", param=f"{param}.name")
-    if not isinstance(schema, dict):
-        raise InvalidRequestError(
-            "A tool needs an `input_schema` object.", param=f"{param}.input_schema"
-        )
-    function: Block = {"name": name, "parameters": schema}
-    if isinstance(tool.get("description"), str):
+def _client_tool(tool: Block, index: int) -> Block:
+    try:
+        ClientToolParam.model_validate(tool, strict=True)
+    except ValidationError as exc:
+        # Anthropic's location names the client tool's union member: tools.0.custom.name
+        raise invalid_field(exc.errors(), tool, ("tools", index, "custom")) from None
+    function: Block = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if tool.get("description") is not None:
         function["description"] = tool["description"]
     return {"type": "function", "function": function}
 
@@ -175,7 +176,7 @@ def to_tools(requested: list[Block] | None, refuse_server: bool) -> Tools:
     for index, tool in enumerate(requested or ()):
         kind, param = tool.get("type"), f"tools[{index}]"
         if kind in (None, "custom"):
-            tools.chat.append(_client_tool(tool, param))
+            tools.chat.append(_client_tool(tool, index))
         elif kind == "mcp_toolset":
             continue  # the MCP connector's (messages.mcp)
         elif refuse_server:

@@ -34,7 +34,7 @@ from corral.inference.responses.store import ResponseStore, Stored
 from corral.inference.responses.tools import FileSearch, ToolSet, toolset
 from corral.inference.sealed import Sealer
 from corral.mcp.client import McpClient
-from corral.protocol.chat import ChatCompletion, ChatCompletionRequest
+from corral.protocol.chat import CORE_NAMES, ChatCompletion, ChatCompletionRequest
 from corral.protocol.events import Event, aclose, completion_events
 from corral.protocol.responses import (
     ResponseObject,
@@ -215,7 +215,7 @@ class ResponseService:
         server_tools = tools.file_search is not None or tools.mcp is not None
         stream = req.stream or req.background or server_tools
         body = ChatCompletionRequest.model_validate(
-            {**chat_body(req, history, tools), "stream": stream}
+            {**chat_body(req, history, tools), "stream": stream}, context=CORE_NAMES
         )
         return items, history, tools, body
 

@@ -23,11 +23,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.core.field_errors import Loc, invalid_field
 from corral.inference.mcp import McpRequest, echoed, parse_tool
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
 from corral.inference.tool_stream import decode_body, decoded_prefix
 from corral.mcp.client import McpClient
+from corral.protocol.responses import (
+    CustomToolParam,
+    FunctionToolParam,
+    NamespaceToolParam,
+    ToolParam,
+)
 
 Item = dict[str, Any]
 SEPARATOR = "__"  # a namespaced tool's name as the core sees it: "<namespace>__<name>"
@@ -125,21 +134,43 @@ def _function(tool: Item, name: str) -> Item:
     return {"type": "function", "function": function}
 
 
+# The client tools corral serves, checked field by field as OpenAI checks them.
+CHECKED: dict[str, type[BaseModel]] = {
+    "function": FunctionToolParam,
+    "custom": CustomToolParam,
+    "namespace": NamespaceToolParam,
+}
+
+
+def _checked(tool: Item, loc: Loc) -> str:
+    """The tool's type, once the tool is checked as its kind is."""
+    _validate(ToolParam, tool, loc)
+    model = CHECKED.get(tool["type"])
+    if model is not None:
+        _validate(model, tool, loc)
+    return str(tool["type"])
+
+
+def _validate(model: type[BaseModel], tool: Item, loc: Loc) -> None:
+    try:
+        model.model_validate(tool, strict=True)
+    except ValidationError as exc:
+        raise invalid_field(exc.errors(), tool, loc) from None
+
+
 def _refuse(kind: object, param: str, why: str) -> UnsupportedParameterError:
     return UnsupportedParameterError(f"Tool type `{kind}` is not supported: {why}", param=param)
 
 
-def _namespace(tool: Item, param: str, tools: ToolSet) -> None:
-    namespace = tool.get("name")
-    if not isinstance(namespace, str) or not namespace:
-        raise UnsupportedParameterError("A namespace needs a `name`.", param=f"{param}.name")
-    for index, inner in enumerate(tool.get("tools") or ()):
-        if inner.get("type") != "function":
+def _namespace(tool: Item, loc: Loc, param: str, tools: ToolSet) -> None:
+    namespace = tool["name"]  # checked (NamespaceToolParam), as each inner tool is
+    for index, inner in enumerate(tool["tools"]):
+        if _checked(inner, (*loc, "tools", index)) != "function":
             why = "a namespace serves function tools only."
-            raise _refuse(inner.get("type"), f"{param}.tools[{index}].type", why)
-        name = chat_name(namespace, str(inner.get("name")))
+            raise _refuse(inner["type"], f"{param}.tools[{index}].type", why)
+        name = chat_name(namespace, inner["name"])
         tools.chat.append(_function(inner, name))
-        tools.names[name] = (namespace, str(inner.get("name")))
+        tools.names[name] = (namespace, inner["name"])
 
 
 def _input_schema(tool: Item, param: str) -> Item:
@@ -188,9 +219,7 @@ def _pattern(fmt: Item, param: str) -> str:
 
 
 def _custom(tool: Item, param: str, tools: ToolSet) -> None:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequestError("A custom tool needs a `name`.", param=f"{param}.name")
+    name = tool["name"]  # checked (CustomToolParam)
     function: Item = {"name": name, "parameters": _input_schema(tool, param)}
     if tool.get("description"):
         function["description"] = tool["description"]
@@ -208,7 +237,7 @@ def toolset(
     client for remote MCP servers (their tools are offered once listed: ``McpRequest``)."""
     tools = ToolSet()
     for index, tool in enumerate(requested or ()):
-        kind, param = tool.get("type"), f"tools[{index}]"
+        kind, param = _checked(tool, ("tools", index)), f"tools[{index}]"
         if kind == "mcp" and mcp is not None:
             tools.mcp = tools.mcp or McpRequest([])
             tools.mcp.servers.append(parse_tool(tool, param, mcp))
@@ -220,9 +249,9 @@ def toolset(
             tools.file_search = _file_search(tool, param)
             tools.chat.append(FILE_SEARCH_FUNCTION)
         elif kind == "function":
-            tools.chat.append(_function(tool, str(tool.get("name"))))
+            tools.chat.append(_function(tool, tool["name"]))
         elif kind == "namespace":
-            _namespace(tool, param, tools)
+            _namespace(tool, ("tools", index), param, tools)
         elif kind == "custom":
             _custom(tool, param, tools)
         elif refuse_hosted:
