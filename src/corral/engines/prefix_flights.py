@@ -7,7 +7,8 @@ each compute the whole prefix: measured on the embedded model with a ~2,400-toke
 prefix, 12.7, 26.7 and 40.7 s to the first token against 12.6 s alone. Here a request
 whose prefix another request is computing waits until that one has ended, then finds
 the prefix in the engine (the idle slot, or its prompt cache) and computes only the
-rest. vLLM shares a running request's blocks itself: this is for the embedded engine.
+rest; the requests that waited go on one at a time, each into the slot the one before
+it left. vLLM shares a running request's blocks itself: this is for the embedded engine.
 """
 
 from __future__ import annotations
@@ -67,14 +68,18 @@ class PrefixFlights:
             yield
             return
         key, size = found
-        leader = self._running.get(key)
-        if leader is not None:
-            wait = min(MAX_WAIT_S, size / 1000 * WAIT_S_PER_1000_CHARS)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await leader.wait()
-            yield
-            return
+        wait = min(MAX_WAIT_S, size / 1000 * WAIT_S_PER_1000_CHARS)
+        deadline = asyncio.get_running_loop().time() + wait
+        # Followers go one at a time, each after the one before it has ended: released
+        # together, two would land in different slots and one would compute the prefix
+        # again (llama.cpp copies no KV out of a busy slot; an idle one is reused whole).
+        while (ahead := self._running.get(key)) is not None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await ahead.wait()
+            except TimeoutError:
+                yield  # waited long enough: computes what it must, beside the one ahead
+                return
         done = self._running[key] = asyncio.Event()
         try:
             yield
