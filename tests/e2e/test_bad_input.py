@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -120,6 +122,11 @@ BAD_RESPONSES_TOOLS: list[tuple[dict[str, Any], str, str]] = [
         "missing_required_parameter",
     ),
     ({"type": "custom", "description": "x"}, "tools[0].name", "missing_required_parameter"),
+    (
+        {"type": "function", "name": "f", "parameters": {"type": "objekt"}},
+        "tools[0].parameters",
+        "invalid_function_parameters",
+    ),
 ]
 
 
@@ -148,6 +155,12 @@ BAD_MESSAGES_TOOLS: list[tuple[dict[str, Any], str]] = [
         {"name": "a.b", "input_schema": {"type": "object"}},
         "tools.0.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
     ),
+    (
+        {"name": "f", "input_schema": {"type": "object", "required": "x"}},
+        "tools.0.custom.input_schema: JSON schema is invalid. It must match JSON Schema draft "
+        "2020-12 (https://json-schema.org/draft/2020-12). Learn more about tool use at "
+        "https://docs.anthropic.com/en/docs/tool-use.",
+    ),
 ]
 
 
@@ -161,6 +174,21 @@ def test_a_bad_messages_tool_is_said_in_anthropics_words(
     assert err.value.body == {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": message},
+    }
+
+
+def test_a_chat_tool_whose_parameters_are_no_json_schema_is_refused(
+    client: openai.OpenAI,
+) -> None:
+    """OpenAI's words, those of Python's jsonschema (its metaschema, draft 2020-12)."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"properties": 7}}}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL, messages=MSGS, tools=[tool])  # type: ignore[arg-type, list-item]
+    assert err.value.body == {
+        "message": "Invalid schema for function 'f': 7 is not of type 'object'.",
+        "type": "invalid_request_error",
+        "param": "tools[0].function.parameters",
+        "code": "invalid_function_parameters",
     }
 
 
@@ -256,3 +284,121 @@ def test_bad_stream_request_is_an_http_error(client: openai.OpenAI) -> None:
                 "json_schema": {"name": "x", "schema": {"type": "no-such-type"}},
             },
         )
+
+
+# A full request of each dialect: items, content parts, tool calls and results, tools,
+# tool_choice, formats. Every value in it is replaced, one at a time, by each JSON type.
+FULL: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {
+        "max_tokens": 2,
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+            }
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "stream_options": {"include_usage": True},
+    },
+    "/v1/responses": {
+        "max_output_tokens": 2,
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+        ],
+        "tools": [
+            {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}},
+            {
+                "type": "custom",
+                "name": "g",
+                "format": {"type": "grammar", "syntax": "regex", "definition": "a+"},
+            },
+        ],
+        "tool_choice": {"type": "function", "name": "f"},
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+    },
+    "/v1/messages": {
+        "max_tokens": 2,
+        "system": [{"type": "text", "text": "be brief"}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [{"type": "text", "text": "ok"}],
+                    }
+                ],
+            },
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}],
+        "tool_choice": {"type": "auto"},
+    },
+}
+WRONG: list[Any] = [None, 7, "s", [], {}, [{}]]
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if at:
+        yield at
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in children:
+        yield from _paths(child, (*at, key))
+
+
+def _replaced(body: dict[str, Any], at: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    holder = body
+    for key in at[:-1]:
+        holder = holder[key]
+    holder[at[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize("path", list(FULL))
+def test_any_value_of_a_full_request_replaced_by_any_json_type_is_never_a_500(
+    live_server: LiveServer, path: str
+) -> None:
+    """Each value of a full request (the request itself is answered 200) replaced by
+    null, a number, a string, an array or an object: a 200 or a 4xx in the dialect's
+    shape, never a 5xx (a list where an item's `role` or a block's `type` was read, or a
+    number where a tool's `properties` was, were 500s)."""
+    body = {"model": MODEL, **FULL[path]}
+    anthropic_shape = path == "/v1/messages"
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        assert http.post(path, json=body).status_code == 200
+        for at in _paths(FULL[path]):
+            for value in WRONG:
+                r = http.post(path, json=_replaced(body, at, value))
+                where = f"{at} = {value!r}: {r.status_code} {r.text[:300]}"
+                assert r.status_code < 500, where
+                if r.status_code >= 400:
+                    error = r.json()["error"]
+                    assert error["type"] == "invalid_request_error", where
+                    assert error["message"], where
+                    assert ("param" not in error) == anthropic_shape, where

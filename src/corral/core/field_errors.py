@@ -275,3 +275,18 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def optional_string(value: Any, param: str) -> str | None:
+    """A field the services read by hand (an item's ``type`` or ``role``) is a string
+    where it is given: anything else is a 400 in both dialects' words, never a lookup
+    of a list or an object in a set."""
+    if value is None or isinstance(value, str):
+        return value
+    dotted = re.sub(r"\[(\d+)\]", r".\1", param)
+    raise FieldError(
+        f"Invalid type for '{param}': expected a string, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+        anthropic=f"{dotted}: Input should be a valid string",
+    )

@@ -38,6 +38,7 @@ from corral.inference.requests import (
     with_reasoning,
 )
 from corral.inference.telemetry import Telemetry
+from corral.inference.tool_schema import check_parameters
 from corral.inference.tools import ToolPlan, in_words, parse_output, plan_tools, request_format
 from corral.protocol.chat import (
     ChatChoice,
@@ -59,6 +60,9 @@ def _validate(req: ChatCompletionRequest, limits: LimitSettings) -> None:
     check_prediction(req)
     check_count("messages", len(req.messages), limits.max_messages)
     check_count("tools", len(req.tools or []), limits.max_tools)
+    for index, tool in enumerate(req.tools or ()):
+        function = tool.function
+        check_parameters(function.name, function.parameters, f"tools[{index}].function.parameters")
     if req.top_logprobs and not req.logprobs:
         raise InvalidRequestError(
             "`top_logprobs` needs `logprobs` set to true.", param="top_logprobs"

@@ -24,6 +24,7 @@ from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.ids import new_id
 from corral.inference.chat import ChatService, PreparedChat
 from corral.inference.passes import RESULTS_SHARE, Message, call_messages, next_pass, total
+from corral.inference.tool_schema import schema_error
 from corral.mcp.client import JSON, CallOutcome, ListedTool, McpClient, McpServer
 from corral.protocol.chat import ChatCompletion
 from corral.protocol.common import Usage
@@ -181,6 +182,8 @@ def echoed(tool: Item) -> Item:
 def function(tool: McpTool, listed: ListedTool) -> Item:
     """A server's tool as the core offers it to the model."""
     schema = listed.input_schema if listed.input_schema else {"type": "object"}
+    if schema_error(schema) is not None:  # the server's own mistake: any arguments then
+        schema = {"type": "object"}
     described = {"description": listed.description} if listed.description else {}
     named = {"name": chat_name(tool.label, listed.name), **described, "parameters": schema}
     return {"type": "function", "function": named}

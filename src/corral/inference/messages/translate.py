@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
-from corral.core.field_errors import invalid_field
+from corral.core.field_errors import FieldError, invalid_field, optional_string
 from corral.inference.messages.mcp import tool_use_name
+from corral.inference.tool_schema import INVALID_FOR_ANTHROPIC, schema_error
 from corral.protocol.messages import ClientToolParam, InputMessage, MessagesRequest
 
 Block = dict[str, Any]
@@ -60,7 +61,8 @@ def _user(blocks: list[Block], param: str) -> list[Message]:
     out: list[Message] = []
     texts: list[str] = []
     for index, block in enumerate(blocks):
-        where, kind = f"{param}[{index}]", block.get("type")
+        where = f"{param}[{index}]"
+        kind = optional_string(block.get("type"), f"{where}.type")
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif kind == "tool_result":
@@ -93,7 +95,8 @@ def _assistant(
     text after them is another assistant message."""
     turn = _Turn()
     for index, block in enumerate(blocks):
-        where, kind = f"{param}[{index}]", block.get("type")
+        where = f"{param}[{index}]"
+        kind = optional_string(block.get("type"), f"{where}.type")
         if kind == "text" and isinstance(block.get("text"), str):
             turn.texts.append(block["text"])
         elif kind == "tool_use":
@@ -162,6 +165,15 @@ def _client_tool(tool: Block, index: int) -> Block:
     except ValidationError as exc:
         # Anthropic's location names the client tool's union member: tools.0.custom.name
         raise invalid_field(exc.errors(), tool, ("tools", index, "custom")) from None
+    why = schema_error(tool["input_schema"])
+    if why is not None:
+        where = f"tools.{index}.custom.input_schema"
+        raise FieldError(
+            f"Invalid schema for tool '{tool['name']}': {why}.",
+            param=f"tools[{index}].input_schema",
+            code="invalid_function_parameters",
+            anthropic=f"{where}: {INVALID_FOR_ANTHROPIC}",
+        )
     function: Block = {"name": tool["name"], "parameters": tool["input_schema"]}
     if tool.get("description") is not None:
         function["description"] = tool["description"]

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
+from corral.core.field_errors import optional_string
 from corral.core.ids import new_id
 from corral.inference.mcp import chat_name as mcp_chat_name
 from corral.inference.mcp import read_back
@@ -78,6 +79,7 @@ def _text(content: Any, param: str) -> str:
     texts = []
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
+        kind = optional_string(kind, f"{param}[{index}].type")
         if kind not in TEXT_PARTS or not isinstance(part.get("text"), str):
             raise UnsupportedParameterError(
                 f"Content part type `{kind}` is not supported: this model reads text only.",
@@ -153,9 +155,10 @@ def to_messages(items: list[Item], instructions: str | None, field: str = "input
     ``field``: the request field errors name."""
     messages: list[Message] = [{"role": "system", "content": instructions}] if instructions else []
     for index, item in enumerate(items):
-        param, kind = f"{field}[{index}]", item.get("type")
+        param = f"{field}[{index}]"
+        kind = optional_string(item.get("type"), f"{param}.type")
         if kind == "message":
-            role = item.get("role")
+            role = optional_string(item.get("role"), f"{param}.role")
             if role not in ROLES:
                 raise InvalidRequestError(f"Unknown role `{role}`.", param=f"{param}.role")
             messages.append({"role": role, "content": _text(item.get("content"), param)})

@@ -29,6 +29,7 @@ from corral.core.errors import InvalidRequestError, UnsupportedParameterError
 from corral.core.field_errors import Loc, invalid_field
 from corral.inference.mcp import McpRequest, echoed, parse_tool
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
+from corral.inference.tool_schema import check_parameters
 from corral.inference.tool_stream import decode_body, decoded_prefix
 from corral.mcp.client import McpClient
 from corral.protocol.responses import (
@@ -126,7 +127,9 @@ def chat_name(namespace: str | None, name: str) -> str:
     return f"{namespace}{SEPARATOR}{name}" if namespace else name
 
 
-def _function(tool: Item, name: str) -> Item:
+def _function(tool: Item, name: str, param: str) -> Item:
+    if tool.get("parameters") is not None:
+        check_parameters(tool["name"], tool["parameters"], f"{param}.parameters")
     function: Item = {"name": name}
     function.update({k: tool[k] for k in ("description", "parameters") if k in tool})
     if tool.get("strict") is not None:
@@ -169,7 +172,7 @@ def _namespace(tool: Item, loc: Loc, param: str, tools: ToolSet) -> None:
             why = "a namespace serves function tools only."
             raise _refuse(inner["type"], f"{param}.tools[{index}].type", why)
         name = chat_name(namespace, inner["name"])
-        tools.chat.append(_function(inner, name))
+        tools.chat.append(_function(inner, name, f"{param}.tools[{index}]"))
         tools.names[name] = (namespace, inner["name"])
 
 
@@ -249,7 +252,7 @@ def toolset(
             tools.file_search = _file_search(tool, param)
             tools.chat.append(FILE_SEARCH_FUNCTION)
         elif kind == "function":
-            tools.chat.append(_function(tool, tool["name"]))
+            tools.chat.append(_function(tool, tool["name"], param))
         elif kind == "namespace":
             _namespace(tool, ("tools", index), param, tools)
         elif kind == "custom":
