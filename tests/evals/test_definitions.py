@@ -86,10 +86,35 @@ def test_a_good_definition() -> None:
             },
             "testing_criteria[0].input[0].content",
         ),
+        ({**CHECK, "type": ["string_check"]}, "testing_criteria[0].type"),  # was a 500
+        ({**CHECK, "name": 5}, "testing_criteria[0].name"),  # read strictly: not "5"
+        (
+            {
+                "type": "score_model",
+                "name": "s",
+                "model": "judge",
+                "input": [{"role": "user", "content": "x" * 20_001}],
+            },
+            "testing_criteria[0].input[0].content",  # no union tag in it
+        ),
     ],
 )
 def test_bad_criteria_name_their_param(criterion: dict[str, Any], param: str) -> None:
     assert refused(CONFIG, [criterion]).param == param
+
+
+def test_a_message_whose_content_is_a_text_part_is_taken() -> None:
+    """``{"type": "input_text", "text": …}`` as a message's content, as OpenAI's evals
+    take it (read strictly, the string member's length bound once refused it: a 500)."""
+    part = {"type": "input_text", "text": "{{item.q}}"}
+    judge = {
+        "type": "score_model",
+        "name": "s",
+        "model": "judge",
+        "input": [{"role": "user", "content": part}],
+    }
+    definition = parse_definition(CONFIG, [judge], served)
+    assert definition.graders[0].input[0].text() == "{{item.q}}"  # type: ignore[union-attr]
 
 
 def test_bad_configs() -> None:

@@ -73,8 +73,11 @@ def _json_type(value: Any) -> str:
 
 
 # The parts pydantic adds to a location inside a union of types: a member's type (``str``,
-# ``list[TextPart]``, ``literal[...]``) or model class name; never a field of the request.
-TYPE_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-.*|[A-Z]\w*)$")
+# ``list[TextPart]``, ``literal[...]``, ``constrained-str``) or model class name; never a
+# field of the request.
+TYPE_TAG = re.compile(
+    r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-.*|constrained-\w+|[A-Z]\w*)$"
+)
 
 
 def field_loc(error: Error, data: Any = NO_DATA) -> Loc:

@@ -14,7 +14,7 @@ import jsonschema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from corral.core.errors import InvalidRequestError
-from corral.core.field_errors import invalid_field
+from corral.core.field_errors import invalid_field, optional_string
 from corral.evals.similarity import SUPPORTED
 from corral.evals.templates import SAMPLE_FIELDS, TemplateError, references
 from corral.protocol.evals import (
@@ -144,7 +144,7 @@ def parse_grader(
     python_unavailable: str | None = None,
 ) -> Grader:
     prefix = f"testing_criteria[{index}]"
-    kind = raw.get("type")
+    kind = optional_string(raw.get("type"), f"{prefix}.type")
     if kind in UNSUPPORTED_GRADERS:
         raise InvalidRequestError(UNSUPPORTED_GRADERS[str(kind)], param=f"{prefix}.type")
     if kind == "python" and python_unavailable is not None:

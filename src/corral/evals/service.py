@@ -25,7 +25,7 @@ from corral.catalog.registry import ModelRegistry
 from corral.core.clock import now
 from corral.core.config import EvalSettings
 from corral.core.errors import ConflictError, CorralError, InvalidRequestError, NotFoundError
-from corral.core.field_errors import invalid_field
+from corral.core.field_errors import invalid_field, optional_string
 from corral.core.ids import new_id
 from corral.evals.definitions import (
     EvalDefinition,
@@ -456,7 +456,7 @@ def sampling_body(source: CompletionsDataSource) -> dict[str, Any]:
 
 
 def parse_data_source(raw: dict[str, Any]) -> DataSource:
-    kind = raw.get("type")
+    kind = optional_string(raw.get("type"), "data_source.type")
     if kind not in DATA_SOURCES:
         raise InvalidRequestError(
             f"data_source type {kind!r} is not supported; use `completions` or `jsonl`.",

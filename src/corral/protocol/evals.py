@@ -6,7 +6,7 @@ Graders are parsed one by one by the service (so a bad one is named by its index
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,7 +28,9 @@ class InputText(_Strict):
 
 class GraderMessage(_Strict):
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | InputText = Text
+    # The bound on the string member: a union's own max_length would be applied to an
+    # InputText too (pydantic refuses that with a TypeError in strict mode).
+    content: Annotated[str, Text] | InputText
     type: Literal["message"] | None = None
 
     def text(self) -> str:
