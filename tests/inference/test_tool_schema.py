@@ -16,6 +16,16 @@ def test_a_schema_is_valid_or_says_why() -> None:
     assert schema_error({"required": "city"}) == "'city' is not of type 'array'"
 
 
+def test_a_schema_is_read_in_its_own_draft() -> None:
+    """Draft 7's array of ``items`` (tuples) is no 2020-12 schema; a schema that names
+    draft 7, or names none, may use it. One that names 2020-12 may not."""
+    pair = {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]}
+    assert schema_error(pair) is None
+    assert schema_error({"$schema": "http://json-schema.org/draft-07/schema#", **pair}) is None
+    named = {"$schema": "https://json-schema.org/draft/2020-12/schema", **pair}
+    assert schema_error(named) is not None
+
+
 def test_the_same_schema_is_checked_once() -> None:
     tool_schema._checked.cache_clear()
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}

@@ -1,9 +1,11 @@
-"""A tool's parameters must be a JSON Schema (draft 2020-12), as both vendors check them:
-an invalid one is refused by name before anything is built from it (the tools prompt, the
-grammar that holds a call to its schema). OpenAI says "Invalid schema for function 'f':
-None is not of type 'array'." (``invalid_function_parameters``), in the words of Python's
-``jsonschema``; Anthropic "tools.0.custom.input_schema: JSON schema is invalid. It must
-match JSON Schema draft 2020-12 (…)"."""
+"""A tool's parameters must be a JSON Schema, as both vendors check them: an invalid one
+is refused by name before anything is built from it (the tools prompt, the grammar that
+holds a call to its schema). The draft a schema names in ``$schema`` is the one it is
+checked against; one that names none, against draft 2020-12 or draft 7. OpenAI says
+"Invalid schema for function 'f': None is not of type 'array'."
+(``invalid_function_parameters``), in the words of Python's ``jsonschema``; Anthropic
+"tools.0.custom.input_schema: JSON schema is invalid. It must match JSON Schema draft
+2020-12 (…)"."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any
 
 import jsonschema
 import orjson
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from corral.core.errors import InvalidRequestError
 
@@ -30,8 +34,21 @@ def schema_error(schema: Any) -> str | None:
 
 @lru_cache(maxsize=2048)
 def _checked(text: bytes) -> str | None:
+    schema = orjson.loads(text)
+    if not isinstance(schema, dict):
+        return _why(jsonschema.Draft202012Validator, schema)
+    declared = validator_for(schema, default=jsonschema.Draft202012Validator)
+    why = _why(declared, schema)
+    if why is None or "$schema" in schema:
+        return why
+    # No draft named: draft 7's forms (an array of `items`, `definitions`), which many
+    # generators still write and the engines' grammars read, are taken too.
+    return None if _why(jsonschema.Draft7Validator, schema) is None else why
+
+
+def _why(validator: type[Validator], schema: Any) -> str | None:
     try:
-        jsonschema.Draft202012Validator.check_schema(orjson.loads(text))
+        validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         return str(exc.message)
     return None
