@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from corral.core.field_errors import FieldError, invalid_field
+from corral.core.field_errors import FieldError, field_loc, invalid_field
 from corral.protocol.chat import ChatCompletionRequest
 from corral.protocol.messages import ClientToolParam, MessagesRequest
 
@@ -175,3 +175,39 @@ def test_a_tag_named_like_its_field_is_one_level() -> None:
     error = {"type": "string_type", "loc": ("input", 0, "text", "text"), "msg": "x", "input": 5}
     data = {"input": [{"type": "text", "text": 5}]}
     assert invalid_field([error], data).param == "input[0].text"
+
+
+@pytest.mark.parametrize(
+    ("loc", "data", "param"),
+    [
+        (
+            ("input_messages", "template", "foo"),
+            {"input_messages": {"type": "template", "template": [], "foo": 1}},
+            ("input_messages", "foo"),
+        ),
+        (
+            ("input_messages", "template", "template", 0, "role"),
+            {"input_messages": {"type": "template", "template": [{"role": 5}]}},
+            ("input_messages", "template", 0, "role"),
+        ),
+        (("metadata", "Env"), {"metadata": {"Env": 5}}, ("metadata", "Env")),  # a key, no tag
+        (
+            ("tools", 0, "function", "name"),
+            {"tools": [{"type": "function", "function": {"name": "a b"}}]},
+            ("tools", 0, "function", "name"),  # a field named like the type is a field
+        ),
+    ],
+)
+def test_a_tag_is_told_from_a_field_by_the_data(
+    loc: tuple[Any, ...], data: dict[str, Any], param: tuple[Any, ...]
+) -> None:
+    assert field_loc({"loc": loc}, data) == param
+
+
+def test_anthropics_member_is_in_its_words_only() -> None:
+    data = {"name": "a.b", "input_schema": {"type": "object"}}
+    with pytest.raises(ValidationError) as err:
+        ClientToolParam.model_validate(data, strict=True)
+    error = invalid_field(err.value.errors(), data, ("tools", 0), member="custom")
+    assert error.param == "tools[0].name"
+    assert error.anthropic_message.startswith("tools.0.custom.name: String should match")

@@ -82,3 +82,21 @@ async def test_a_failed_leader_marks_nothing_computed_and_a_follower_waits_a_bou
     leader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leader
+
+
+async def test_followers_go_one_at_a_time_each_waited_for_at_most_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound is for each one ahead (what computing the prefix would take), so the
+    third request, behind two that each take most of it, still reads the prefix in turn."""
+    monkeypatch.setattr(prefix_flights, "WAIT_S_PER_1000_CHARS", 0.5 / (len(LONG) / 1000))
+    flights, log = PrefixFlights(), []
+
+    async def take(name: str, seconds: float) -> None:
+        async with flights.turn(body(LONG, name)):
+            log.append(f"{name} start")
+            await asyncio.sleep(seconds)
+            log.append(f"{name} end")
+
+    await asyncio.gather(take("a", 0.3), take("b", 0.3), take("c", 0.01))
+    assert log == ["a start", "a end", "b start", "b end", "c start", "c end"]

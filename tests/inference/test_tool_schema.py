@@ -1,4 +1,4 @@
-"""A tool's parameters checked as a JSON Schema (draft 2020-12), once per schema text."""
+"""A tool's parameters checked as a JSON Schema, once per schema text."""
 
 from __future__ import annotations
 
@@ -26,12 +26,24 @@ def test_a_schema_is_read_in_its_own_draft() -> None:
     assert schema_error(named) is not None
 
 
-def test_the_same_schema_is_checked_once() -> None:
-    tool_schema._checked.cache_clear()
+def test_the_same_schema_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[object] = []
+    check = tool_schema._check
+    monkeypatch.setattr(tool_schema, "_check", lambda s: checked.append(s) or check(s))
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     for _ in range(3):
         assert schema_error(dict(reversed(list(schema.items())))) is None  # key order aside
-    assert tool_schema._checked.cache_info().misses == 1
+    assert len(checked) == 1
+    assert schema_error({"type": "integer", "maximum": 2**70}) is None  # past orjson: unkept
+
+
+def test_what_a_client_may_write_is_a_schema_and_no_schema_is_a_500() -> None:
+    """ECMA-262 patterns (zod's emoji, Unicode classes, named groups) are not compiled as
+    Python regexes; a `$schema` that is no string is an answer, not an exception."""
+    for pattern in (r"^\p{L}+$", r"\p{Extended_Pictographic}", r"(?<year>\d{4})", "[^]"):
+        assert schema_error({"type": "string", "pattern": pattern}) is None, pattern
+    assert schema_error({"$schema": 5, "type": "object"}) == "5 is not of type 'string'"
+    assert schema_error({"$schema": {}, "type": "object"}) == "{} is not of type 'string'"
 
 
 def test_check_parameters_names_the_function_and_the_param() -> None:

@@ -86,17 +86,27 @@ def field_loc(error: Error, data: Any = NO_DATA) -> Loc:
     message has no ``user`` level), found by walking the request's data."""
     loc = tuple(error.get("loc", ()))
     out: list[int | str] = []
-    here = data
+    here, tagged = data, False
     for index, part in enumerate(loc):
         after = loc[index + 1] if index + 1 < len(loc) else None
-        if isinstance(part, str) and (TYPE_TAG.match(part) or part == after):
-            continue  # a tag; a tag named like its field comes right before it
-        missing = isinstance(here, dict) and part not in here
-        if isinstance(part, str) and missing and after is not None:
-            continue  # a level the request does not have: a tag
+        if _is_tag(part, after, here, tagged):
+            tagged = True  # one tag a level: what follows it is the member's field
+            continue
         out.append(part)
-        here = _child(here, part)
+        here, tagged = _child(here, part), False
     return tuple(out)
+
+
+def _is_tag(part: int | str, after: int | str | None, here: Any, tagged: bool) -> bool:
+    if not isinstance(part, str):
+        return False
+    if not isinstance(here, dict):  # the data is not known here: pydantic's tag forms
+        return bool(TYPE_TAG.match(part)) or part == after
+    if part not in here:
+        return after is not None  # a level the request does not have (a missing field is last)
+    # A member's tag that is also one of its fields (`{"type": "template", "template": …}`)
+    # is followed by a field of the same object, not of the one it names.
+    return not tagged and isinstance(after, str) and after in here
 
 
 def _child(here: Any, part: int | str) -> Any:
@@ -107,10 +117,13 @@ def _child(here: Any, part: int | str) -> Any:
     return NO_DATA
 
 
-def invalid_field(errors: Sequence[Error], data: Any = NO_DATA, prefix: Loc = ()) -> FieldError:
+def invalid_field(
+    errors: Sequence[Error], data: Any = NO_DATA, prefix: Loc = (), member: str | None = None
+) -> FieldError:
     """The first of a wire model's validation errors, said in both dialects. ``data``:
     what was validated (its tags are then left out of the param); ``prefix``: where in the
-    request it sits (a tool validated on its own: ``("tools", 0)``)."""
+    request it sits (a tool validated on its own: ``("tools", 0)``); ``member``: the union
+    member Anthropic names after it (``tools.0.custom.name``)."""
     outer = field_loc(errors[0], data)
     # A union member that matched the outer type and failed inside says more.
     inner = [e for e in errors if field_loc(e, data)[: len(outer)] == outer]
@@ -118,7 +131,8 @@ def invalid_field(errors: Sequence[Error], data: Any = NO_DATA, prefix: Loc = ()
     loc = field_loc(first, data)
     alike = [e for e in errors if field_loc(e, data) == loc]
     message, code, param = _openai(first, alike, prefix + loc)
-    return FieldError(message, param=param, code=code, anthropic=_anthropic(errors[0], prefix))
+    anthropic = _anthropic(errors[0], prefix + ((member,) if member else ()))
+    return FieldError(message, param=param, code=code, anthropic=anthropic)
 
 
 def _anthropic(error: Error, prefix: Loc) -> str:

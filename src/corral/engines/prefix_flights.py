@@ -60,6 +60,23 @@ class PrefixFlights:
         self._running: dict[str, asyncio.Event] = {}
         self._computed: OrderedDict[str, None] = OrderedDict()
 
+    async def _waited(self, key: str, size: int) -> bool:
+        """Wait for the requests ahead with this prefix, one at a time: released together,
+        two would land in different slots and one would compute the prefix again (llama.cpp
+        copies no KV out of a busy slot; an idle one is reused whole). Each one ahead is
+        waited for at most what computing the prefix would take, all of them at most
+        MAX_WAIT_S. False: the bound passed first."""
+        loop = asyncio.get_running_loop()
+        bound = min(MAX_WAIT_S, size / 1000 * WAIT_S_PER_1000_CHARS)
+        last = loop.time() + MAX_WAIT_S
+        while (ahead := self._running.get(key)) is not None:
+            try:
+                async with asyncio.timeout_at(min(last, loop.time() + bound)):
+                    await ahead.wait()
+            except TimeoutError:
+                return False
+        return True
+
     @contextlib.asynccontextmanager
     async def turn(self, body: Body) -> AsyncIterator[None]:
         """Held for the whole request: a follower enters when its leader has ended."""
@@ -68,18 +85,9 @@ class PrefixFlights:
             yield
             return
         key, size = found
-        wait = min(MAX_WAIT_S, size / 1000 * WAIT_S_PER_1000_CHARS)
-        deadline = asyncio.get_running_loop().time() + wait
-        # Followers go one at a time, each after the one before it has ended: released
-        # together, two would land in different slots and one would compute the prefix
-        # again (llama.cpp copies no KV out of a busy slot; an idle one is reused whole).
-        while (ahead := self._running.get(key)) is not None:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await ahead.wait()
-            except TimeoutError:
-                yield  # waited long enough: computes what it must, beside the one ahead
-                return
+        if not await self._waited(key, size):
+            yield  # waited long enough: computes what it must, beside the one ahead
+            return
         done = self._running[key] = asyncio.Event()
         try:
             yield

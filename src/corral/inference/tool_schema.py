@@ -9,7 +9,8 @@ checked against; one that names none, against draft 2020-12 or draft 7. OpenAI s
 
 from __future__ import annotations
 
-from functools import lru_cache
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import jsonschema
@@ -28,27 +29,43 @@ INVALID_FOR_ANTHROPIC = (
 
 def schema_error(schema: Any) -> str | None:
     """What makes ``schema`` no JSON Schema, or None. Agents send the same tools every
-    turn: a schema is checked once, then remembered by its text."""
-    return _checked(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    turn: a schema is checked once, then remembered by its text's digest (a few bytes a
+    schema, however large)."""
+    try:
+        text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer past 64 bits (an MCP server's listing): no cache
+        return _check(schema)
+    key = hashlib.sha256(text).digest()
+    if key not in _KNOWN:
+        _KNOWN[key] = _check(schema)
+        while len(_KNOWN) > REMEMBER:
+            _KNOWN.popitem(last=False)
+    _KNOWN.move_to_end(key)
+    return _KNOWN[key]
 
 
-@lru_cache(maxsize=2048)
-def _checked(text: bytes) -> str | None:
-    schema = orjson.loads(text)
-    if not isinstance(schema, dict):
-        return _why(jsonschema.Draft202012Validator, schema)
-    declared = validator_for(schema, default=jsonschema.Draft202012Validator)
+REMEMBER = 4096
+_KNOWN: OrderedDict[bytes, str | None] = OrderedDict()
+
+
+def _check(schema: Any) -> str | None:
+    declared: type[Validator] = jsonschema.Draft202012Validator
+    if isinstance(schema, dict) and isinstance(schema.get("$schema"), str):
+        declared = validator_for(schema, default=declared)
     why = _why(declared, schema)
-    if why is None or "$schema" in schema:
-        return why
+    if why is None or not isinstance(schema, dict) or "$schema" in schema:
+        return why  # a `$schema` that is no string is refused by the 2020-12 metaschema
     # No draft named: draft 7's forms (an array of `items`, `definitions`), which many
     # generators still write and the engines' grammars read, are taken too.
     return None if _why(jsonschema.Draft7Validator, schema) is None else why
 
 
 def _why(validator: type[Validator], schema: Any) -> str | None:
+    """The metaschema's verdict; a ``pattern`` is not compiled here (it is ECMA-262's,
+    `\\p{L}` and named groups included, which Python's ``re`` would refuse)."""
     try:
-        validator.check_schema(schema)
+        # jsonschema's protocol stub lacks the keyword its validators take
+        validator.check_schema(schema, format_checker=None)  # type: ignore[call-arg]
     except jsonschema.SchemaError as exc:
         return str(exc.message)
     return None

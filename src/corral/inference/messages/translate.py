@@ -164,7 +164,7 @@ def _client_tool(tool: Block, index: int) -> Block:
         ClientToolParam.model_validate(tool, strict=True)
     except ValidationError as exc:
         # Anthropic's location names the client tool's union member: tools.0.custom.name
-        raise invalid_field(exc.errors(), tool, ("tools", index, "custom")) from None
+        raise invalid_field(exc.errors(), tool, ("tools", index), member="custom") from None
     why = schema_error(tool["input_schema"])
     if why is not None:
         where = f"tools.{index}.custom.input_schema"

@@ -131,7 +131,8 @@ def _function(tool: Item, name: str, param: str) -> Item:
     if tool.get("parameters") is not None:
         check_parameters(tool["name"], tool["parameters"], f"{param}.parameters")
     function: Item = {"name": name}
-    function.update({k: tool[k] for k in ("description", "parameters") if k in tool})
+    # null is "none given" (the SDK types `parameters` as required but nullable)
+    function.update({k: tool[k] for k in ("description", "parameters") if tool.get(k) is not None})
     if tool.get("strict") is not None:
         function["strict"] = tool["strict"]
     return {"type": "function", "function": function}
