@@ -163,8 +163,9 @@ def test_sessions_that_start_together_compute_their_prefix_once(
     whole prefix, `cached_tokens` 0). The followers go one at a time: released together
     they landed in different slots, and llama.cpp copies no KV out of a busy slot (seen
     once in a fresh clone: 9.4 s leader, 12.9 s follower with 1,312 cached, 19.1 s
-    follower with 0). Each waits at most ~15 s for this prefix; the one before it needs
-    well under a second (a one-token answer on a prefix already computed)."""
+    follower with 0). Each waits for each one ahead of it at most ~15 s for this prefix;
+    the follower before it needs well under a second (a one-token answer on a prefix
+    already computed)."""
     prefix = "You are an agent with these instructions.\n" + long_text(1100, random.Random(33))
 
     def session(question: str) -> openai.types.CompletionUsage:
