@@ -6,10 +6,10 @@ from typing import TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from corral.core.errors import InvalidRequestError, RequestTooLargeError
-from corral.core.field_errors import invalid_field
+from corral.core.field_errors import strictly
 from corral.core.jsondepth import MAX_DEPTH, nested_deeper
 
 M = TypeVar("M", bound=BaseModel)
@@ -58,7 +58,4 @@ def parse_model(raw: bytes, model: type[M]) -> M:
     # From orjson's objects, not pydantic's own JSON parser: that one keeps an integer
     # past 64 bits as a Python int in free-form fields (a tool's schema, metadata), which
     # no engine request can then be written with (a 500); orjson reads it as a float.
-    try:
-        return model.model_validate(data, strict=True)
-    except ValidationError as exc:
-        raise invalid_field(exc.errors(), data) from None
+    return strictly(model, data)

@@ -23,7 +23,7 @@ from corral.core.errors import (
     OverloadedError,
     RateLimitError,
 )
-from corral.core.field_errors import invalid_field
+from corral.core.field_errors import invalid_field, strictly
 from corral.inference.chat import ChatService
 from corral.inference.completions import CompletionService
 from corral.inference.embeddings import EmbeddingService
@@ -35,7 +35,6 @@ from corral.protocol.embeddings import EmbeddingRequest
 from corral.protocol.responses import ResponseRequest
 
 R = TypeVar("R")
-M = TypeVar("M", bound=BaseModel)
 RETRY_FOR_S = 600.0  # how long a line waits out rate limits and a full server
 
 
@@ -53,14 +52,6 @@ class Outcome:
 
 def refused(exc: CorralError) -> Outcome:
     return Outcome(False, exc.status, exc.to_dict())
-
-
-def _strict(model: type[M], body: dict[str, Any]) -> M:
-    """A line's body read as the API reads a request's (api/body.py): strictly."""
-    try:
-        return model.model_validate(body, strict=True)
-    except ValidationError as exc:
-        raise invalid_field(exc.errors(), body) from None
 
 
 async def _retrying(call: Callable[[], Awaitable[R]]) -> R:
@@ -94,12 +85,12 @@ class LineRunner:
         """The endpoint service's own checks; raises what it would answer a request."""
         try:
             if endpoint == "/v1/chat/completions":
-                return await self._chat.prepare(_strict(ChatCompletionRequest, body))
+                return await self._chat.prepare(strictly(ChatCompletionRequest, body))
             if endpoint == "/v1/completions":
-                return await self._completions.prepare(_strict(CompletionRequest, body))
+                return await self._completions.prepare(strictly(CompletionRequest, body))
             if endpoint == "/v1/embeddings":
-                return await self._embeddings.prepare(_strict(EmbeddingRequest, body))
-            return await self._responses.prepare(_strict(ResponseRequest, body), scope)
+                return await self._embeddings.prepare(strictly(EmbeddingRequest, body))
+            return await self._responses.prepare(strictly(ResponseRequest, body), scope)
         except ValidationError as exc:
             raise invalid_field(exc.errors()) from None
 

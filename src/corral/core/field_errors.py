@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from corral.core.errors import InvalidRequestError
 
+M = TypeVar("M", bound=BaseModel)
 Error = Mapping[str, Any]
 Loc = tuple[int | str, ...]
 NO_DATA: Any = object()  # the request's data is not known: a location is read as it is
@@ -30,6 +33,15 @@ class FieldError(InvalidRequestError):
     def __init__(self, message: str, *, param: str | None, code: str | None, anthropic: str):
         super().__init__(message, param=param, code=code)
         self.anthropic_message = anthropic
+
+
+def strictly(model: type[M], data: Any, prefix: Loc = (), member: str | None = None) -> M:
+    """``data`` read as the vendors read a request, strictly ("5" for an integer is a
+    400, not 5), its first error said in both dialects (``invalid_field``)."""
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise invalid_field(exc.errors(), data, prefix, member) from None
 
 
 def param_of(loc: Loc) -> str | None:
@@ -124,12 +136,13 @@ def invalid_field(
     what was validated (its tags are then left out of the param); ``prefix``: where in the
     request it sits (a tool validated on its own: ``("tools", 0)``); ``member``: the union
     member Anthropic names after it (``tools.0.custom.name``)."""
-    outer = field_loc(errors[0], data)
+    located = [(field_loc(e, data), e) for e in errors]
+    outer = located[0][0]
     # A union member that matched the outer type and failed inside says more.
-    inner = [e for e in errors if field_loc(e, data)[: len(outer)] == outer]
-    first = max(inner, key=lambda e: len(field_loc(e, data)))
-    loc = field_loc(first, data)
-    alike = [e for e in errors if field_loc(e, data) == loc]
+    loc, first = max(
+        (le for le in located if le[0][: len(outer)] == outer), key=lambda le: len(le[0])
+    )
+    alike = [e for at, e in located if at == loc]
     message, code, param = _openai(first, alike, prefix + loc)
     anthropic = _anthropic(errors[0], prefix + ((member,) if member else ()))
     return FieldError(message, param=param, code=code, anthropic=anthropic)
@@ -160,10 +173,8 @@ def _openai(first: Error, alike: Sequence[Error], loc: Loc) -> Said:
         got = _json_type(first.get("input"))
         message = f"Invalid type for {where}: expected {wanted}, but got {got} instead."
         return message, "invalid_type", param
-    words = WORDS.get(str(first.get("type")))
-    if words is not None:
-        return words(first, param, f"Invalid {where}")
-    return f"Invalid value for {where}: {first.get('msg', 'Invalid request')}", None, param
+    words = WORDS.get(str(first.get("type")), _fallback)
+    return words(first, param, f"Invalid {where}")
 
 
 def _missing(error: Error, param: str | None, _: str) -> Said:
@@ -192,40 +203,30 @@ def _pattern(error: Error, param: str | None, invalid: str) -> Said:
     return f"{invalid}: {why}", _V, param
 
 
-def _string_long(error: Error, param: str | None, invalid: str) -> Said:
-    limit, got = (error.get("ctx") or {}).get("max_length"), len(str(error.get("input")))
-    why = f"string too long. Expected a string with maximum length {limit}"
-    return f"{invalid}: {why}, but got a string with length {got} instead.", _LONG, param
+def _length(noun: str, above: bool) -> Callable[[Error, str | None, str], Said]:
+    """A string's or an array's length out of its bound, as OpenAI words it ("string too
+    long. Expected a string with maximum length 64, but got a string with length 70
+    instead."; "empty array. Expected an array with minimum length 1, but got an empty
+    array instead.", code ``empty_array``)."""
+    a = "an" if noun == "array" else "a"
+    side, limit_key = ("long", "max_length") if above else ("short", "min_length")
+    extreme = "maximum" if above else "minimum"
+    code = f"{noun}_{'above_max' if above else 'below_min'}_length"
 
+    def said(error: Error, param: str | None, invalid: str) -> Said:
+        ctx = error.get("ctx") or {}
+        if noun == "array" and ctx.get("field_type") != "List":  # an object's size
+            return _fallback(error, param, invalid)
+        limit = ctx.get(limit_key)
+        got = ctx.get("actual_length") if noun == "array" else len(str(error.get("input")))
+        expected = f"Expected {a} {noun} with {extreme} length {limit}"
+        if not above and got == 0:
+            why = f"empty {noun}. {expected}, but got an empty {noun} instead."
+            return f"{invalid}: {why}", f"empty_{noun}", param
+        why = f"{noun} too {side}. {expected}, but got {a} {noun} with length {got} instead."
+        return f"{invalid}: {why}", code, param
 
-def _string_short(error: Error, param: str | None, invalid: str) -> Said:
-    limit, got = (error.get("ctx") or {}).get("min_length"), len(str(error.get("input")))
-    if got == 0:
-        why = f"empty string. Expected a string with minimum length {limit}"
-        return f"{invalid}: {why}, but got an empty string instead.", "empty_string", param
-    why = f"string too short. Expected a string with minimum length {limit}"
-    return f"{invalid}: {why}, but got a string with length {got} instead.", _SHORT, param
-
-
-def _array_long(error: Error, param: str | None, invalid: str) -> Said:
-    ctx = error.get("ctx") or {}
-    if ctx.get("field_type") != "List":
-        return _fallback(error, param, invalid)
-    limit, got = ctx.get("max_length"), ctx.get("actual_length")
-    why = f"array too long. Expected an array with maximum length {limit}"
-    return f"{invalid}: {why}, but got an array with length {got} instead.", _ALONG, param
-
-
-def _array_short(error: Error, param: str | None, invalid: str) -> Said:
-    ctx = error.get("ctx") or {}
-    if ctx.get("field_type") != "List":
-        return _fallback(error, param, invalid)
-    limit, got = ctx.get("min_length"), ctx.get("actual_length")
-    if got == 0:
-        why = f"empty array. Expected an array with minimum length {limit}"
-        return f"{invalid}: {why}, but got an empty array instead.", "empty_array", param
-    why = f"array too short. Expected an array with minimum length {limit}"
-    return f"{invalid}: {why}, but got an array with length {got} instead.", _ASHORT, param
+    return said
 
 
 def _bound(sign: str, above: bool) -> Callable[[Error, str | None, str], Said]:
@@ -251,8 +252,7 @@ def _fallback(error: Error, param: str | None, _: str) -> Said:
     return f"Invalid value for {where}: {error.get('msg', 'Invalid request')}", None, param
 
 
-_V, _LONG, _SHORT = "invalid_value", "string_above_max_length", "string_below_min_length"
-_ALONG, _ASHORT = "array_above_max_length", "array_below_min_length"
+_V = "invalid_value"
 
 WORDS: dict[str, Callable[[Error, str | None, str], Said]] = {
     "missing": _missing,
@@ -261,10 +261,10 @@ WORDS: dict[str, Callable[[Error, str | None, str], Said]] = {
     "literal_error": _literal,
     "enum": _literal,
     "string_pattern_mismatch": _pattern,
-    "string_too_long": _string_long,
-    "string_too_short": _string_short,
-    "too_long": _array_long,
-    "too_short": _array_short,
+    "string_too_long": _length("string", above=True),
+    "string_too_short": _length("string", above=False),
+    "too_long": _length("array", above=True),
+    "too_short": _length("array", above=False),
     "less_than_equal": _bound("<=", above=True),
     "less_than": _bound("<", above=True),
     "greater_than_equal": _bound(">=", above=False),
@@ -300,10 +300,14 @@ def optional_string(value: Any, param: str) -> str | None:
     of a list or an object in a set."""
     if value is None or isinstance(value, str):
         return value
-    dotted = re.sub(r"\[(\d+)\]", r".\1", param)
     raise FieldError(
         f"Invalid type for '{param}': expected a string, but got {_json_type(value)} instead.",
         param=param,
         code="invalid_type",
-        anthropic=f"{dotted}: Input should be a valid string",
+        anthropic=f"{dotted(param)}: Input should be a valid string",
     )
+
+
+def dotted(param: str) -> str:
+    """OpenAI's ``tools[0].name`` as Anthropic locates it: ``tools.0.name``."""
+    return re.sub(r"\[(\d+)\]", r".\1", param)

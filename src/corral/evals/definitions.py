@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from corral.core.errors import InvalidRequestError
-from corral.core.field_errors import invalid_field, optional_string
+from corral.core.field_errors import optional_string, strictly
 from corral.evals.similarity import SUPPORTED
 from corral.evals.templates import SAMPLE_FIELDS, TemplateError, references
 from corral.protocol.evals import (
@@ -40,14 +39,6 @@ class EvalDefinition:
     graders: list[Grader]
 
 
-def parse_model(model: type[BaseModel], raw: Any, prefix: str) -> Any:
-    try:
-        # Strict, as request bodies are read (api/body.py): "5" for an integer is a 400.
-        return TypeAdapter(model).validate_python(raw, strict=True)
-    except ValidationError as exc:
-        raise invalid_field(exc.errors(), raw, (prefix,)) from None
-
-
 def parse_config(raw: dict[str, Any]) -> CustomDataSourceConfig:
     kind = raw.get("type")
     if kind != "custom":
@@ -56,7 +47,7 @@ def parse_config(raw: dict[str, Any]) -> CustomDataSourceConfig:
             "item_schema (corral stores no completions logs to draw from).",
             param="data_source_config.type",
         )
-    config: CustomDataSourceConfig = parse_model(CustomDataSourceConfig, raw, "data_source_config")
+    config: CustomDataSourceConfig = strictly(CustomDataSourceConfig, raw, ("data_source_config",))
     try:
         jsonschema.Draft202012Validator.check_schema(config.item_schema)
     except jsonschema.SchemaError as exc:
@@ -158,7 +149,7 @@ def parse_grader(
             f"Unknown grader type {kind!r}; use one of {', '.join(GRADER_TYPES)}.",
             param=f"{prefix}.type",
         )
-    grader: Grader = parse_model(GRADER_TYPES[str(kind)], raw, prefix)
+    grader: Grader = strictly(GRADER_TYPES[str(kind)], raw, (prefix,))
     _check_grader(grader, prefix, model_exists)
     for field, text in _templates(grader):
         check_template(text, config, f"{prefix}.{field}")

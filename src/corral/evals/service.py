@@ -25,13 +25,12 @@ from corral.catalog.registry import ModelRegistry
 from corral.core.clock import now
 from corral.core.config import EvalSettings
 from corral.core.errors import ConflictError, CorralError, InvalidRequestError, NotFoundError
-from corral.core.field_errors import invalid_field, optional_string
+from corral.core.field_errors import invalid_field, optional_string, strictly
 from corral.core.ids import new_id
 from corral.evals.definitions import (
     EvalDefinition,
     check_template,
     parse_definition,
-    parse_model,
 )
 from corral.evals.sandbox import PythonSandbox
 from corral.evals.templates import TemplateError, parse_path
@@ -462,7 +461,7 @@ def parse_data_source(raw: dict[str, Any]) -> DataSource:
             f"data_source type {kind!r} is not supported; use `completions` or `jsonl`.",
             param="data_source.type",
         )
-    source: DataSource = parse_model(DATA_SOURCES[str(kind)], raw, "data_source")
+    source: DataSource = strictly(DATA_SOURCES[str(kind)], raw, ("data_source",))
     return source
 
 

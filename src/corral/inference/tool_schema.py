@@ -18,7 +18,7 @@ import orjson
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from corral.core.errors import InvalidRequestError
+from corral.core.field_errors import FieldError, dotted
 
 INVALID_FOR_ANTHROPIC = (
     "JSON schema is invalid. It must match JSON Schema draft 2020-12 "
@@ -71,12 +71,14 @@ def _why(validator: type[Validator], schema: Any) -> str | None:
     return None
 
 
-def check_parameters(name: str, schema: Any, param: str) -> None:
-    """A function tool's ``parameters``, in OpenAI's words where they are invalid."""
+def check_parameters(name: str, schema: Any, param: str, anthropic_at: str = "") -> None:
+    """A function tool's parameters, said in both dialects where they are invalid;
+    ``anthropic_at``: where Anthropic locates them (``tools.0.custom.input_schema``)."""
     why = schema_error(schema)
     if why is not None:
-        raise InvalidRequestError(
+        raise FieldError(
             f"Invalid schema for function '{name}': {why}.",
             param=param,
             code="invalid_function_parameters",
+            anthropic=f"{anthropic_at or dotted(param)}: {INVALID_FOR_ANTHROPIC}",
         )

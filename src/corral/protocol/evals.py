@@ -106,12 +106,12 @@ class PythonGrader(_Strict):
     image_tag: str | None = None  # accepted for OpenAI's shape; the sandbox has one Python
 
 
-DATA_SOURCES: dict[str, type[BaseModel]] = {}  # filled below the run models
+DATA_SOURCES: dict[str, type[DataSource]] = {}  # filled below the run models
 
 Grader = (
     StringCheckGrader | TextSimilarityGrader | LabelModelGrader | ScoreModelGrader | PythonGrader
 )
-GRADER_TYPES: dict[str, type[BaseModel]] = {
+GRADER_TYPES: dict[str, type[Grader]] = {
     "string_check": StringCheckGrader,
     "text_similarity": TextSimilarityGrader,
     "label_model": LabelModelGrader,

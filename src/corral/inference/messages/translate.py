@@ -11,12 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
-from corral.core.field_errors import FieldError, invalid_field, optional_string
+from corral.core.field_errors import optional_string, strictly
 from corral.inference.messages.mcp import tool_use_name
-from corral.inference.tool_schema import INVALID_FOR_ANTHROPIC, schema_error
+from corral.inference.tool_schema import check_parameters
 from corral.protocol.messages import ClientToolParam, InputMessage, MessagesRequest
 
 Block = dict[str, Any]
@@ -160,20 +158,10 @@ def _turn(turn: InputMessage, param: str, verify: Callable[[str, str], None]) ->
 
 
 def _client_tool(tool: Block, index: int) -> Block:
-    try:
-        ClientToolParam.model_validate(tool, strict=True)
-    except ValidationError as exc:
-        # Anthropic's location names the client tool's union member: tools.0.custom.name
-        raise invalid_field(exc.errors(), tool, ("tools", index), member="custom") from None
-    why = schema_error(tool["input_schema"])
-    if why is not None:
-        where = f"tools.{index}.custom.input_schema"
-        raise FieldError(
-            f"Invalid schema for tool '{tool['name']}': {why}.",
-            param=f"tools[{index}].input_schema",
-            code="invalid_function_parameters",
-            anthropic=f"{where}: {INVALID_FOR_ANTHROPIC}",
-        )
+    # Anthropic's location names the client tool's union member: tools.0.custom.name
+    strictly(ClientToolParam, tool, ("tools", index), member="custom")
+    param, anthropic_at = f"tools[{index}].input_schema", f"tools.{index}.custom.input_schema"
+    check_parameters(tool["name"], tool["input_schema"], param, anthropic_at)
     function: Block = {"name": tool["name"], "parameters": tool["input_schema"]}
     if tool.get("description") is not None:
         function["description"] = tool["description"]

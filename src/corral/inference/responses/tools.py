@@ -23,10 +23,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from corral.core.errors import InvalidRequestError, UnsupportedParameterError
-from corral.core.field_errors import Loc, invalid_field
+from corral.core.field_errors import Loc, param_of, strictly
 from corral.inference.mcp import McpRequest, echoed, parse_tool
 from corral.inference.regex_grammar import Unsupported, json_safe_pattern
 from corral.inference.tool_schema import check_parameters
@@ -148,25 +148,19 @@ CHECKED: dict[str, type[BaseModel]] = {
 
 def _checked(tool: Item, loc: Loc) -> str:
     """The tool's type, once the tool is checked as its kind is."""
-    _validate(ToolParam, tool, loc)
+    strictly(ToolParam, tool, loc)
     model = CHECKED.get(tool["type"])
     if model is not None:
-        _validate(model, tool, loc)
+        strictly(model, tool, loc)
     return str(tool["type"])
-
-
-def _validate(model: type[BaseModel], tool: Item, loc: Loc) -> None:
-    try:
-        model.model_validate(tool, strict=True)
-    except ValidationError as exc:
-        raise invalid_field(exc.errors(), tool, loc) from None
 
 
 def _refuse(kind: object, param: str, why: str) -> UnsupportedParameterError:
     return UnsupportedParameterError(f"Tool type `{kind}` is not supported: {why}", param=param)
 
 
-def _namespace(tool: Item, loc: Loc, param: str, tools: ToolSet) -> None:
+def _namespace(tool: Item, loc: Loc, tools: ToolSet) -> None:
+    param = param_of(loc)
     namespace = tool["name"]  # checked (NamespaceToolParam), as each inner tool is
     for index, inner in enumerate(tool["tools"]):
         if _checked(inner, (*loc, "tools", index)) != "function":
@@ -255,7 +249,7 @@ def toolset(
         elif kind == "function":
             tools.chat.append(_function(tool, tool["name"], param))
         elif kind == "namespace":
-            _namespace(tool, ("tools", index), param, tools)
+            _namespace(tool, ("tools", index), tools)
         elif kind == "custom":
             _custom(tool, param, tools)
         elif refuse_hosted:
