@@ -19,33 +19,33 @@ class ToolParam(BaseModel):
     type: str
 
 
-class FunctionToolParam(BaseModel):
+class NamedToolParam(BaseModel):
+    """What the tools corral offers the model share: a name as OpenAI checks a
+    function's, and a description."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
+    description: str | None = None
+
+
+class FunctionToolParam(NamedToolParam):
     """A function tool as OpenAI checks it (``parameters`` and ``strict`` may be left
     out here, as the chat tool's may)."""
 
-    model_config = ConfigDict(extra="ignore")
     type: Literal["function"]
-    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
-    description: str | None = None
     parameters: JSON | None = None
     strict: bool | None = None
 
 
-class CustomToolParam(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class CustomToolParam(NamedToolParam):
     type: Literal["custom"]
-    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
-    description: str | None = None
     format: JSON | None = None
 
 
-class NamespaceToolParam(BaseModel):
+class NamespaceToolParam(NamedToolParam):
     """A group of function tools (each checked as a function tool, with its index)."""
 
-    model_config = ConfigDict(extra="ignore")
     type: Literal["namespace"]
-    name: str = Field(pattern=FUNCTION_NAME, max_length=FUNCTION_NAME_MAX)
-    description: str | None = None
     tools: list[JSON] = Field(min_length=1)
 
 
